@@ -1,0 +1,130 @@
+"""Command and response APDU values (ISO/IEC 7816-4 §5.1), independent of any transport.
+
+A :class:`Command` is a value: class, instruction, parameters, data and the expected length.
+How it is framed on the wire (short or extended lengths, command chaining) is decided by
+:mod:`apdu.session` from what the card declares, so builders never choose a framing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["SHORT_MAX", "EXTENDED_MAX", "Command", "Response"]
+
+#: Largest Lc/Ne of a short APDU (Le byte 00 means 256).
+SHORT_MAX = 256
+#: Largest Lc/Ne of an extended APDU (Le 0000 means 65536).
+EXTENDED_MAX = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command APDU.
+
+    ``le`` is the number of response bytes expected (Ne): ``None`` when no response data is
+    expected (no Le field), ``0`` for "as many as the card has" (encoded as the maximum of the
+    chosen length form). ``sensitive`` marks a payload that carries secrets (PINs, private key
+    material): it is never shown in a log, a repr or an exception.
+    """
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes = b""
+    le: int | None = None
+    sensitive: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("cla", "ins", "p1", "p2"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0xFF:
+                raise ValueError(f"{name} must be a byte, got {value!r}")
+        if len(self.data) > EXTENDED_MAX - 1:
+            raise ValueError(f"command data too long: {len(self.data)} bytes")
+        if self.le is not None and not 0 <= self.le <= EXTENDED_MAX:
+            raise ValueError(f"le must be 0..{EXTENDED_MAX}, got {self.le!r}")
+
+    @property
+    def header(self) -> bytes:
+        """The four header bytes CLA INS P1 P2."""
+        return bytes((self.cla, self.ins, self.p1, self.p2))
+
+    def needs_extended(self) -> bool:
+        """True when the data or the expected length do not fit a short APDU."""
+        return len(self.data) > SHORT_MAX - 1 or (self.le is not None and self.le > SHORT_MAX)
+
+    def encode_short(self) -> bytes:
+        """Encode as a short APDU (cases 1 to 4S). Raises ValueError when it does not fit."""
+        if len(self.data) > SHORT_MAX - 1:
+            raise ValueError(f"{len(self.data)} data bytes do not fit a short APDU")
+        out = bytearray(self.header)
+        if self.data:
+            out.append(len(self.data))
+            out += self.data
+        if self.le is not None:
+            if self.le > SHORT_MAX:
+                raise ValueError(f"Ne {self.le} does not fit a short APDU")
+            out.append(self.le & 0xFF)  # 0 and 256 both encode as 00
+        return bytes(out)
+
+    def encode_extended(self) -> bytes:
+        """Encode as an extended APDU (cases 2E to 4E); case 1 stays four bytes."""
+        out = bytearray(self.header)
+        if self.data:
+            out += b"\x00" + len(self.data).to_bytes(2, "big")
+            out += self.data
+            if self.le is not None:
+                out += (self.le & 0xFFFF).to_bytes(2, "big")
+        elif self.le is not None:
+            out += b"\x00" + (self.le & 0xFFFF).to_bytes(2, "big")
+        return bytes(out)
+
+    def with_cla(self, cla: int) -> Command:
+        """The same command with another class byte (chaining sets bit 0x10)."""
+        return Command(cla, self.ins, self.p1, self.p2, self.data, self.le, self.sensitive)
+
+    def describe(self) -> str:
+        """A one-line description safe for logs: the payload is hidden when sensitive."""
+        payload = f"<{len(self.data)} bytes redacted>" if self.sensitive else self.data.hex()
+        le = "" if self.le is None else f" le={self.le}"
+        return f"{self.header.hex()} lc={len(self.data)} {payload}{le}".rstrip()
+
+    def __repr__(self) -> str:
+        return f"Command({self.describe()})"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response APDU: data and the status word."""
+
+    data: bytes
+    sw: int
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Response:
+        """Split raw response bytes into data and status word (the last two bytes)."""
+        if len(raw) < 2:
+            # Local import keeps this module dependency-free for the common path.
+            from apdu.errors import MalformedResponseError
+
+            raise MalformedResponseError(f"response of {len(raw)} bytes has no status word")
+        return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
+
+    @property
+    def ok(self) -> bool:
+        return self.sw == 0x9000
+
+    def __bytes__(self) -> bytes:
+        return self.data + self.sw.to_bytes(2, "big")
+
+    def __repr__(self) -> str:
+        return f"Response(sw={self.sw:04X}, {len(self.data)} bytes)"
