@@ -119,9 +119,7 @@ class WrongPinError(CardStatusError):
 
     def __init__(self, sw: int, data: bytes = b"", message: str | None = None) -> None:
         self.retries = sw & 0x0F
-        super().__init__(
-            sw, data, message or f"wrong PIN, {self.retries} attempt(s) left"
-        )
+        super().__init__(sw, data, message or f"wrong PIN, {self.retries} attempt(s) left")
 
 
 class PinBlockedError(CardStatusError):
