@@ -14,6 +14,8 @@ __all__ = [
     "CardNotPresentError",
     "CardRemovedError",
     "SharingViolationError",
+    "AmbiguousReaderError",
+    "NoServiceError",
     "ProtocolError",
     "MalformedResponseError",
     "TlvError",
@@ -62,6 +64,14 @@ class CardRemovedError(TransportError):
 
 class SharingViolationError(TransportError):
     """Another process holds the card exclusively."""
+
+
+class AmbiguousReaderError(NoReaderError):
+    """No reader was named and several readers hold a card (or several names match)."""
+
+
+class NoServiceError(TransportError):
+    """The PC/SC service (pcscd) is not running or not reachable."""
 
 
 # --- protocol (the card answered something that is not a valid answer) ---------------------
@@ -196,6 +206,8 @@ class UnknownStatusError(CardStatusError):
 
 _EXACT: dict[int, tuple[type[CardStatusError], str | None]] = {
     0x6285: (TerminatedError, "selected file in termination state"),
+    0x6283: (TerminatedError, "selected file deactivated"),
+    0x6400: (CardStatusError, "execution error"),
     0x6581: (CardStatusError, "memory failure"),
     0x6700: (WrongLengthError, None),
     0x6881: (ClaNotSupportedError, "logical channel not supported"),
@@ -210,8 +222,11 @@ _EXACT: dict[int, tuple[type[CardStatusError], str | None]] = {
     0x6A80: (WrongDataError, None),
     0x6A81: (InsNotSupportedError, "function not supported"),
     0x6A82: (NotFoundError, "file or application not found"),
+    0x6A83: (NotFoundError, "record not found"),
     0x6A84: (NotEnoughMemoryError, None),
+    0x6A85: (WrongLengthError, "Lc inconsistent with the TLV structure"),
     0x6A86: (WrongParametersError, None),
+    0x6A87: (WrongLengthError, "Lc inconsistent with P1-P2"),
     0x6A88: (NotFoundError, "referenced data not found"),
     0x6B00: (WrongParametersError, None),
     0x6D00: (InsNotSupportedError, None),
@@ -228,6 +243,12 @@ def error_for_status(sw: int, data: bytes = b"") -> CardStatusError:
     if exact is not None:
         cls, message = exact
         return cls(sw, data, message)
-    if (sw >> 8) in (0x62, 0x63):
+    sw1 = sw >> 8
+    if sw1 == 0x6C:
+        ne = (sw & 0xFF) or 256
+        return WrongLengthError(sw, data, f"wrong Le, the card has {ne} bytes")
+    if sw1 == 0x61:
+        return UnknownStatusError(sw, data, "response data left unread (61xx)")
+    if sw1 in (0x62, 0x63):
         return WarningStatusError(sw, data)
     return UnknownStatusError(sw, data)

@@ -11,10 +11,23 @@ from dataclasses import dataclass
 
 from apdu.errors import TlvError
 
-__all__ = ["Tlv", "parse", "parse_one", "build", "encode_tag", "encode_length", "find", "find_all"]
+__all__ = [
+    "MAX_DEPTH",
+    "Tlv",
+    "build",
+    "encode_length",
+    "encode_tag",
+    "find",
+    "find_all",
+    "iter_tlv",
+    "parse",
+    "parse_one",
+]
 
 _MAX_TAG_BYTES = 3
 _MAX_LENGTH_BYTES = 3  # up to 16 MiB: far beyond any card object
+#: Deepest nesting of constructed objects :func:`find_all` descends into.
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +166,22 @@ def find(data: bytes | Iterable[Tlv], tag: int, *, recursive: bool = True) -> Tl
 
 
 def find_all(data: bytes | Iterable[Tlv], tag: int, *, recursive: bool = True) -> Iterator[Tlv]:
-    """Every object with ``tag``, in document order."""
-    items = parse(data) if isinstance(data, (bytes, bytearray)) else data
-    for item in items:
+    """Every object with ``tag``, in document order.
+
+    The search descends at most :data:`MAX_DEPTH` levels of constructed objects; deeper nesting
+    (never seen on a card, easy to forge) raises :class:`TlvError` instead of exhausting the
+    stack.
+    """
+    items = parse(bytes(data)) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    stack: list[Iterator[Tlv]] = [iter(items)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
         if item.tag == tag:
             yield item
         elif recursive and item.constructed:
-            yield from find_all(item.children, tag, recursive=True)
+            if len(stack) > MAX_DEPTH:
+                raise TlvError(f"constructed objects nested deeper than {MAX_DEPTH} levels")
+            stack.append(iter(item.children))
