@@ -1,0 +1,81 @@
+"""The opcard package's exceptions: one base, :class:`OpcardError`.
+
+Every exception opcard raises for a card, token, mechanism or data condition derives from
+:class:`OpcardError`. Exceptions for caller mistakes found before any I/O (a malformed URI, a
+mechanism the key cannot do, a digest of the wrong length) also derive from ``ValueError``.
+
+Each class carries the PKCS#11 return value (``return_value``) a PKCS#11 front end (the
+p11-kit RPC server) reports for it; an instance may override it. Messages never contain PINs.
+"""
+
+from __future__ import annotations
+
+from opcard.pkcs11 import ReturnValue
+
+__all__ = [
+    "DataLengthError",
+    "MechanismError",
+    "OpcardError",
+    "OpenPgpError",
+    "OpenPgpFormatError",
+    "UnsupportedMechanismError",
+    "UriError",
+]
+
+
+class OpcardError(Exception):
+    """Base of every exception opcard raises.
+
+    ``return_value`` is the PKCS#11 CK_RV for the condition; pass ``return_value=`` to override
+    the class default for one instance.
+    """
+
+    default_return_value: ReturnValue = ReturnValue.GENERAL_ERROR
+
+    def __init__(self, *args: object, return_value: ReturnValue | None = None) -> None:
+        super().__init__(*args)
+        self.return_value: ReturnValue = (
+            self.default_return_value if return_value is None else return_value
+        )
+
+
+class UriError(OpcardError, ValueError):
+    """A malformed ``pkcs11:`` URI (RFC 7512), or a value that cannot be put into one."""
+
+    default_return_value = ReturnValue.ARGUMENTS_BAD
+
+
+class MechanismError(OpcardError, ValueError):
+    """The input does not suit the mechanism (e.g. a digest of the wrong length)."""
+
+    default_return_value = ReturnValue.DATA_INVALID
+
+
+class DataLengthError(MechanismError):
+    """The input is too long or too short for the mechanism and key."""
+
+    default_return_value = ReturnValue.DATA_LEN_RANGE
+
+
+class UnsupportedMechanismError(MechanismError):
+    """The card cannot do this mechanism with this key; the message says why.
+
+    ``return_value`` is CKR_MECHANISM_INVALID for a mechanism no OpenPGP card offers (RSA-PSS,
+    OAEP, raw RSA), CKR_KEY_TYPE_INCONSISTENT for a mechanism of another key type and
+    CKR_KEY_FUNCTION_NOT_PERMITTED for an operation the key slot does not do (signing with the
+    decryption key).
+    """
+
+    default_return_value = ReturnValue.MECHANISM_INVALID
+
+
+class OpenPgpError(OpcardError):
+    """An OpenPGP operation failed (e.g. the card's signature does not verify)."""
+
+    default_return_value = ReturnValue.FUNCTION_FAILED
+
+
+class OpenPgpFormatError(OpenPgpError, ValueError):
+    """Malformed or unsupported OpenPGP data (packets, armor, key material)."""
+
+    default_return_value = ReturnValue.DATA_INVALID
