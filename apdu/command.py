@@ -86,9 +86,12 @@ class Command:
 
     def describe(self) -> str:
         """A one-line description safe for logs: the payload is hidden when sensitive."""
-        payload = f"<{len(self.data)} bytes redacted>" if self.sensitive else self.data.hex()
-        le = "" if self.le is None else f" le={self.le}"
-        return f"{self.header.hex()} lc={len(self.data)} {payload}{le}".rstrip()
+        parts = [self.header.hex(), f"lc={len(self.data)}"]
+        if self.data:
+            parts.append(f"<{len(self.data)} bytes redacted>" if self.sensitive else self.data.hex())
+        if self.le is not None:
+            parts.append(f"le={self.le}")
+        return " ".join(parts)
 
     def __repr__(self) -> str:
         return f"Command({self.describe()})"

@@ -107,6 +107,10 @@ class CardStatusError(ApduError):
         self.message = message or self.default_message
         super().__init__(f"{self.message} (SW={sw:04X})")
 
+    def __reduce__(self) -> tuple[type[CardStatusError], tuple[int, bytes, str]]:
+        # Keeps sw/data/message across pickling (multiprocessing, concurrent.futures).
+        return (type(self), (self.sw, self.data, self.message))
+
     @property
     def sw1(self) -> int:
         return self.sw >> 8
