@@ -88,7 +88,9 @@ class Command:
         """A one-line description safe for logs: the payload is hidden when sensitive."""
         parts = [self.header.hex(), f"lc={len(self.data)}"]
         if self.data:
-            parts.append(f"<{len(self.data)} bytes redacted>" if self.sensitive else self.data.hex())
+            parts.append(
+                f"<{len(self.data)} bytes redacted>" if self.sensitive else self.data.hex()
+            )
         if self.le is not None:
             parts.append(f"le={self.le}")
         return " ".join(parts)
