@@ -236,6 +236,35 @@ class PcscConnection:
             raise ConnectionError(f"SCardTransmit: {sc.SCardGetErrorMessage(hr)} ({hr:#x})")
         return bytes(response)
 
+    def transceive(self, apdu: bytes, *, max_rounds: int = 64) -> tuple[bytes, int]:
+        """Send ``apdu``; follow 61xx with GET RESPONSE and 6Cxx with a resend (bounded).
+
+        Returns (data, SW). A test helper for reading what the card holds (expected values),
+        not a driver: no command chaining, the APDU must fit the card's length limits.
+        """
+        command = apdu
+        response = self.transmit(command)
+        data = bytearray()
+        for _ in range(max_rounds):
+            sw1, sw2 = response[-2], response[-1]
+            if sw1 == 0x6C:  # wrong Le: resend the same header with Le = SW2
+                command = command[:4] + bytes([sw2])
+                response = self.transmit(command)
+                continue
+            data += response[:-2]
+            if sw1 != 0x61:
+                return bytes(data), (sw1 << 8) | sw2
+            command = bytes([apdu[0] & 0x0C, 0xC0, 0x00, 0x00, sw2])
+            response = self.transmit(command)
+        raise ConnectionError(f"card kept answering 61xx/6Cxx after {max_rounds} rounds")
+
+    def get_data(self, tag: int) -> bytes:
+        """GET DATA (short APDU, Le 00) with 61xx handling; raises unless SW 9000."""
+        data, sw = self.transceive(bytes([0x00, 0xCA, tag >> 8, tag & 0xFF, 0x00]))
+        if sw != 0x9000:
+            raise ConnectionError(f"GET DATA {tag:04X}: SW {sw:04X}")
+        return data
+
     def reconnect(self) -> None:
         """SCardReconnect with a cold reset (after the card was removed and inserted)."""
         sc = self._ctx.sc
@@ -552,6 +581,21 @@ def pcsc_connect(pcscd: Pcscd) -> Iterator[Callable[..., PcscConnection]]:
     finally:
         for conn in opened:
             conn.close()
+
+
+@pytest.fixture
+def reader_state(pcscd: Pcscd) -> Callable[[str], tuple[int, bytes]]:
+    """``reader_state(reader) -> (event_state, atr)`` as SCardGetStatusChange reports it now.
+
+    pcsc-lite keeps a count of card events (insertions and removals) in the upper 16 bits of
+    the event state: ``reader_state(r)[0] >> 16``.
+    """
+
+    def state(reader: str) -> tuple[int, bytes]:
+        with _Context() as ctx:
+            return ctx.state(reader)
+
+    return state
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
