@@ -1,0 +1,460 @@
+"""PKCS#11 mechanisms on an OpenPGP card: which key slot does what, and the card's input formats.
+
+Pure functions, no I/O; they sit on the signing hot path, so the tables are built once at import
+and each call is a few dictionary look-ups plus, where the mechanism includes hashing, one hash.
+
+The card's formats (OpenPGP card specification v3.4, 7.2.10 PSO: COMPUTE DIGITAL SIGNATURE,
+7.2.13 INTERNAL AUTHENTICATE):
+
+- RSA: the card adds PKCS#1 v1.5 type-1 padding itself; the input is a DigestInfo (PSO:CDS) or
+  any short string (INTERNAL AUTHENTICATE, at most 40 % of the modulus length). There is no
+  raw RSA and no PSS padding on any OpenPGP card, hence no TLS 1.3 with an RSA card key.
+- ECDSA: the input is the hash, normalised to the curve size (:func:`normalise_hash`); the
+  output is raw ``r‖s``, which is also the PKCS#11 CKM_ECDSA signature format.
+  :func:`ecdsa_raw_to_der` makes the DER form X.509, TLS and ``cryptography`` expect.
+- EdDSA: the input is the whole message (PureEdDSA); the output is ``R‖S``.
+
+Slots: SIG (CKA_ID 01) signs through PSO:CDS, AUT (03) through INTERNAL AUTHENTICATE, DEC (02)
+decrypts (RSA, PSO:DECIPHER) or derives (ECDH, PSO:DECIPHER with the peer's point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, unique
+from typing import NamedTuple
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
+from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
+
+__all__ = [
+    "DIGEST_INFO_PREFIXES",
+    "HASH_ALGORITHMS",
+    "CardOperation",
+    "KeyInfo",
+    "KeySlot",
+    "SignInput",
+    "SignatureFormat",
+    "check_mechanism",
+    "digest_info",
+    "ecdsa_der_to_raw",
+    "ecdsa_raw_to_der",
+    "hash_name_of",
+    "mechanism_flags",
+    "mechanisms_for",
+    "normalise_hash",
+    "parse_digest_info",
+    "prepare_digest_sign_input",
+    "prepare_sign_input",
+    "signature_length",
+]
+
+
+@unique
+class KeySlot(IntEnum):
+    """The card's three key slots; the value is the CKA_ID byte (and the OpenPGP key number)."""
+
+    SIG = 1
+    DEC = 2
+    AUT = 3
+
+    @classmethod
+    def parse(cls, value: KeySlot | str | int) -> KeySlot:
+        """``KeySlot.SIG`` from ``KeySlot.SIG``, ``1``, ``"sig"`` or ``"SIG"``."""
+        if isinstance(value, KeySlot):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"no key slot {value!r} (sig, dec or aut)") from None
+        return cls(value)
+
+
+@unique
+class CardOperation(IntEnum):
+    """The card command that performs an operation (spec v3.4 section numbers)."""
+
+    COMPUTE_DIGITAL_SIGNATURE = 1  # 7.2.10 PSO: COMPUTE DIGITAL SIGNATURE (SIG key)
+    DECIPHER = 2  # 7.2.11 PSO: DECIPHER (DEC key)
+    INTERNAL_AUTHENTICATE = 3  # 7.2.13 INTERNAL AUTHENTICATE (AUT key)
+
+
+@unique
+class SignatureFormat(IntEnum):
+    """What the card answers to a signing command."""
+
+    PKCS1_V1_5 = 1  # RSA signature, exactly the modulus length
+    ECDSA_RAW = 2  # r‖s, each the curve's byte length
+    EDDSA = 3  # R‖S, 64 bytes for Ed25519
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the mechanism rules need to know about a card key.
+
+    ``bits``: the RSA modulus length, or the bit length of the curve order for ECC keys (256
+    for P-256, brainpoolP256r1 and secp256k1, 384, 512 for brainpoolP512r1, 521 for P-521, 255
+    for Ed25519 and X25519).
+    """
+
+    slot: KeySlot
+    key_type: KeyType
+    bits: int
+
+
+class SignInput(NamedTuple):
+    """The bytes to send to the card, which command to use, and the format of the answer."""
+
+    data: bytes
+    operation: CardOperation
+    output: SignatureFormat
+
+
+# --- hashes and DigestInfo -----------------------------------------------------------------
+
+#: Hash name → a ``cryptography`` hash instance (the names used throughout opcard).
+HASH_ALGORITHMS: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),
+    "sha224": hashes.SHA224(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+#: DER prefixes of DigestInfo (RFC 8017 §9.2, note 1): ``prefix ‖ digest`` is the DigestInfo.
+DIGEST_INFO_PREFIXES: dict[str, bytes] = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+
+_DIGEST_SIZES = {name: algorithm.digest_size for name, algorithm in HASH_ALGORITHMS.items()}
+# total DigestInfo length → (hash name, prefix): every supported DigestInfo has its own length
+_DIGEST_INFO_BY_LENGTH = {
+    len(prefix) + _DIGEST_SIZES[name]: (name, prefix)
+    for name, prefix in DIGEST_INFO_PREFIXES.items()
+}
+_MAX_DIGEST = max(_DIGEST_SIZES.values())
+
+
+def hash_name_of(algorithm: hashes.HashAlgorithm | str) -> str:
+    """The opcard hash name (``"sha256"``) of a ``cryptography`` hash or a name; checks it."""
+    name = algorithm if isinstance(algorithm, str) else algorithm.name
+    name = name.lower().replace("-", "")
+    if name not in HASH_ALGORITHMS:
+        raise MechanismError(f"unsupported hash {name!r} (sha1, sha224, sha256, sha384, sha512)")
+    return name
+
+
+def digest_info(hash_name: str, digest: bytes) -> bytes:
+    """RFC 8017 §9.2 DigestInfo DER encoding of ``digest`` (EMSA-PKCS1-v1_5 step 2)."""
+    prefix = DIGEST_INFO_PREFIXES.get(hash_name)
+    if prefix is None:
+        hash_name = hash_name_of(hash_name)  # raises for an unknown name; accepts "SHA-256"
+        prefix = DIGEST_INFO_PREFIXES[hash_name]
+    if len(digest) != _DIGEST_SIZES[hash_name]:
+        raise DataLengthError(
+            f"a {hash_name} digest is {_DIGEST_SIZES[hash_name]} bytes, not {len(digest)}"
+        )
+    return prefix + digest
+
+
+def parse_digest_info(data: bytes) -> tuple[str, bytes]:
+    """RFC 8017 §9.2 DigestInfo → (hash name, digest); the DER forms of note 1 only."""
+    entry = _DIGEST_INFO_BY_LENGTH.get(len(data))
+    if entry is None or not data.startswith(entry[1]):
+        raise MechanismError("not a DigestInfo for SHA-1/224/256/384/512")
+    return entry[0], bytes(data[len(entry[1]) :])
+
+
+def normalise_hash(digest: bytes, field_bits: int) -> bytes:
+    """ECDSA input for a card: ``digest`` fitted to a curve of ``field_bits`` (FIPS 186-4 §6.4).
+
+    ECDSA uses the leftmost ``min(field_bits, 8·len)`` bits of the hash. A longer digest is
+    cut to the curve's byte length (``digest[:ceil(field_bits/8)]``: for byte-aligned curves
+    exactly the leftmost bits; for P-521 the signer's own truncation then takes the leftmost
+    521 of those 528 bits). A shorter digest is left-padded with zero bytes to the curve's byte
+    length, which keeps its integer value, when the curve size is a multiple of 8; for P-521
+    it is left as it is, because 66 bytes (528 bits) would be truncated by the signer and
+    lose the value (SHA-512 is never longer than P-521, so P-521 inputs never need padding).
+    """
+    if field_bits <= 0:
+        raise ValueError(f"field_bits must be positive, not {field_bits}")
+    if not digest:
+        raise DataLengthError("empty digest")
+    size = (field_bits + 7) // 8
+    length = len(digest)
+    if length > size:
+        return bytes(digest[:size])
+    if length < size and field_bits % 8 == 0:
+        return bytes(size - length) + digest
+    return bytes(digest)
+
+
+# --- ECDSA signature encodings -------------------------------------------------------------
+
+
+def ecdsa_raw_to_der(rs: bytes) -> bytes:
+    """ECDSA ``r‖s`` (two equal halves, as the card and PKCS#11 give it) → DER Ecdsa-Sig-Value."""
+    if not rs or len(rs) % 2:
+        raise MechanismError(f"raw ECDSA signature of {len(rs)} bytes: r and s must be equal")
+    half = len(rs) // 2
+    return encode_dss_signature(int.from_bytes(rs[:half], "big"), int.from_bytes(rs[half:], "big"))
+
+
+def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
+    """DER Ecdsa-Sig-Value → ``r‖s`` with each integer on ``size`` bytes (32 for P-256)."""
+    try:
+        r, s = decode_dss_signature(der)
+    except ValueError as e:
+        raise MechanismError("not a DER ECDSA signature") from e
+    limit = 1 << (8 * size)
+    if not (0 < r < limit and 0 < s < limit):
+        raise MechanismError(f"ECDSA signature values do not fit {size} bytes")
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+# --- which slot and key type does what -----------------------------------------------------
+
+_RSA_SIGN: dict[Mechanism, str | None] = {
+    Mechanism.RSA_PKCS: None,
+    Mechanism.SHA1_RSA_PKCS: "sha1",
+    Mechanism.SHA224_RSA_PKCS: "sha224",
+    Mechanism.SHA256_RSA_PKCS: "sha256",
+    Mechanism.SHA384_RSA_PKCS: "sha384",
+    Mechanism.SHA512_RSA_PKCS: "sha512",
+}
+_ECDSA_SIGN: dict[Mechanism, str | None] = {
+    Mechanism.ECDSA: None,
+    Mechanism.ECDSA_SHA1: "sha1",
+    Mechanism.ECDSA_SHA224: "sha224",
+    Mechanism.ECDSA_SHA256: "sha256",
+    Mechanism.ECDSA_SHA384: "sha384",
+    Mechanism.ECDSA_SHA512: "sha512",
+}
+_EDDSA_SIGN: dict[Mechanism, str | None] = {Mechanism.EDDSA: None}
+
+_SIGN_SLOTS = {
+    KeySlot.SIG: CardOperation.COMPUTE_DIGITAL_SIGNATURE,
+    KeySlot.AUT: CardOperation.INTERNAL_AUTHENTICATE,
+}
+
+# (slot, key type) → {mechanism: usage flag}
+_USAGE: dict[tuple[KeySlot, KeyType], dict[int, MechanismFlag]] = {}
+for _slot in (KeySlot.SIG, KeySlot.AUT):
+    _USAGE[_slot, KeyType.RSA] = {int(m): MechanismFlag.SIGN for m in _RSA_SIGN}
+    _USAGE[_slot, KeyType.EC] = {int(m): MechanismFlag.SIGN for m in _ECDSA_SIGN}
+    _USAGE[_slot, KeyType.EC_EDWARDS] = {int(m): MechanismFlag.SIGN for m in _EDDSA_SIGN}
+    _USAGE[_slot, KeyType.EC_MONTGOMERY] = {}
+_USAGE[KeySlot.DEC, KeyType.RSA] = {int(Mechanism.RSA_PKCS): MechanismFlag.DECRYPT}
+_USAGE[KeySlot.DEC, KeyType.EC] = {int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE}
+_USAGE[KeySlot.DEC, KeyType.EC_MONTGOMERY] = {int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE}
+_USAGE[KeySlot.DEC, KeyType.EC_EDWARDS] = {}
+del _slot
+
+# (slot, key type) → {mechanism: (hash name or None, output format)} for the signing slots
+_SIGN_PLANS: dict[tuple[KeySlot, KeyType], dict[int, tuple[str | None, SignatureFormat]]] = {}
+for (_slot, _type), _usages in _USAGE.items():
+    if _slot is KeySlot.DEC:
+        continue
+    _table = {
+        int(m): h for m, h in (*_RSA_SIGN.items(), *_ECDSA_SIGN.items(), *_EDDSA_SIGN.items())
+    }
+    _format = {
+        KeyType.RSA: SignatureFormat.PKCS1_V1_5,
+        KeyType.EC: SignatureFormat.ECDSA_RAW,
+        KeyType.EC_EDWARDS: SignatureFormat.EDDSA,
+        KeyType.EC_MONTGOMERY: SignatureFormat.EDDSA,
+    }[_type]
+    _SIGN_PLANS[_slot, _type] = {m: (_table[m], _format) for m in _usages}
+del _slot, _type, _usages, _table, _format
+
+_MECHANISM_KEY_TYPES: dict[int, tuple[KeyType, ...]] = {
+    **{int(m): (KeyType.RSA,) for m in _RSA_SIGN},
+    **{int(m): (KeyType.EC,) for m in _ECDSA_SIGN},
+    int(Mechanism.EDDSA): (KeyType.EC_EDWARDS,),
+    int(Mechanism.ECDH1_DERIVE): (KeyType.EC, KeyType.EC_MONTGOMERY),
+}
+
+_NO_PSS = (
+    "OpenPGP cards pad RSA signatures with PKCS#1 v1.5 only, so RSA-PSS is impossible; TLS 1.3 "
+    "requires RSA-PSS, so TLS 1.3 client authentication with an RSA card key cannot work: use "
+    "an ECC card key (P-256, P-384, Ed25519) or TLS 1.2"
+)
+_IMPOSSIBLE: dict[int, str] = {
+    **dict.fromkeys(
+        (
+            Mechanism.RSA_PKCS_PSS,
+            Mechanism.SHA1_RSA_PKCS_PSS,
+            Mechanism.SHA224_RSA_PKCS_PSS,
+            Mechanism.SHA256_RSA_PKCS_PSS,
+            Mechanism.SHA384_RSA_PKCS_PSS,
+            Mechanism.SHA512_RSA_PKCS_PSS,
+            Mechanism.SHA3_224_RSA_PKCS_PSS,
+            Mechanism.SHA3_256_RSA_PKCS_PSS,
+            Mechanism.SHA3_384_RSA_PKCS_PSS,
+            Mechanism.SHA3_512_RSA_PKCS_PSS,
+        ),
+        _NO_PSS,
+    ),
+    Mechanism.RSA_X_509: (
+        "OpenPGP cards do not compute raw RSA (CKM_RSA_X_509); they pad PKCS#1 v1.5 themselves: "
+        "use CKM_RSA_PKCS"
+    ),
+    Mechanism.RSA_PKCS_OAEP: ("OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only, not OAEP"),
+}
+
+
+def _mechanism_name(mechanism: int) -> str:
+    try:
+        return f"CKM_{Mechanism(mechanism).name}"
+    except ValueError:
+        return f"mechanism {mechanism:#x}"
+
+
+def _key_name(key: KeyInfo) -> str:
+    return f"{key.slot.name} key ({key.key_type.name}, {key.bits} bits)"
+
+
+def mechanisms_for(key: KeyInfo) -> dict[Mechanism, MechanismFlag]:
+    """The mechanisms ``key`` supports, each with its usage (SIGN, DECRYPT or DERIVE)."""
+    return {Mechanism(m): u for m, u in _USAGE.get((key.slot, key.key_type), {}).items()}
+
+
+def mechanism_flags(mechanism: int, key: KeyInfo) -> MechanismFlag:
+    """CK_MECHANISM_INFO.flags of ``mechanism`` on ``key``: its usage, plus HW (the card does
+    it); for ECC mechanisms also EC_F_P, EC_OID and EC_UNCOMPRESS. 0 when unsupported."""
+    usage = _USAGE.get((key.slot, key.key_type), {}).get(mechanism)
+    if usage is None:
+        return MechanismFlag(0)
+    flags = usage | MechanismFlag.HW
+    if key.key_type is not KeyType.RSA:
+        flags |= MechanismFlag.EC_F_P | MechanismFlag.EC_OID | MechanismFlag.EC_UNCOMPRESS
+    return flags
+
+
+def check_mechanism(mechanism: int, key: KeyInfo, usage: MechanismFlag) -> None:
+    """Raise :class:`UnsupportedMechanismError` (with the reason, and the right CK_RV) unless
+    ``key`` can do ``mechanism`` for ``usage`` (MechanismFlag.SIGN, DECRYPT or DERIVE)."""
+    usages = _USAGE.get((key.slot, key.key_type))
+    if usages is not None and usages.get(mechanism) == usage:
+        return
+    name = _mechanism_name(mechanism)
+    reason = _IMPOSSIBLE.get(mechanism)
+    if reason is not None:
+        raise UnsupportedMechanismError(f"{name}: {reason}")
+    key_types = _MECHANISM_KEY_TYPES.get(mechanism)
+    if key_types is None:
+        raise UnsupportedMechanismError(f"{name} is not supported by OpenPGP cards")
+    if key.key_type not in key_types:
+        raise UnsupportedMechanismError(
+            f"{name} needs a {' or '.join(t.name for t in key_types)} key; the "
+            f"{_key_name(key)} cannot do it",
+            return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
+        )
+    what = {MechanismFlag.SIGN: "sign", MechanismFlag.DECRYPT: "decrypt"}.get(usage, "derive")
+    raise UnsupportedMechanismError(
+        f"the {_key_name(key)} cannot {what} with {name}",
+        return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+    )
+
+
+def signature_length(key: KeyInfo) -> int:
+    """Length of the signature ``key`` produces (C_Sign's output length)."""
+    if key.key_type is KeyType.RSA:
+        return (key.bits + 7) // 8
+    if key.key_type is KeyType.EC_EDWARDS:
+        return 64 if key.bits <= 256 else 114
+    return 2 * ((key.bits + 7) // 8)
+
+
+def _check_rsa_length(key: KeyInfo, data: bytes) -> bytes:
+    modulus = (key.bits + 7) // 8
+    if key.slot is KeySlot.AUT:
+        # spec 7.2.13: the input must not exceed 40 % of the modulus length
+        if len(data) * 10 > modulus * 4:
+            raise DataLengthError(
+                f"INTERNAL AUTHENTICATE takes at most 40 % of the modulus ({modulus * 4 // 10} "
+                f"bytes for RSA-{key.bits}), not {len(data)}"
+            )
+    elif len(data) > modulus - 11:
+        raise DataLengthError(
+            f"PKCS#1 v1.5 signs at most {modulus - 11} bytes with RSA-{key.bits}, not {len(data)}"
+        )
+    if not data:
+        raise DataLengthError("nothing to sign")
+    return data
+
+
+def prepare_sign_input(mechanism: int, key: KeyInfo, data: bytes) -> SignInput:
+    """The card input for signing ``data`` with ``mechanism`` on ``key`` (SIG or AUT slot).
+
+    Mechanisms with a hash (CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256, …) hash ``data`` here:
+    RSA then builds the DigestInfo, ECDSA normalises the hash to the curve. CKM_RSA_PKCS takes
+    ``data`` as the card's input (a DigestInfo for the SIG key), CKM_ECDSA takes the hash,
+    CKM_EDDSA the message. Raises :class:`UnsupportedMechanismError` or
+    :class:`DataLengthError`; RSA-PSS is refused with the reason.
+    """
+    plans = _SIGN_PLANS.get((key.slot, key.key_type))
+    plan = None if plans is None else plans.get(mechanism)
+    if plan is None:
+        check_mechanism(mechanism, key, MechanismFlag.SIGN)
+        raise AssertionError("unreachable")  # pragma: no cover
+    hash_name, output = plan
+    operation = _SIGN_SLOTS[key.slot]
+    if output is SignatureFormat.EDDSA:
+        return SignInput(bytes(data), operation, output)
+    if hash_name is not None:
+        hasher = hashes.Hash(HASH_ALGORITHMS[hash_name])
+        hasher.update(data)
+        digest = hasher.finalize()
+        if output is SignatureFormat.PKCS1_V1_5:
+            return SignInput(
+                _check_rsa_length(key, DIGEST_INFO_PREFIXES[hash_name] + digest), operation, output
+            )
+        return SignInput(normalise_hash(digest, key.bits), operation, output)
+    if output is SignatureFormat.PKCS1_V1_5:
+        return SignInput(_check_rsa_length(key, bytes(data)), operation, output)
+    if not 0 < len(data) <= max(_MAX_DIGEST, (key.bits + 7) // 8):
+        raise DataLengthError(f"CKM_ECDSA takes a hash, not {len(data)} bytes")
+    return SignInput(normalise_hash(data, key.bits), operation, output)
+
+
+def prepare_digest_sign_input(key: KeyInfo, hash_name: str, digest: bytes) -> SignInput:
+    """The card input for signing a ``digest`` made with ``hash_name`` (the fast TLS path).
+
+    RSA: the DigestInfo; ECDSA: the digest normalised to the curve. The hash is explicit, never
+    guessed from the digest length. EdDSA keys sign messages, not digests: refused.
+    """
+    operation = _SIGN_SLOTS.get(key.slot)
+    if operation is None:
+        raise UnsupportedMechanismError(
+            f"the {_key_name(key)} cannot sign",
+            return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+        )
+    if key.key_type is KeyType.RSA:
+        return SignInput(
+            _check_rsa_length(key, digest_info(hash_name, digest)),
+            operation,
+            SignatureFormat.PKCS1_V1_5,
+        )
+    if key.key_type is KeyType.EC:
+        size = _DIGEST_SIZES.get(hash_name)
+        if size is None:
+            size = _DIGEST_SIZES[hash_name_of(hash_name)]
+        if len(digest) != size:
+            raise DataLengthError(f"a {hash_name} digest is {size} bytes, not {len(digest)}")
+        return SignInput(normalise_hash(digest, key.bits), operation, SignatureFormat.ECDSA_RAW)
+    raise UnsupportedMechanismError(
+        f"the {_key_name(key)} signs whole messages (PureEdDSA), not digests",
+        return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
+    )
