@@ -30,9 +30,8 @@ def apdu(
         return head + body + tail
     assert len(data) <= 65535 and (le is None or le <= 65536)
     body = (b"\x00" + len(data).to_bytes(2, "big") + data) if data else b""
-    if le is None:
-        tail = b""
-    else:
+    tail = b""
+    if le is not None:
         tail = (b"" if data else b"\x00") + (le & 0xFFFF).to_bytes(2, "big")
     return head + body + tail
 
@@ -102,6 +101,7 @@ class Driver:
         self.sent.append(command)
         out = self.card.transmit(command)
         assert len(out) >= 2
+        assert self.card.last_internal_error is None, repr(self.card.last_internal_error)
         return Resp(out[:-2], int.from_bytes(out[-2:], "big"))
 
     def send(self, *args: object, **kw: object) -> Resp:
@@ -117,8 +117,9 @@ class Driver:
             raise AssertionError("61xx loop")
         return Resp(data, r.sw)
 
-    def chained(self, ins: int, p1: int, p2: int, data: bytes, le: int | None = None,
-                block: int = 255) -> Resp:
+    def chained(
+        self, ins: int, p1: int, p2: int, data: bytes, le: int | None = None, block: int = 255
+    ) -> Resp:
         """Command chaining with CLA 10 on all blocks but the last."""
         chunks = [data[i : i + block] for i in range(0, len(data), block)] or [b""]
         for c in chunks[:-1]:

@@ -12,8 +12,9 @@ from fixtures.personalize import personalize
 from fixtures.profiles import PROFILES
 
 
-def make_driver(profile: str = "extended", personalisation: str | None = None,
-                **kw: object) -> Driver:
+def make_driver(
+    profile: str = "extended", personalisation: str | None = None, **kw: object
+) -> Driver:
     card = OpenPGPCard(profile, **kw)  # type: ignore[arg-type]
     if personalisation:
         personalize(card, personalisation)

@@ -86,9 +86,13 @@ def test_application_related_data(make: Callable[..., Driver], profile: str) -> 
     for tag in (0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xCD, 0xDE, 0xD6, 0xD7, 0xD8):
         assert d.get(tag).data == dd[tag]
     assert d.get(0x5F52).data == hist
-    assert d.get(0x0073).data == b"\x73" + bytes([0x81] if len(top[0x73]) > 127 else []) + bytes(
-        [len(top[0x73])]
-    ) + top[0x73]
+    assert (
+        d.get(0x0073).data
+        == b"\x73"
+        + bytes([0x81] if len(top[0x73]) > 127 else [])
+        + bytes([len(top[0x73])])
+        + top[0x73]
+    )
 
 
 def test_discretionary_do_alone(fresh: Driver) -> None:

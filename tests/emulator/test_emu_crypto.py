@@ -159,8 +159,12 @@ def test_ecdsa_takes_any_hash_length(make: Callable[..., Driver], hash_name: str
     sig = d.send(0x88, 0, 0, h, le=0).data
     assert len(sig) == 64
     der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-    algo = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
-            "sha512": hashes.SHA512()}[hash_name]
+    algo = {
+        "sha1": hashes.SHA1(),
+        "sha256": hashes.SHA256(),
+        "sha384": hashes.SHA384(),
+        "sha512": hashes.SHA512(),
+    }[hash_name]
     pub.verify(der, h, ec.ECDSA(Prehashed(algo)))
 
 
@@ -200,8 +204,9 @@ def test_decipher_ecdh(make: Callable[..., Driver], variant: str) -> None:
         expected = eph_ec.exchange(ec.ECDH(), pub)
     r = d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point))), le=0)
     assert r.ok and r.data == expected
-    assert d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point[:-1]))), le=0).sw \
-        == 0x6A80
+    assert (
+        d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point[:-1]))), le=0).sw == 0x6A80
+    )
     assert d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x86, point)), le=0).sw == 0x6A80
     assert d.send(0x2A, 0x80, 0x86, b"\x00" + point, le=0).sw == 0x6A80
 
@@ -243,10 +248,12 @@ def set_attrs(d: Driver, slot: str, attrs: bytes) -> None:
     assert d.get({"sig": 0xC1, "dec": 0xC2, "aut": 0xC3}[slot]).data == attrs
 
 
-ECC_GEN_CASES = [
-    ("sig", b"\x13" + OID[n]) for n in EC_CURVES
-] + [("sig", b"\x16" + OID["ed25519"]), ("dec", b"\x12" + OID["cv25519"]),
-     ("dec", b"\x12" + OID["brainpoolP384r1"]), ("aut", b"\x13" + OID["nistp521"])]
+ECC_GEN_CASES = [("sig", b"\x13" + OID[n]) for n in EC_CURVES] + [
+    ("sig", b"\x16" + OID["ed25519"]),
+    ("dec", b"\x12" + OID["cv25519"]),
+    ("dec", b"\x12" + OID["brainpoolP384r1"]),
+    ("aut", b"\x13" + OID["nistp521"]),
+]
 
 
 @pytest.mark.parametrize(("slot", "attrs"), ECC_GEN_CASES)
@@ -319,9 +326,18 @@ def test_put_algorithm_attributes(fresh: Driver) -> None:
 # -- key import ------------------------------------------------------------------------------
 def import_template(slot: str, parts: list[tuple[int, bytes]]) -> bytes:
     header = b"".join(
-        (bytes([t]) + (bytes([len(v)]) if len(v) < 0x80 else
-                       (b"\x81" + bytes([len(v)]) if len(v) < 256 else
-                        b"\x82" + len(v).to_bytes(2, "big"))))
+        (
+            bytes([t])
+            + (
+                bytes([len(v)])
+                if len(v) < 0x80
+                else (
+                    b"\x81" + bytes([len(v)])
+                    if len(v) < 256
+                    else b"\x82" + len(v).to_bytes(2, "big")
+                )
+            )
+        )
         for t, v in parts
     )
     values = b"".join(v for _, v in parts)
@@ -370,8 +386,10 @@ def test_import_rsa_rejects_mismatches(make: Callable[..., Driver]) -> None:
     bad_n = [(t, v if t != 0x97 else bytes(255) + b"\x01") for t, v in parts]
     assert d.long(0xDB, 0x3F, 0xFF, import_template("sig", bad_n)).sw == 0x6A80
     key3072 = rsa.generate_private_key(65537, 3072)  # attributes still say 2048
-    assert d.long(0xDB, 0x3F, 0xFF, import_template("sig", rsa_parts(key3072, False, False))).sw \
+    assert (
+        d.long(0xDB, 0x3F, 0xFF, import_template("sig", rsa_parts(key3072, False, False))).sw
         == 0x6A80
+    )
     assert d.long(0xDB, 0x3F, 0xFE, import_template("sig", parts)).sw == 0x6B00
     assert d.long(0xDB, 0x3F, 0xFF, tlv(0x4D, b"\xb6\x00")).sw == 0x6A80
     assert d.long(0xDB, 0x3F, 0xFF, b"\x4d\x05\xb6").sw == 0x6A80
@@ -379,8 +397,14 @@ def test_import_rsa_rejects_mismatches(make: Callable[..., Driver]) -> None:
 
 @pytest.mark.parametrize(
     ("slot", "curve", "algo"),
-    [("sig", "nistp256", 0x13), ("aut", "brainpoolP512r1", 0x13), ("dec", "nistp384", 0x12),
-     ("sig", "secp256k1", 0x13), ("aut", "ed25519", 0x16), ("dec", "cv25519", 0x12)],
+    [
+        ("sig", "nistp256", 0x13),
+        ("aut", "brainpoolP512r1", 0x13),
+        ("dec", "nistp384", 0x12),
+        ("sig", "secp256k1", 0x13),
+        ("aut", "ed25519", 0x16),
+        ("dec", "cv25519", 0x12),
+    ],
 )
 @pytest.mark.parametrize("with_pub", [False, True])
 def test_import_ecc(
@@ -392,23 +416,32 @@ def test_import_ecc(
     key: object
     if curve == "ed25519":
         key = ed25519.Ed25519PrivateKey.generate()
-        scalar = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                   serialization.NoEncryption())
-        pub = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
+        scalar = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
     elif curve == "cv25519":
         key = x25519.X25519PrivateKey.generate()
-        native = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                   serialization.NoEncryption())
+        native = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
         scalar = native[::-1]  # OpenPGP MPI order
-        pub = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
     else:
         key = ec.generate_private_key(EC_CURVES[curve])
         size = (key.curve.key_size + 7) // 8
         scalar = key.private_numbers().private_value.to_bytes(size, "big")
-        pub = key.public_key().public_bytes(serialization.Encoding.X962,
-                                            serialization.PublicFormat.UncompressedPoint)
+        pub = key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
     parts = [(0x92, scalar)] + ([(0x99, pub)] if with_pub else [])
     assert d.send(0xDB, 0x3F, 0xFF, import_template(slot, parts)).sw == 0x9000
     got = read_public(d, slot)
@@ -425,12 +458,14 @@ def test_import_cv25519_then_decipher(make: Callable[..., Driver]) -> None:
     d.admin()
     set_attrs(d, "dec", b"\x12" + OID["cv25519"])
     key = x25519.X25519PrivateKey.generate()
-    native = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                               serialization.NoEncryption())
+    native = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
     assert d.send(0xDB, 0x3F, 0xFF, import_template("dec", [(0x92, native[::-1])])).ok
     eph = x25519.X25519PrivateKey.generate()
-    point = eph.public_key().public_bytes(serialization.Encoding.Raw,
-                                          serialization.PublicFormat.Raw)
+    point = eph.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     d.verify(0x82, PW1)
     r = d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point))), le=0)
     assert r.data == eph.exchange(key.public_key())
