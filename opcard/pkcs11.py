@@ -1131,7 +1131,9 @@ def _date(attribute: int, value: object) -> datetime.date | None:
     raise TypeError(f"{_name(attribute)} takes a date, not {type(value).__name__}")
 
 
-def normalise_template(template: Mapping[int, object]) -> dict[int, AttributeValue]:
+def normalise_template(
+    template: Mapping[int, object] | Mapping[Attribute, object],
+) -> dict[int, AttributeValue]:
     """:func:`normalise_attribute_value` over a whole template (keys kept as given ints)."""
     result: dict[int, AttributeValue] = {}
     for attribute, value in template.items():

@@ -285,4 +285,4 @@ def test_normalise_rejects(attribute: Attribute, value: object, error: type[Exce
 
 def test_template_keys_must_be_ints() -> None:
     with pytest.raises(TypeError):
-        normalise_template({"CKA_LABEL": "x"})  # type: ignore[dict-item]
+        normalise_template({"CKA_LABEL": "x"})  # type: ignore[arg-type]
