@@ -648,3 +648,60 @@ def test_repr_shows_state_without_io() -> None:
     t.remove()
     assert "loop" in repr(ch)
     assert len(card.log) == before
+
+
+# --- the emulated card, in process ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "framing"),
+    [
+        ("short", Framing()),
+        ("extended", Framing(extended=True, max_command=2048, max_response=2048)),
+    ],
+)
+def test_emulated_card_in_process(profile: str, framing: Framing) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from fixtures.card import OpenPGPCard
+    from fixtures.personalize import demo_files, personalize
+
+    card = OpenPGPCard(profile)
+    personalize(card, "demo")
+    card.power_on()
+    t = LoopbackTransport(card.transmit, card.atr, "emulator", on_power=card.reset)
+    ch = Channel(t, framing)
+
+    def reselect() -> None:
+        ch.send(SELECT)
+
+    ch.on_reconnect = reselect
+    ch.send(SELECT)
+    files = demo_files("demo")
+    for occurrence, slot in ((0, "aut"), (1, "dec"), (2, "sig")):
+        der = x509.load_pem_x509_certificate(files[f"{slot}_cert"].read_bytes()).public_bytes(
+            Encoding.DER
+        )
+        ch.send(Command(0x00, 0xA5, occurrence, 0x04, h("60045C027F21")))
+        before = ch.apdu_count
+        assert ch.send(Command(0x00, 0xCA, 0x7F, 0x21, le=0)) == der
+        # short: 61xx chain; extended: one APDU
+        assert (ch.apdu_count - before > 1) == (profile == "short")
+    blob = bytes((i * 7) & 0xFF for i in range(1500))
+    with pytest.raises(SecurityStatusNotSatisfiedError):
+        ch.send(Command(0x00, 0xDA, 0x7F, 0x21, blob))
+    ch.send(Command(0x00, 0x20, 0x00, 0x83, b"12345678", sensitive=True))
+    before = ch.apdu_count
+    ch.send(Command(0x00, 0xDA, 0x7F, 0x21, blob))  # occurrence 2 still selected
+    assert ch.apdu_count - before == (6 if profile == "short" else 1)
+    ch.send(Command(0x00, 0xA5, 0x02, 0x04, h("60045C027F21")))
+    assert ch.send(Command(0x00, 0xCA, 0x7F, 0x21, le=0)) == blob
+    # pulled and re-inserted: PW3 is forgotten, the application re-selected by itself
+    t.remove()
+    t.insert()
+    with pytest.raises(CardRemovedError):
+        ch.send(Command(0x00, 0xDA, 0x7F, 0x21, blob))
+    with pytest.raises(SecurityStatusNotSatisfiedError):
+        ch.send(Command(0x00, 0xDA, 0x7F, 0x21, blob))
+    assert ch.reconnects == 1
