@@ -8,6 +8,9 @@ Never skip silently in CI: :func:`require_tool` / :func:`require_module` / :func
 skip the test on a developer's machine that lacks the tool, but FAIL it when the environment
 variable ``CI`` is set (to anything but "", "0" or "false").
 
+Test modules may import the helpers: ``from conftest import require_tool, PW1`` always
+means this file (see :func:`pytest_collectstart`).
+
 Typical use::
 
     pytestmark = pytest.mark.pcsc
@@ -596,6 +599,20 @@ def reader_state(pcscd: Pcscd) -> Callable[[str], tuple[int, bytes]]:
             return ctx.state(reader)
 
     return state
+
+
+_THIS_MODULE = sys.modules[__name__]
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    """Make ``from conftest import require_tool, ...`` in a test module mean THIS file.
+
+    Without a package (``tests/`` has no ``__init__.py``) every conftest.py is imported under
+    the name ``conftest`` and the last one loaded (e.g. ``tests/emulator/conftest.py``) would
+    shadow this one by the time a later test module is imported.
+    """
+    if isinstance(collector, pytest.Module):
+        sys.modules["conftest"] = _THIS_MODULE
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
