@@ -165,3 +165,23 @@ def test_is_fresh_and_state_file(tmp_path: object) -> None:
     assert not again.is_fresh
     assert again.state.fingerprints == card.state.fingerprints
     assert again.state.certs == card.state.certs
+
+
+def test_fingerprints_match_gnupg_vectors() -> None:
+    """Known answers recorded from GnuPG 2.2.40: its own fingerprints of on-card keys."""
+    import json
+    import pathlib
+
+    from test_emu_crypto import public_from_template
+
+    from fixtures.personalize import v4_fingerprint
+
+    doc = json.loads((pathlib.Path(__file__).parent / "gnupg_fingerprints.json").read_text())
+    kinds = set()
+    for v in doc["vectors"]:
+        attrs = bytes.fromhex(v["attributes"])
+        pub = public_from_template(attrs, bytes.fromhex(v["public_key_template"]))
+        got = v4_fingerprint(pub, v["created"], ecdh=attrs[0] == 0x12)
+        assert got.hex() == v["gnupg_fingerprint"]
+        kinds.add(attrs[:2])
+    assert len(kinds) >= 5  # RSA, ECDSA, EdDSA, ECDH NIST/brainpool, ECDH cv25519
