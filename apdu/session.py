@@ -62,6 +62,7 @@ __all__ = [
     "Framing",
     "IsoIns",
     "Sw",
+    "encode",
 ]
 
 #: Largest answer (all GET RESPONSE pieces together) the channel accepts, in bytes.
