@@ -163,3 +163,39 @@ class Driver:
         if len(data) > 255:
             return self.chained(ins, p1, p2, data, le)
         return self.send(ins, p1, p2, data, le)
+
+
+def constructed(d: Driver, tag: int) -> bytes:
+    """GET DATA of a constructed DO -> its content, checking the profile's expected form."""
+    r = d.get(tag)
+    assert r.ok, hex(r.sw)
+    p = d.card.profile
+    if p.bare_constructed and tag in (0x6E, 0x65, 0x7A, 0x73):
+        assert r.data[:1] != bytes([tag])
+        return r.data
+    assert r.data[0] == tag
+    i = 1
+    n = r.data[i]
+    i += 1
+    if n == 0x81:
+        n = r.data[i]
+        i += 1
+    elif n == 0x82:
+        n = int.from_bytes(r.data[i : i + 2], "big")
+        i += 2
+    content = r.data[i:]
+    excess = p.fa_length_excess if tag == 0xFA else 0
+    assert n == len(content) + excess
+    return content
+
+
+def application_data(d: Driver) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """(6E level, 73 level) dictionaries; 7F66 is placed where the profile puts it."""
+    top = tlv_dict(constructed(d, 0x6E))
+    disc = tlv_dict(top[0x73])
+    return top, disc
+
+
+def fpr_list(d: Driver, values: list[bytes], size: int) -> bytes:
+    """What C5/C6/CD hold for these entries on this profile (zero-padded to its entry count)."""
+    return b"".join(values) + bytes(size * (d.card.profile.fingerprint_entries - len(values)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from card_apdus import AID_PREFIX, Driver, apdu, parse_tlv, tlv_dict
+from card_apdus import AID_PREFIX, Driver, apdu, application_data, constructed, parse_tlv, tlv_dict
 
 from fixtures.card import OpenPGPCard
 from fixtures.profiles import PROFILES
@@ -47,11 +47,7 @@ def test_select_resets_verification(fresh: Driver) -> None:
 def test_application_related_data(make: Callable[..., Driver], profile: str) -> None:
     d = make(profile)
     p = PROFILES[profile]
-    r = d.get(0x006E)
-    assert r.ok
-    outer = parse_tlv(r.data)
-    assert [t for t, _ in outer] == [0x6E]
-    top = tlv_dict(outer[0][1])
+    top, dd = application_data(d)
     assert top[0x4F] == d.card.aid
     assert top[0x4F][8:10] == p.manufacturer.to_bytes(2, "big")
     assert top[0x4F][10:14] == p.serial.to_bytes(4, "big")
@@ -62,16 +58,16 @@ def test_application_related_data(make: Callable[..., Driver], profile: str) -> 
     assert bool(caps & 0x80) is p.command_chaining
     assert bool(caps & 0x40) is p.extended_length
     if p.extended_length:
-        info = parse_tlv(top[0x7F66])
+        info = parse_tlv(dd[0x7F66] if p.ext_length_in_73 else top[0x7F66])
+        assert (0x7F66 in top) is not p.ext_length_in_73
         assert info == [
             (0x02, p.max_command_len.to_bytes(2, "big")),
             (0x02, p.max_response_len.to_bytes(2, "big")),
         ]
     else:
-        assert 0x7F66 not in top
+        assert 0x7F66 not in top and 0x7F66 not in dd
         assert d.get(0x7F66).sw == 0x6A88
     assert top[0x7F74] == b"\x81\x01\x20"
-    dd = tlv_dict(top[0x73])
     c0 = dd[0xC0]
     assert len(c0) == 10
     assert c0[0] == 0x7D
@@ -79,20 +75,15 @@ def test_application_related_data(make: Callable[..., Driver], profile: str) -> 
     assert c0[9] == 0x01
     assert dd[0xC1] == dd[0xC2] == dd[0xC3] == bytes.fromhex("010800002000")
     assert dd[0xC4] == bytes([0x00 if p.pw1_single_use else 0x01, 0x7F, 0x7F, 0x7F, 3, 0, 3])
-    assert dd[0xC5] == bytes(60) and dd[0xC6] == bytes(60) and dd[0xCD] == bytes(12)
+    n = p.fingerprint_entries
+    assert dd[0xC5] == bytes(20 * n) and dd[0xC6] == bytes(20 * n) and dd[0xCD] == bytes(4 * n)
     assert dd[0xDE] == bytes.fromhex("010002000300")
     assert dd[0xD6] == dd[0xD7] == dd[0xD8] == b"\x00\x20"
     # every simple DO can also be read by itself, with the same value
     for tag in (0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xCD, 0xDE, 0xD6, 0xD7, 0xD8):
         assert d.get(tag).data == dd[tag]
     assert d.get(0x5F52).data == hist
-    assert (
-        d.get(0x0073).data
-        == b"\x73"
-        + bytes([0x81] if len(top[0x73]) > 127 else [])
-        + bytes([len(top[0x73])])
-        + top[0x73]
-    )
+    assert constructed(d, 0x0073) == top[0x73]
 
 
 def test_discretionary_do_alone(fresh: Driver) -> None:
@@ -114,10 +105,7 @@ def test_cardholder_and_security_template(fresh: Driver) -> None:
 
 
 def test_algorithm_information(fresh: Driver) -> None:
-    r = fresh.get(0x00FA)
-    outer = parse_tlv(r.data)
-    assert outer[0][0] == 0xFA
-    entries = parse_tlv(outer[0][1])
+    entries = parse_tlv(constructed(fresh, 0x00FA))
     by_slot: dict[int, list[bytes]] = {}
     for tag, value in entries:
         by_slot.setdefault(tag, []).append(value)

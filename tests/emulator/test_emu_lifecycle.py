@@ -6,7 +6,7 @@ import json
 import pathlib
 from collections.abc import Callable
 
-from card_apdus import AID_PREFIX, PW1, PW3, Driver, apdu
+from card_apdus import AID_PREFIX, PW1, PW3, Driver, apdu, fpr_list
 
 from fixtures.card import OpenPGPCard
 from fixtures.personalize import personalize
@@ -50,7 +50,7 @@ def test_factory_reset_gnupg_sequence(make: Callable[..., Driver], profile: str)
     assert d.get(0x00C4).data == bytes(
         [0x00 if d.card.profile.pw1_single_use else 0x01, 0x7F, 0x7F, 0x7F, 3, 0, 3]
     )
-    assert d.get(0x00C5).data == bytes(60)
+    assert d.get(0x00C5).data == fpr_list(d, [], 20)
     assert d.get(0x00C1).data == bytes.fromhex("010800002000")
     assert d.get(0x00DE).data == bytes.fromhex("010002000300")
     assert d.get(0x005E).data == b""

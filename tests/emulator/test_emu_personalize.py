@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 
 import pytest
-from card_apdus import Driver, parse_tlv, tlv_dict
+from card_apdus import Driver, application_data, constructed, fpr_list, tlv_dict
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,11 +46,10 @@ def test_demo_time() -> None:
 def test_personalised_card(make: Callable[..., Driver], variant: str, profile: str) -> None:
     d = make(profile, variant)
     files = demo_files(variant)
-    top = tlv_dict(parse_tlv(d.get(0x006E).data)[0][1])
-    dd = tlv_dict(top[0x73])
+    _top, dd = application_data(d)
     assert dd[0xDE] == bytes.fromhex("010202020302")
-    assert dd[0xCD] == DEMO_TIME.to_bytes(4, "big") * 3
-    assert dd[0xC6] == bytes(60)
+    assert dd[0xCD] == fpr_list(d, [DEMO_TIME.to_bytes(4, "big")] * 3, 4)
+    assert dd[0xC6] == fpr_list(d, [], 20)
     assert dd[0xC4][4:] == b"\x03\x00\x03"
     for i, slot in enumerate(SLOTS):
         assert read_public(d, slot) == pem_public(variant, slot)
@@ -62,7 +61,7 @@ def test_personalised_card(make: Callable[..., Driver], variant: str, profile: s
             serialization.Encoding.DER
         )
         assert d.send(0xCA, 0x7F, 0x21, le=0).data == der
-    ch = tlv_dict(parse_tlv(d.get(0x0065).data)[0][1])
+    ch = tlv_dict(constructed(d, 0x0065))
     assert ch == {0x5B: b"Doe<<Jane", 0x5F2D: b"en", 0x5F35: b"2"}
     assert d.get(0x5F50).data == b"https://example.invalid/opcard-demo.asc"
     assert d.get(0x005E).data == b"jdoe"
