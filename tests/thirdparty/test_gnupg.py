@@ -27,13 +27,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fixtures.profiles import PROFILES as CARD_PROFILES
+
 pytestmark = [pytest.mark.pcsc, pytest.mark.gnupg, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "fixtures" / "demo"
 SELECT = bytes.fromhex("00A4040006D27600012401")
-PROFILES = ["extended", "short"]
-VARIANTS = {"demo": "demo-rsa", "demo-ecc": "demo-ecc"}
+PROFILES = sorted(CARD_PROFILES)  # every profile of the emulated card
+VARIANTS = {"demo": "demo-rsa", "demo-ecc": "demo-ecc", "demo-25519": "demo-25519"}
 
 PINENTRY = """#!/bin/sh
 # Test pinentry: answers GETPIN with the PIN file next to it (pw3 when asked for the Admin PIN).
@@ -289,7 +291,10 @@ def demo_public_key(personalization: str, slot: str) -> Any:
 
 
 def verify_signature(public_key: Any, signature: bytes, digest: bytes) -> None:
-    """Verify a card signature over a SHA-256 digest (raises InvalidSignature)."""
+    """Verify a card signature over a SHA-256 digest (raises InvalidSignature).
+
+    scdaemon hands an EdDSA card the bytes to sign as they are, so for Ed25519 the "digest"
+    is the signed message."""
     prehashed = utils.Prehashed(hashes.SHA256())
     if isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, digest, padding.PKCS1v15(), prehashed)
@@ -299,6 +304,8 @@ def verify_signature(public_key: Any, signature: bytes, digest: bytes) -> None:
             int.from_bytes(signature[:half]), int.from_bytes(signature[half:])
         )
         public_key.verify(der, digest, ec.ECDSA(prehashed))
+    elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        public_key.verify(signature, digest)  # EdDSA: the card signs the bytes it is given
     else:
         raise TypeError(type(public_key))
 
@@ -342,7 +349,7 @@ def read_card(emu: Any, *, select: bool = True) -> CardFacts:
 # --- tests ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
 @pytest.mark.parametrize("profile", PROFILES)
 def test_card_status_shows_what_the_card_holds(
     emulator: Any, gnupg: Any, profile: str, personalization: str
@@ -366,7 +373,7 @@ def test_card_status_shows_what_the_card_holds(
     assert status["pinretry"][:3] == [str(b) for b in card.pw_status[4:7]]
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
 @pytest.mark.parametrize("profile", PROFILES)
 def test_scd_pksign_verifies_with_the_demo_signature_key(
     emulator: Any, gnupg: Any, profile: str, personalization: str

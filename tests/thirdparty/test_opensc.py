@@ -18,13 +18,15 @@ from conftest import OPENSC_PKCS11, PW1, require_file, require_tool
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fixtures.profiles import PROFILES as CARD_PROFILES
+
 pytestmark = [pytest.mark.pcsc, pytest.mark.opensc, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "fixtures" / "demo"
 SELECT = bytes.fromhex("00A4040006D27600012401")
-PROFILES = ["extended", "short"]
-VARIANTS = {"demo": "demo-rsa", "demo-ecc": "demo-ecc"}
+PROFILES = sorted(CARD_PROFILES)  # every profile of the emulated card
+VARIANTS = {"demo": "demo-rsa", "demo-ecc": "demo-ecc", "demo-25519": "demo-25519"}
 SLOTS = {"01": "sig", "02": "dec", "03": "aut"}  # OpenSC's PKCS#15 ids of the OpenPGP keys
 
 OPENSC_CONF = """app default {
@@ -131,7 +133,7 @@ def _colon_hex(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
 @pytest.mark.parametrize("profile", PROFILES)
 def test_openpgp_tool_reads_card_user_and_key_info(
     emulator: Any, opensc: Any, profile: str, personalization: str
@@ -165,10 +167,10 @@ def test_openpgp_tool_reads_card_user_and_key_info(
         if attrs[0] == 0x01:
             assert algo == f"RSA{int.from_bytes(attrs[1:3])}"
         else:
-            assert algo == {0x12: "ECDH", 0x13: "ECDSA", 0x16: "EdDSA"}[attrs[0]]
+            assert algo == {0x12: "ECDH", 0x13: "ECDSA", 0x16: "EDDSA"}[attrs[0]]
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
 @pytest.mark.parametrize("profile", PROFILES)
 def test_pkcs15_dump_and_certificates_byte_for_byte(
     emulator: Any, opensc: Any, profile: str, personalization: str
@@ -176,7 +178,7 @@ def test_pkcs15_dump_and_certificates_byte_for_byte(
     emu = emulator(profile=profile, personalize=personalization)
     tool = opensc(emu.reader)
     dump = tool.pkcs15("--dump").decode()
-    private_keys = re.findall(r"^Private (?:RSA|EC) Key \[(.*)\]$", dump, re.M)
+    private_keys = re.findall(r"^Private (?:RSA|EC|EDDSA|XEDDSA) Key \[(.*)\]$", dump, re.M)
     certificates = re.findall(r"^X\.509 Certificate \[(.*)\]$", dump, re.M)
     assert sorted(private_keys) == ["Authentication key", "Encryption key", "Signature key"]
     assert sorted(certificates) == ["AUT certificate", "DEC certificate", "SIG certificate"]
@@ -186,7 +188,7 @@ def test_pkcs15_dump_and_certificates_byte_for_byte(
         assert got == demo_cert(personalization, slot).public_bytes(Encoding.DER), slot
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
 @pytest.mark.parametrize("profile", PROFILES)
 def test_pkcs11_tool_signatures_verify_with_openssl(
     emulator: Any, opensc: Any, tmp_path: Path, profile: str, personalization: str
@@ -195,15 +197,16 @@ def test_pkcs11_tool_signatures_verify_with_openssl(
     tool = opensc(emu.reader)
     data = tmp_path / "data.txt"
     data.write_bytes(f"signed through OpenSC on the {profile} card\n".encode())
-    rsa = personalization == "demo"
-    mechanism = "SHA256-RSA-PKCS" if rsa else "ECDSA-SHA256"
+    mechanism = {"demo": "SHA256-RSA-PKCS", "demo-ecc": "ECDSA-SHA256", "demo-25519": "EDDSA"}[
+        personalization
+    ]
     before = emu.commands()
     for key_id, token in (("01", "(User PIN (sig))"), ("03", "(User PIN)")):
         slot = SLOTS[key_id]
         signature = tmp_path / f"{slot}.sig"
         args = ["--slot", tool.slot_for(token), "--login", "--pin", PW1, "--sign"]
         args += ["-m", mechanism, "--id", key_id, "-i", str(data), "-o", str(signature)]
-        if not rsa:
+        if mechanism.startswith("ECDSA"):
             args += ["--signature-format", "openssl"]  # DER, as openssl wants it
         tool.pkcs11(*args)
         public = tmp_path / f"{slot}-pub.pem"
@@ -212,14 +215,19 @@ def test_pkcs11_tool_signatures_verify_with_openssl(
             .public_key()
             .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         )
-        verify = ["openssl", "dgst", "-sha256", "-verify", str(public)]
-        ok = tool.run(*verify, "-signature", str(signature), str(data))
-        assert b"Verified OK" in ok.stdout
-        # and the signature is bound to the data
         other = tmp_path / "other.txt"
         other.write_bytes(b"something else\n")
-        bad = tool.run(*verify, "-signature", str(signature), str(other), check=False)
-        assert bad.returncode != 0
+        if mechanism == "EDDSA":  # Ed25519 signs the message itself
+            verify = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(public), "-rawin"]
+            ok = tool.run(*verify, "-in", str(data), "-sigfile", str(signature))
+            assert b"Signature Verified Successfully" in ok.stdout
+            bad = tool.run(*verify, "-in", str(other), "-sigfile", str(signature), check=False)
+        else:
+            verify = ["openssl", "dgst", "-sha256", "-verify", str(public)]
+            ok = tool.run(*verify, "-signature", str(signature), str(data))
+            assert b"Verified OK" in ok.stdout
+            bad = tool.run(*verify, "-signature", str(signature), str(other), check=False)
+        assert bad.returncode != 0  # the signature is bound to the data
     # the signatures were made by the card: PSO:CDS for SIG, INTERNAL AUTHENTICATE for AUT
     commands = [e.text for e in emu.log_entries() if e.direction == ">"][before:]
     inss = [c[2:4] for c in commands]
