@@ -149,3 +149,13 @@ def test_state_file_keeps_generated_keys(tmp_path: pathlib.Path) -> None:
     d2.select()
     assert d2.send(0x47, 0x81, 0, b"\xb8\x00", le=0).data == pub
     assert d2.get(0x00DE).data[3] == 0x01
+
+
+def test_corrupt_state_file_is_a_clear_error(tmp_path: pathlib.Path) -> None:
+    import pytest
+
+    path = tmp_path / "card.json"
+    for content in ("not json", "{}", json.dumps({"version": 99})):
+        path.write_text(content)
+        with pytest.raises(ValueError, match="cannot load the card state"):
+            OpenPGPCard("extended", state_file=path)
