@@ -469,3 +469,68 @@ def test_import_cv25519_then_decipher(make: Callable[..., Driver]) -> None:
     d.verify(0x82, PW1)
     r = d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point))), le=0)
     assert r.data == eph.exchange(key.public_key())
+
+
+@pytest.mark.parametrize("curve", [*EC_CURVES, "cv25519"])
+def test_ecdh_every_curve(make: Callable[..., Driver], curve: str) -> None:
+    d = make("short")
+    d.admin()
+    set_attrs(d, "dec", b"\x12" + OID[curve])
+    r = d.send(0x47, 0x80, 0x00, CRT["dec"], le=0)
+    pub = public_from_template(b"\x12" + OID[curve], r.data)
+    if isinstance(pub, x25519.X25519PublicKey):
+        eph = x25519.X25519PrivateKey.generate()
+        point = eph.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        expected = eph.exchange(pub)
+    else:
+        assert isinstance(pub, ec.EllipticCurvePublicKey)
+        eph_ec = ec.generate_private_key(pub.curve)
+        point = eph_ec.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        expected = eph_ec.exchange(ec.ECDH(), pub)
+    d.verify(0x82, PW1)
+    out = d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point))), le=0)
+    assert out.ok and out.data == expected
+
+
+@pytest.mark.parametrize("curve", list(EC_CURVES))
+def test_ecdsa_every_curve_with_sha512(make: Callable[..., Driver], curve: str) -> None:
+    d = make("extended")
+    d.admin()
+    set_attrs(d, "aut", b"\x13" + OID[curve])
+    pub = public_from_template(
+        b"\x13" + OID[curve], d.send(0x47, 0x80, 0x00, CRT["aut"], le=0).data
+    )
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    d.verify(0x82, PW1)
+    h = hashlib.sha512(b"every curve").digest()
+    sig = d.send(0x88, 0, 0, h, le=0).data
+    olen = (pub.curve.key_size + 7) // 8
+    assert len(sig) == 2 * olen
+    der = encode_dss_signature(int.from_bytes(sig[:olen], "big"), int.from_bytes(sig[olen:], "big"))
+    # the card truncates a hash longer than the field, as ECDSA itself does
+    used = h[:olen] if len(h) > olen else h
+    algo = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(used)]
+    pub.verify(der, used, ec.ECDSA(Prehashed(algo)))
+
+
+def test_mse_with_keys_that_cannot_do_it(make: Callable[..., Driver]) -> None:
+    d = make("extended", "demo-25519")
+    d.verify(0x82, PW1)
+    # INTERNAL AUTHENTICATE with the X25519 DEC key: not a signing key
+    assert d.send(0x22, 0x41, 0xA4, b"\x83\x01\x02").ok
+    assert d.send(0x88, 0, 0, b"msg", le=0).sw == 0x6985
+    # DECIPHER with the Ed25519 AUT key
+    assert d.send(0x22, 0x41, 0xB8, b"\x83\x01\x03").ok
+    point = bytes(range(32))
+    assert d.send(0x2A, 0x80, 0x86, tlv(0xA6, tlv(0x7F49, tlv(0x86, point))), le=0).sw == 0x6985
+    # an ECDH P-256 DEC key can still sign after MSE (it is an EC key)
+    e = make("extended", "demo-ecc")
+    e.verify(0x82, PW1)
+    assert e.send(0x22, 0x41, 0xA4, b"\x83\x01\x02").ok
+    pub = read_public(e, "dec")
+    sig = e.send(0x88, 0, 0, card_input(pub, b"m"), le=0).data
+    verify_sig(pub, sig, b"m")
