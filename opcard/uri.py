@@ -236,6 +236,11 @@ class Pkcs11Uri:
             _check_vendor(name, value, seen, "path")
         for name, value in self.vendor_query:
             _check_vendor(name, value, set(), "query")
+        # attribute names are case-insensitive: keep them in lower case, as parse() does
+        object.__setattr__(self, "vendor_path", tuple((n.lower(), v) for n, v in self.vendor_path))
+        object.__setattr__(
+            self, "vendor_query", tuple((n.lower(), v) for n, v in self.vendor_query)
+        )
 
     # --- parse and format ------------------------------------------------------------------
 

@@ -279,6 +279,7 @@ def test_constructor_checks() -> None:
     with pytest.raises(TypeError):
         Pkcs11Uri(object_id="01")  # type: ignore[arg-type]
     assert Pkcs11Uri(object_type="cert").object_type is ObjectType.CERT  # type: ignore[arg-type]
+    assert Pkcs11Uri(vendor_query=(("X-Mine", "v"),)).vendor_query == (("x-mine", "v"),)
 
 
 # --- the PIN stays out of reprs, strings and errors ----------------------------------------
