@@ -223,6 +223,24 @@ class Channel:
             raise error_for_status(sw, data)
         return data
 
+    def send_atomic(self, cmd: Command) -> bytes:
+        """Like :meth:`send`, but without a PC/SC transaction when ``cmd`` fits one APDU.
+
+        One SCardTransmit is atomic in the PC/SC service, so a single-APDU command cannot
+        interleave with another process; skipping SCardBeginTransaction/EndTransaction saves
+        two service round trips per call (the signature hot path). A command that needs
+        chaining, a stale channel or a call inside a transaction take the :meth:`send` path.
+        (A card that still answers 61xx sends the GET RESPONSEs right after, outside a
+        transaction.)
+        """
+        if self._depth or self._stale or len(cmd.data) > self._block:
+            return self.send(cmd)
+        with self._lock:
+            data, sw = self._exchange(cmd)
+        if sw != _OK:
+            raise error_for_status(sw, data)
+        return data
+
     def send_raw(self, cmd: Command) -> Response:
         """Send ``cmd`` like :meth:`send` but return the final response whatever its status."""
         data, sw = self._guarded(cmd)

@@ -10,6 +10,8 @@ p11-kit RPC server) reports for it; an instance may override it. Messages never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opcard.pkcs11 import ReturnValue
 
 __all__ = [
@@ -79,3 +81,89 @@ class OpenPgpFormatError(OpenPgpError, ValueError):
     """Malformed or unsupported OpenPGP data (packets, armor, key material)."""
 
     default_return_value = ReturnValue.DATA_INVALID
+
+
+# --- cards, sessions and PINs (the object layer) ---------------------------------------------
+
+
+class CardError(OpcardError):
+    """The card, the reader or the connection failed; the message says what to do."""
+
+    default_return_value = ReturnValue.DEVICE_ERROR
+
+
+class NoCardError(CardError):
+    """No OpenPGP card (or not the one asked for) is present."""
+
+    default_return_value = ReturnValue.TOKEN_NOT_PRESENT
+
+
+class SeveralCardsError(CardError):
+    """More than one OpenPGP card is present and none was chosen; ``cards`` lists them."""
+
+    default_return_value = ReturnValue.ARGUMENTS_BAD
+
+    def __init__(self, cards: Sequence[object]) -> None:
+        self.cards = list(cards)
+        listing = "; ".join(str(c) for c in self.cards)
+        super().__init__(
+            f"{len(self.cards)} OpenPGP cards are present ({listing}): "
+            "choose one by serial or reader"
+        )
+
+
+class PinError(OpcardError):
+    """A PIN problem: wrong, blocked, not logged in, malformed."""
+
+    default_return_value = ReturnValue.PIN_INCORRECT
+
+
+class WrongPinError(PinError):
+    """The card refused the PIN; ``retries`` tries are left (exactly one was used)."""
+
+    def __init__(self, what: str, retries: int | None) -> None:
+        self.retries = retries
+        left = "unknown number of" if retries is None else str(retries)
+        super().__init__(f"wrong {what}: {left} tries left")
+        if retries == 0:
+            self.return_value = ReturnValue.PIN_LOCKED
+
+
+class PinBlockedError(PinError):
+    """The PIN is blocked: unblock it with the reset code or the admin PIN."""
+
+    default_return_value = ReturnValue.PIN_LOCKED
+
+
+class PinFormatError(PinError, ValueError):
+    """A PIN of the wrong length or form, refused before anything is sent to the card."""
+
+    default_return_value = ReturnValue.PIN_LEN_RANGE
+
+
+class NotLoggedInError(PinError):
+    """The operation needs a login (user PIN, or admin PIN for writes)."""
+
+    default_return_value = ReturnValue.USER_NOT_LOGGED_IN
+
+
+class ObjectNotFoundError(OpcardError, LookupError):
+    """No object matches; or, for ``get_key``, none or several do (the message says which)."""
+
+    default_return_value = ReturnValue.OBJECT_HANDLE_INVALID
+
+
+class CardOperationError(CardError):
+    """The card refused an operation; ``sw`` is its status word."""
+
+    default_return_value = ReturnValue.FUNCTION_FAILED
+
+    def __init__(self, message: str, sw: int | None = None) -> None:
+        self.sw = sw
+        super().__init__(message)
+
+
+class CertificateTooLargeError(OpcardError, ValueError):
+    """The certificate exceeds the card's maximum certificate size (nothing was written)."""
+
+    default_return_value = ReturnValue.DATA_LEN_RANGE

@@ -1,0 +1,454 @@
+"""Cards and tokens: finding OpenPGP cards across readers, and what a card says about itself.
+
+:func:`list_cards` walks the PC/SC readers and names each OpenPGP card by its AID serial;
+:func:`open_card` opens one (by serial, by reader name, or the only one present). A
+:class:`Card` owns the connection, the applet and the explicit caches: the application related
+data (6E) is read once per card session, every write through opcard invalidates it, and
+:meth:`Card.refresh` re-reads it on request. Nothing here does I/O in a property or a repr.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from apdu.errors import (
+    ApduError,
+    CardNotPresentError,
+    CardStatusError,
+    NoReaderError,
+    TransportError,
+)
+from apdu.openpgp.applet import OpenPgpApplet
+from apdu.openpgp.commands import get_data, select
+from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, KeyStatus
+from apdu.openpgp.objects import (
+    Aid,
+    ApplicationRelatedData,
+    CardholderData,
+    PublicKey,
+)
+from apdu.session import Channel
+from apdu.transport import Transport
+from opcard.errors import CardError, NoCardError, SeveralCardsError
+from opcard.pkcs11 import TokenFlag
+from opcard.publickeys import CardPublicKey, KeyAlgorithm, algorithm_of
+
+if TYPE_CHECKING:
+    from opcard.session import Session
+
+__all__ = ["Card", "CardInfo", "TokenInfo", "list_cards", "open_card"]
+
+#: PKCS#11 limits: label 32, manufacturer 32, model 16, serial 16 characters.
+_LABEL_LEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CardInfo:
+    """An OpenPGP card found in a reader."""
+
+    reader: str
+    aid: Aid
+
+    @property
+    def serial(self) -> str:
+        """Eight hex digits, as GnuPG prints the serial number."""
+        return self.aid.serial_hex
+
+    @property
+    def manufacturer(self) -> str:
+        return self.aid.manufacturer_name
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reader}: OpenPGP card {self.aid.version_text} by {self.manufacturer}, "
+            f"serial {self.serial}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """The token view of a card (CK_TOKEN_INFO, in Python terms)."""
+
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+    firmware_version: tuple[int, int]
+    flags: TokenFlag
+    pin_min_length: int
+    pin_max_length: int
+    #: Algorithms each slot can hold (from FA when the card has it, else the current one).
+    algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]]
+
+
+def _read_aid(transport: Transport) -> Aid | None:
+    """SELECT + GET DATA 4F on a fresh transport; None when it is no OpenPGP card."""
+    channel = Channel(transport)
+    try:
+        with channel.transaction():
+            channel.send(select())
+            return Aid.parse(channel.send(get_data(Do.AID)))
+    except CardStatusError:
+        return None
+    except ApduError:
+        return None
+
+
+def list_cards() -> list[CardInfo]:
+    """Every OpenPGP card in every reader (readers holding other cards are left out)."""
+    from apdu.transport.pcsc import PcscTransport
+    from apdu.transport.pcsc import list_cards as list_readers_with_cards
+
+    found: list[CardInfo] = []
+    for status in list_readers_with_cards():
+        if not status.present:
+            continue
+        try:
+            transport = PcscTransport.open(status.reader)
+        except TransportError:
+            continue
+        try:
+            aid = _read_aid(transport)
+        finally:
+            transport.close()
+        if aid is not None:
+            found.append(CardInfo(status.reader, aid))
+    return found
+
+
+def _normalise_serial(serial: str | int) -> int:
+    if isinstance(serial, int):
+        return serial
+    text = serial.strip().replace(" ", "")
+    if len(text) == 32:  # a whole AID
+        text = text[20:28]
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise ValueError(f"{serial!r} is not a card serial (8 hex digits)") from None
+
+
+def open_card(*, serial: str | int | None = None, reader: str | None = None) -> Card:
+    """Open an OpenPGP card through PC/SC.
+
+    With ``reader``: the card in that reader. With ``serial``: the card with that AID serial,
+    wherever it is. With neither: the only OpenPGP card present. Raises :class:`NoCardError`
+    when there is none, :class:`SeveralCardsError` (listing them) when the choice is ambiguous.
+    """
+    from apdu.transport.pcsc import PcscTransport
+
+    if reader is not None:
+        try:
+            transport = PcscTransport.open(reader)
+        except (CardNotPresentError, NoReaderError) as e:
+            raise NoCardError(str(e)) from e
+        card = Card(transport)
+        if serial is not None and card.aid.serial != _normalise_serial(serial):
+            card.close()
+            raise NoCardError(
+                f"the card in {reader!r} has serial {card.aid.serial_hex}, not {serial}"
+            )
+        return card
+    cards = list_cards()
+    if serial is not None:
+        wanted = _normalise_serial(serial)
+        cards = [c for c in cards if c.aid.serial == wanted]
+        if not cards:
+            raise NoCardError(f"no OpenPGP card with serial {wanted:08X} is present")
+    if not cards:
+        raise NoCardError("no OpenPGP card is present (is the card inserted and pcscd running?)")
+    if len(cards) > 1:
+        raise SeveralCardsError(cards)
+    return Card(PcscTransport.open(cards[0].reader), roaming=True)
+
+
+class _RoamingTransport:
+    """A PC/SC transport that, when its reader lost the card, finds the card with the same
+    serial in another reader and reconnects there (the same token, wherever it moved)."""
+
+    def __init__(self, inner: Transport, serial: int) -> None:
+        self.inner = inner
+        self.serial = serial
+        self.transmit = inner.transmit  # bound method: no overhead on the hot path
+        self.transaction = inner.transaction
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.inner.name = value
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def reconnect(self) -> None:
+        from apdu.transport.pcsc import PcscTransport
+
+        try:
+            self.inner.reconnect()
+        except (CardNotPresentError, NoReaderError):
+            assert isinstance(self.inner, PcscTransport)
+            for info in list_cards():
+                if info.aid.serial == self.serial:
+                    self.inner.reconnect(reader=info.reader)
+                    return
+            raise
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Card:
+    """One OpenPGP card: connection, applet and caches. Open sessions with :meth:`session`."""
+
+    def __init__(self, transport: Transport, *, roaming: bool = False) -> None:
+        self.channel = Channel(transport)
+        self.applet = OpenPgpApplet(self.channel)
+        self.lock = threading.RLock()
+        self._ard: ApplicationRelatedData | None = None
+        self._public_keys: dict[KeySlot, CardPublicKey | None] = {}
+        self._certificates: dict[KeySlot, bytes] | None = None
+        self._cardholder: CardholderData | None = None
+        self._data: dict[int, bytes] = {}
+        self._ard = self.applet.start()
+        if roaming:
+            self.channel.transport = _RoamingTransport(transport, self._ard.aid.serial)
+        self._adopt_kdf()
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.channel.transport.close()
+
+    def __enter__(self) -> Card:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def session(self) -> Session:
+        """A new session (a context manager); log in with :meth:`Session.login`."""
+        from opcard.session import Session
+
+        return Session(self)
+
+    # -- caches -------------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget everything cached (called after every write)."""
+        with self.lock:
+            self._ard = None
+            self._public_keys.clear()
+            self._certificates = None
+            self._cardholder = None
+            self._data.clear()
+
+    def refresh(self) -> ApplicationRelatedData:
+        """Re-read the application related data now."""
+        with self.lock:
+            self.invalidate()
+            return self.application_data()
+
+    def _adopt_kdf(self) -> None:
+        caps = self.application_data().extended_capabilities
+        if caps is not None and caps.flags & ExtendedCapability.KDF:
+            try:
+                self.applet.get_kdf(adopt=True)
+            except CardStatusError:
+                self.applet.kdf = None
+
+    def application_data(self) -> ApplicationRelatedData:
+        """6E, read once and cached until a write or :meth:`refresh`."""
+        with self.lock:
+            if self._ard is None:
+                self._ard = self.applet.get_application_related_data()
+                self.applet.configure(self._ard)
+            return self._ard
+
+    @property
+    def aid(self) -> Aid:
+        """The AID (known since the card was opened: no I/O)."""
+        ard = self._ard
+        if ard is None:  # only after an invalidate; the AID never changes
+            raise CardError("application data not loaded; call application_data() first")
+        return ard.aid
+
+    @property
+    def serial(self) -> str:
+        return self.aid.serial_hex
+
+    def key_present(self, slot: KeySlot) -> bool:
+        """A key is in ``slot``: its fingerprint is set or the card says it was made/imported."""
+        ard = self.application_data()
+        if ard.fingerprint(slot) is not None:
+            return True
+        info = ard.key_information
+        status = None if info is None else info.status(slot)
+        return status is not None and status is not KeyStatus.NONE
+
+    def algorithm(self, slot: KeySlot) -> KeyAlgorithm | None:
+        return algorithm_of(self.application_data().attributes(slot))
+
+    def public_key(self, slot: KeySlot) -> CardPublicKey | None:
+        """The slot's public key (READ PUBLIC KEY, cached); None when the slot is empty."""
+        with self.lock:
+            if slot not in self._public_keys:
+                key: CardPublicKey | None = None
+                if self.key_present(slot):
+                    try:
+                        material: PublicKey = self.applet.read_public_key(slot)
+                    except CardStatusError:
+                        material = None  # type: ignore[assignment]
+                    if material is not None:
+                        key = CardPublicKey.from_card(
+                            material, self.application_data().attributes(slot)
+                        )
+                self._public_keys[slot] = key
+            return self._public_keys[slot]
+
+    def certificates(self) -> dict[KeySlot, bytes]:
+        """The three cardholder certificates (b"" for an empty occurrence), read once.
+
+        On v3 cards SELECT DATA + GET DATA + two GET NEXT DATA read all three; the current
+        occurrence is set back to AUT (0) as GnuPG expects.
+        """
+        with self.lock:
+            if self._certificates is None:
+                self._certificates = self._read_certificates()
+            return self._certificates
+
+    def certificate(self, slot: KeySlot) -> bytes:
+        """One certificate (b"" when empty); only that one is read if none is cached."""
+        with self.lock:
+            if self._certificates is not None:
+                return self._certificates[slot]
+            if not self.aid.is_v3:
+                return self.applet.get_certificate(slot) if slot is KeySlot.AUT else b""
+            return self.applet.get_certificate(slot)
+
+    def _read_certificates(self) -> dict[KeySlot, bytes]:
+        applet = self.applet
+        if not self.aid.is_v3:  # one certificate, no SELECT DATA
+            return {
+                KeySlot.AUT: self._get_current_certificate(),
+                KeySlot.DEC: b"",
+                KeySlot.SIG: b"",
+            }
+        out: dict[KeySlot, bytes] = {}
+        with self.channel.transaction():
+            applet.select_certificate(KeySlot.AUT)  # occurrence 0
+            out[KeySlot.AUT] = self._get_current_certificate()
+            try:
+                out[KeySlot.DEC] = applet.get_next_certificate()
+                out[KeySlot.SIG] = applet.get_next_certificate()
+            except CardStatusError:
+                # A card without GET NEXT DATA: select each occurrence.
+                out[KeySlot.DEC] = applet.get_certificate(KeySlot.DEC)
+                out[KeySlot.SIG] = applet.get_certificate(KeySlot.SIG)
+            else:
+                applet.select_certificate(KeySlot.AUT)
+        return out
+
+    def _get_current_certificate(self) -> bytes:
+        from apdu.openpgp import quirks
+
+        try:
+            return self.channel.send(get_data(Do.CARDHOLDER_CERTIFICATE))
+        except CardStatusError as e:
+            if quirks.certificate_absent(e):
+                return b""
+            raise
+
+    def cardholder(self) -> CardholderData:
+        with self.lock:
+            if self._cardholder is None:
+                self._cardholder = self.applet.get_cardholder_data()
+            return self._cardholder
+
+    def data_object(self, tag: int) -> bytes:
+        """GET DATA of a simple DO (URL, login data, private DOs), cached."""
+        with self.lock:
+            if tag not in self._data:
+                self._data[tag] = self.applet.get_data(tag)
+            return self._data[tag]
+
+    # -- token view ---------------------------------------------------------------------------
+
+    def token_info(self) -> TokenInfo:
+        ard = self.application_data()
+        aid = ard.aid
+        name = self.cardholder().name_text
+        label = (name or f"OpenPGP card {aid.serial_hex}")[:_LABEL_LEN]
+        flags = TokenFlag.RNG | TokenFlag.LOGIN_REQUIRED | TokenFlag.USER_PIN_INITIALIZED
+        flags |= TokenFlag.TOKEN_INITIALIZED
+        pw = ard.pw_status
+        if pw is not None:
+            flags |= _pin_flags(pw.retries_pw1, user=True) | _pin_flags(pw.retries_pw3, user=False)
+        algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]] = {}
+        info = self._algorithm_information()
+        for slot in KeySlot:
+            listed = info.get(slot, ())
+            current = self.algorithm(slot)
+            if not listed and current is not None:
+                listed = (current,)
+            algorithms[slot] = listed
+        return TokenInfo(
+            label=label,
+            manufacturer=aid.manufacturer_name[:32],
+            model=f"OpenPGP card {aid.version_text}"[:16],
+            serial=aid.serial_hex,
+            firmware_version=aid.version,
+            flags=flags,
+            pin_min_length=6,
+            pin_max_length=(pw.max_length_pw1 & 0x7F)
+            if pw is not None and pw.max_length_pw1
+            else 127,
+            algorithms=algorithms,
+        )
+
+    def _algorithm_information(self) -> dict[KeySlot, tuple[KeyAlgorithm, ...]]:
+        caps = self.application_data().extended_capabilities
+        if caps is None or not self.aid.is_v3 or self.aid.version < (3, 4):
+            return {}
+        with self.lock:
+            if Do.ALGORITHM_INFORMATION not in self._data:
+                try:
+                    self._data[Do.ALGORITHM_INFORMATION] = self.applet.get_data(
+                        Do.ALGORITHM_INFORMATION
+                    )
+                except CardStatusError:
+                    self._data[Do.ALGORITHM_INFORMATION] = b""
+            raw = self._data[Do.ALGORITHM_INFORMATION]
+        if not raw:
+            return {}
+        from apdu.openpgp.objects import AlgorithmInformation
+
+        result: dict[KeySlot, list[KeyAlgorithm]] = {}
+        try:
+            parsed = AlgorithmInformation.parse(raw)
+        except ApduError:
+            return {}
+        for tag, attributes in parsed.entries:
+            slot = KeySlot.from_attributes_tag(tag)
+            algorithm = algorithm_of(attributes)
+            if slot is not None and algorithm is not None and algorithm not in result.get(slot, []):
+                result.setdefault(slot, []).append(algorithm)
+        return {slot: tuple(algs) for slot, algs in result.items()}
+
+    def __repr__(self) -> str:
+        ard = self._ard
+        serial = ard.aid.serial_hex if ard is not None else "?"
+        return f"<Card serial={serial} reader={self.channel.transport.name!r}>"
+
+
+def _pin_flags(retries: int, *, user: bool) -> TokenFlag:
+    if retries == 0:
+        return TokenFlag.USER_PIN_LOCKED if user else TokenFlag.SO_PIN_LOCKED
+    if retries == 1:
+        return TokenFlag.USER_PIN_FINAL_TRY if user else TokenFlag.SO_PIN_FINAL_TRY
+    return TokenFlag(0)

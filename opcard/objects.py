@@ -1,0 +1,432 @@
+"""The card's objects as PKCS#11 sees them: certificates, public keys, private keys, data.
+
+Per key slot — SIG (CKA_ID 01), DEC (02), AUT (03) — a private key, a public key, and a
+certificate when one is stored; plus data objects for the URL, the login data and the four
+private DOs. Attribute values are computed on demand from the card's (cached) data, so listing
+objects costs only the reads their attributes need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
+
+from apdu.openpgp.constants import Do, KeySlot, KeyStatus
+from opcard.errors import NotLoggedInError
+from opcard.mechanisms import KeyInfo
+from opcard.mechanisms import KeySlot as MechKeySlot
+from opcard.pkcs11 import (
+    Attribute,
+    AttributeValue,
+    CertificateCategory,
+    CertificateType,
+    KeyType,
+    ObjectClass,
+    normalise_attribute_value,
+)
+from opcard.publickeys import CardPublicKey, ec_params_der
+from opcard.uri import ObjectType, Pkcs11Uri
+
+if TYPE_CHECKING:
+    from opcard.card import Card
+    from opcard.keys import CardPrivateKey
+    from opcard.session import Session
+
+__all__ = [
+    "Certificate",
+    "CardObject",
+    "DataObject",
+    "PrivateKey",
+    "PublicKey",
+    "SLOT_LABELS",
+]
+
+#: Labels as OpenSC shows them, so users recognise the keys.
+SLOT_LABELS = {
+    KeySlot.SIG: "Signature key",
+    KeySlot.DEC: "Encryption key",
+    KeySlot.AUT: "Authentication key",
+}
+_CERT_LABELS = {
+    KeySlot.SIG: "Signature certificate",
+    KeySlot.DEC: "Encryption certificate",
+    KeySlot.AUT: "Authentication certificate",
+}
+
+# Data objects: tag → (label, private (needs PW1 82 to read)).
+DATA_OBJECTS: dict[int, tuple[str, bool]] = {
+    Do.URL: ("URL", False),
+    Do.LOGIN_DATA: ("Login data", False),
+    Do.PRIVATE_USE_1: ("Private DO 1", False),
+    Do.PRIVATE_USE_2: ("Private DO 2", False),
+    Do.PRIVATE_USE_3: ("Private DO 3", True),
+    Do.PRIVATE_USE_4: ("Private DO 4", True),
+}
+_APPLICATION = "OpenPGP card"
+
+
+class CardObject:
+    """An object on the card. ``obj[Attribute.LABEL]`` reads an attribute; :meth:`attributes`
+    gives all of them. Reading an attribute may read the card once (then it is cached)."""
+
+    object_class: ObjectClass
+    #: The attributes this kind of object has, in a stable order.
+    ATTRIBUTES: tuple[Attribute, ...] = ()
+
+    def __init__(self, session: Session, handle: int) -> None:
+        self.session = session
+        self.handle = handle
+
+    @property
+    def card(self) -> Card:
+        return self.session.card
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def _value(self, attribute: Attribute) -> AttributeValue:
+        raise KeyError(attribute)
+
+    def __getitem__(self, attribute: int) -> AttributeValue:
+        attribute = Attribute(attribute)
+        if attribute is Attribute.CLASS:
+            return int(self.object_class)
+        if attribute is Attribute.TOKEN:
+            return True
+        if attribute is Attribute.LABEL:
+            return self.label
+        if attribute is Attribute.MODIFIABLE:
+            return False
+        if attribute is Attribute.COPYABLE or attribute is Attribute.DESTROYABLE:
+            return False
+        return self._value(attribute)
+
+    def get(self, attribute: int, default: AttributeValue = None) -> AttributeValue:
+        try:
+            return self[attribute]
+        except KeyError:
+            return default
+
+    def attributes(self) -> dict[Attribute, AttributeValue]:
+        """Every attribute of the object (sensitive ones are not part of it)."""
+        out: dict[Attribute, AttributeValue] = {}
+        for attribute in (Attribute.CLASS, Attribute.TOKEN, Attribute.LABEL, *self.ATTRIBUTES):
+            try:
+                out[attribute] = self[attribute]
+            except (KeyError, NotLoggedInError):
+                continue
+        return out
+
+    def matches(self, template: Mapping[int, object]) -> bool:
+        for attribute, wanted in template.items():
+            try:
+                value = self[attribute]
+            except (KeyError, ValueError):
+                return False
+            if value != normalise_attribute_value(attribute, wanted):
+                return False
+        return True
+
+    @property
+    def uri(self) -> Pkcs11Uri:
+        """The RFC 7512 URI of this object (token, object label, type, id)."""
+        info = self.session.token_info()
+        obj_id = self.get(Attribute.ID)
+        return Pkcs11Uri(
+            token=info.label,
+            manufacturer=info.manufacturer,
+            model=info.model,
+            serial=info.serial,
+            object_label=self.label,
+            object_type=ObjectType.of(self.object_class),
+            object_id=obj_id if isinstance(obj_id, bytes) else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label!r} handle={self.handle}>"
+
+
+class _KeyObject(CardObject):
+    def __init__(self, session: Session, handle: int, slot: KeySlot) -> None:
+        super().__init__(session, handle)
+        self.slot = slot
+
+    @property
+    def label(self) -> str:
+        return SLOT_LABELS[self.slot]
+
+    @property
+    def id(self) -> bytes:
+        return bytes((int(self.slot),))
+
+    def public(self) -> CardPublicKey:
+        key = self.card.public_key(self.slot)
+        if key is None:
+            raise KeyError(f"no key in the {self.slot.name} slot")
+        return key
+
+    @property
+    def key_info(self) -> KeyInfo:
+        key = self.public()
+        return KeyInfo(MechKeySlot(int(self.slot)), key.key_type, key.bits)
+
+    def _key_value(self, attribute: Attribute) -> AttributeValue:
+        key = self.public()
+        if attribute is Attribute.ID:
+            return self.id
+        if attribute is Attribute.KEY_TYPE:
+            return int(key.key_type)
+        if attribute is Attribute.LOCAL:
+            status = self.card.application_data().key_information
+            return status is not None and status.status(self.slot) is KeyStatus.GENERATED
+        if attribute is Attribute.PUBLIC_KEY_INFO:
+            return key.spki_der()
+        if attribute is Attribute.DERIVE:
+            return self.slot is KeySlot.DEC and key.key_type is not KeyType.RSA
+        if key.key_type is KeyType.RSA:
+            if attribute is Attribute.MODULUS:
+                return key.modulus
+            if attribute is Attribute.PUBLIC_EXPONENT:
+                return key.exponent
+            if attribute is Attribute.MODULUS_BITS:
+                return key.bits
+        else:
+            if attribute is Attribute.EC_PARAMS:
+                assert key.algorithm.curve is not None
+                return ec_params_der(key.algorithm.curve)
+            if attribute is Attribute.EC_POINT:
+                return key.ec_point_der()
+        if attribute is Attribute.START_DATE or attribute is Attribute.END_DATE:
+            return None
+        if attribute is Attribute.SUBJECT:
+            der = self.card.certificate(self.slot)
+            if not der:
+                raise KeyError(attribute)
+            return bytes(asn1_x509.Certificate.load(der).subject.dump())
+        raise KeyError(attribute)
+
+
+class PublicKey(_KeyObject):
+    """The public key of a slot (CKO_PUBLIC_KEY)."""
+
+    object_class = ObjectClass.PUBLIC_KEY
+    ATTRIBUTES = (
+        Attribute.PRIVATE,
+        Attribute.ID,
+        Attribute.KEY_TYPE,
+        Attribute.LOCAL,
+        Attribute.VERIFY,
+        Attribute.ENCRYPT,
+        Attribute.WRAP,
+        Attribute.DERIVE,
+        Attribute.MODULUS,
+        Attribute.PUBLIC_EXPONENT,
+        Attribute.MODULUS_BITS,
+        Attribute.EC_PARAMS,
+        Attribute.EC_POINT,
+        Attribute.PUBLIC_KEY_INFO,
+    )
+
+    def _value(self, attribute: Attribute) -> AttributeValue:
+        if attribute is Attribute.PRIVATE:
+            return False
+        if attribute is Attribute.VERIFY:
+            return self.slot is not KeySlot.DEC
+        if attribute is Attribute.ENCRYPT:
+            return self.slot is KeySlot.DEC and self.public().key_type is KeyType.RSA
+        if attribute is Attribute.WRAP:
+            return False
+        return self._key_value(attribute)
+
+    def to_cryptography(self) -> object:
+        return self.public().to_cryptography()
+
+
+class PrivateKey(_KeyObject):
+    """The private key of a slot (CKO_PRIVATE_KEY); it never leaves the card."""
+
+    object_class = ObjectClass.PRIVATE_KEY
+    ATTRIBUTES = (
+        Attribute.PRIVATE,
+        Attribute.ID,
+        Attribute.KEY_TYPE,
+        Attribute.LOCAL,
+        Attribute.SIGN,
+        Attribute.SIGN_RECOVER,
+        Attribute.DECRYPT,
+        Attribute.UNWRAP,
+        Attribute.DERIVE,
+        Attribute.SENSITIVE,
+        Attribute.ALWAYS_SENSITIVE,
+        Attribute.EXTRACTABLE,
+        Attribute.NEVER_EXTRACTABLE,
+        Attribute.ALWAYS_AUTHENTICATE,
+        Attribute.MODULUS,
+        Attribute.PUBLIC_EXPONENT,
+        Attribute.MODULUS_BITS,
+        Attribute.EC_PARAMS,
+        Attribute.EC_POINT,
+        Attribute.PUBLIC_KEY_INFO,
+    )
+
+    def _value(self, attribute: Attribute) -> AttributeValue:
+        if attribute in (Attribute.PRIVATE, Attribute.SENSITIVE, Attribute.ALWAYS_SENSITIVE):
+            return True
+        if attribute is Attribute.EXTRACTABLE:
+            return False
+        if attribute is Attribute.NEVER_EXTRACTABLE:
+            return bool(self._key_value(Attribute.LOCAL))
+        if attribute is Attribute.SIGN:
+            return self.slot is not KeySlot.DEC
+        if attribute is Attribute.SIGN_RECOVER or attribute is Attribute.UNWRAP:
+            return False
+        if attribute is Attribute.DECRYPT:
+            return self.slot is KeySlot.DEC and self.public().key_type is KeyType.RSA
+        if attribute is Attribute.ALWAYS_AUTHENTICATE:
+            return self.slot is KeySlot.SIG and not self.session.pw1_valid_for_several()
+        return self._key_value(attribute)
+
+    # -- operations (delegated to the session) ----------------------------------------------
+
+    def sign(self, data: bytes, mechanism: int | None = None) -> bytes:
+        """Sign with a PKCS#11 mechanism (default: CKM_RSA_PKCS, CKM_ECDSA or CKM_EDDSA, with
+        ``data`` in that mechanism's input format)."""
+        return self.session.sign(self, data, mechanism)
+
+    def decrypt(self, data: bytes, mechanism: int | None = None) -> bytes:
+        return self.session.decrypt(self, data, mechanism)
+
+    def derive(self, peer_point: bytes) -> bytes:
+        return self.session.derive(self, peer_point)
+
+    def to_cryptography(self) -> CardPrivateKey:
+        """This key as a ``cryptography`` private key (``sign()`` goes to the card)."""
+        from opcard.keys import card_private_key
+
+        return card_private_key(self)
+
+
+class Certificate(CardObject):
+    """A cardholder certificate (CKO_CERTIFICATE, X.509), stored for a key slot."""
+
+    object_class = ObjectClass.CERTIFICATE
+    ATTRIBUTES = (
+        Attribute.PRIVATE,
+        Attribute.ID,
+        Attribute.CERTIFICATE_TYPE,
+        Attribute.CERTIFICATE_CATEGORY,
+        Attribute.TRUSTED,
+        Attribute.SUBJECT,
+        Attribute.ISSUER,
+        Attribute.SERIAL_NUMBER,
+        Attribute.VALUE,
+    )
+
+    def __init__(self, session: Session, handle: int, slot: KeySlot) -> None:
+        super().__init__(session, handle)
+        self.slot = slot
+
+    @property
+    def label(self) -> str:
+        return _CERT_LABELS[self.slot]
+
+    @property
+    def der(self) -> bytes:
+        return self.card.certificate(self.slot)
+
+    def _parsed(self) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(self.der)
+
+    def _value(self, attribute: Attribute) -> AttributeValue:
+        if attribute is Attribute.PRIVATE or attribute is Attribute.TRUSTED:
+            return False
+        if attribute is Attribute.ID:
+            return bytes((int(self.slot),))
+        if attribute is Attribute.CERTIFICATE_TYPE:
+            return int(CertificateType.X_509)
+        if attribute is Attribute.CERTIFICATE_CATEGORY:
+            return int(CertificateCategory.TOKEN_USER)
+        if attribute is Attribute.VALUE:
+            return self.der
+        if attribute is Attribute.SUBJECT:
+            return bytes(self._parsed().subject.dump())
+        if attribute is Attribute.ISSUER:
+            return bytes(self._parsed().issuer.dump())
+        if attribute is Attribute.SERIAL_NUMBER:
+            return bytes(self._parsed()["tbs_certificate"]["serial_number"].dump())
+        raise KeyError(attribute)
+
+    def to_cryptography(self) -> object:
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(self.der)
+
+
+class DataObject(CardObject):
+    """A data object (CKO_DATA): URL, login data or a private-use DO."""
+
+    object_class = ObjectClass.DATA
+    ATTRIBUTES = (Attribute.PRIVATE, Attribute.APPLICATION, Attribute.OBJECT_ID, Attribute.VALUE)
+
+    def __init__(self, session: Session, handle: int, tag: int) -> None:
+        super().__init__(session, handle)
+        self.tag = tag
+
+    @property
+    def label(self) -> str:
+        return DATA_OBJECTS[self.tag][0]
+
+    @property
+    def private(self) -> bool:
+        return DATA_OBJECTS[self.tag][1]
+
+    def _value(self, attribute: Attribute) -> AttributeValue:
+        if attribute is Attribute.PRIVATE:
+            return self.private
+        if attribute is Attribute.APPLICATION:
+            return _APPLICATION
+        if attribute is Attribute.OBJECT_ID:
+            return b""
+        if attribute is Attribute.VALUE:
+            if self.private and not self.session.user_logged_in:
+                raise NotLoggedInError(f"{self.label} can only be read after login")
+            return self.card.data_object(self.tag)
+        raise KeyError(attribute)
+
+
+def _handle(object_class: ObjectClass, index: int) -> int:
+    return ((int(object_class) + 1) << 16) | index
+
+
+def card_objects(
+    session: Session, classes: frozenset[int] | None = None, slots: frozenset[int] | None = None
+) -> Iterator[CardObject]:
+    """Every object on the card, in a stable order (handles stay valid for the session).
+
+    ``classes`` / ``slots`` narrow the walk before anything is read: certificates are read
+    only when certificates may match.
+    """
+    card = session.card
+
+    def wanted(object_class: ObjectClass) -> bool:
+        return classes is None or int(object_class) in classes
+
+    certificates = card.certificates() if wanted(ObjectClass.CERTIFICATE) else {}
+    for slot in KeySlot:
+        if slots is not None and int(slot) not in slots:
+            continue
+        if (wanted(ObjectClass.PRIVATE_KEY) or wanted(ObjectClass.PUBLIC_KEY)) and card.key_present(
+            slot
+        ):
+            if wanted(ObjectClass.PRIVATE_KEY):
+                yield PrivateKey(session, _handle(ObjectClass.PRIVATE_KEY, slot), slot)
+            if wanted(ObjectClass.PUBLIC_KEY):
+                yield PublicKey(session, _handle(ObjectClass.PUBLIC_KEY, slot), slot)
+        if certificates.get(slot):
+            yield Certificate(session, _handle(ObjectClass.CERTIFICATE, slot), slot)
+    if slots is None and wanted(ObjectClass.DATA):
+        for tag in DATA_OBJECTS:
+            yield DataObject(session, _handle(ObjectClass.DATA, tag), tag)
