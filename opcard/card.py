@@ -9,7 +9,9 @@ data (6E) is read once per card session, every write through opcard invalidates 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,7 @@ from apdu.openpgp.objects import (
 )
 from apdu.session import Channel
 from apdu.transport import Transport
-from opcard.errors import CardError, NoCardError, SeveralCardsError
+from opcard.errors import NoCardError, SeveralCardsError
 from opcard.pkcs11 import TokenFlag
 from opcard.publickeys import CardPublicKey, KeyAlgorithm, algorithm_of
 
@@ -81,6 +83,17 @@ class TokenInfo:
     pin_max_length: int
     #: Algorithms each slot can hold (from FA when the card has it, else the current one).
     algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]]
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """apdu-layer exceptions raised inside become opcard exceptions (the cause is kept)."""
+    try:
+        yield
+    except ApduError as e:
+        from opcard.session import translate_error
+
+        raise translate_error(e, what) from e
 
 
 def _read_aid(transport: Transport) -> Aid | None:
@@ -215,10 +228,13 @@ class Card:
         self._certificates: dict[KeySlot, bytes] | None = None
         self._cardholder: CardholderData | None = None
         self._data: dict[int, bytes] = {}
-        self._ard = self.applet.start()
-        if roaming:
-            self.channel.transport = _RoamingTransport(transport, self._ard.aid.serial)
-        self._adopt_kdf()
+        with _translated(f"opening the OpenPGP application on {transport.name!r}"):
+            self._ard = self.applet.start()
+            #: The AID never changes: kept apart from the cache that writes invalidate.
+            self._aid: Aid = self._ard.aid
+            if roaming:
+                self.channel.transport = _RoamingTransport(transport, self._aid.serial)
+            self._adopt_kdf()
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -266,17 +282,15 @@ class Card:
         """6E, read once and cached until a write or :meth:`refresh`."""
         with self.lock:
             if self._ard is None:
-                self._ard = self.applet.get_application_related_data()
-                self.applet.configure(self._ard)
+                with _translated("reading the application related data"):
+                    self._ard = self.applet.get_application_related_data()
+                    self.applet.configure(self._ard)
             return self._ard
 
     @property
     def aid(self) -> Aid:
-        """The AID (known since the card was opened: no I/O)."""
-        ard = self._ard
-        if ard is None:  # only after an invalidate; the AID never changes
-            raise CardError("application data not loaded; call application_data() first")
-        return ard.aid
+        """The AID (known since the card was opened: no I/O, valid after invalidations)."""
+        return self._aid
 
     @property
     def serial(self) -> str:
@@ -300,10 +314,12 @@ class Card:
             if slot not in self._public_keys:
                 key: CardPublicKey | None = None
                 if self.key_present(slot):
-                    try:
-                        material: PublicKey = self.applet.read_public_key(slot)
-                    except CardStatusError:
-                        material = None  # type: ignore[assignment]
+                    material: PublicKey | None
+                    with _translated(f"reading the {slot.name} public key"):
+                        try:
+                            material = self.applet.read_public_key(slot)
+                        except CardStatusError:  # the card says the slot is empty
+                            material = None
                     if material is not None:
                         key = CardPublicKey.from_card(
                             material, self.application_data().attributes(slot)
@@ -319,7 +335,8 @@ class Card:
         """
         with self.lock:
             if self._certificates is None:
-                self._certificates = self._read_certificates()
+                with _translated("reading the cardholder certificates"):
+                    self._certificates = self._read_certificates()
             return self._certificates
 
     def certificate(self, slot: KeySlot) -> bytes:
@@ -327,9 +344,10 @@ class Card:
         with self.lock:
             if self._certificates is not None:
                 return self._certificates[slot]
-            if not self.aid.is_v3:
-                return self.applet.get_certificate(slot) if slot is KeySlot.AUT else b""
-            return self.applet.get_certificate(slot)
+            with _translated(f"reading the {slot.name} certificate"):
+                if not self.aid.is_v3:
+                    return self._get_current_certificate() if slot is KeySlot.AUT else b""
+                return self.applet.get_certificate(slot)
 
     def _read_certificates(self) -> dict[KeySlot, bytes]:
         applet = self.applet
@@ -367,14 +385,16 @@ class Card:
     def cardholder(self) -> CardholderData:
         with self.lock:
             if self._cardholder is None:
-                self._cardholder = self.applet.get_cardholder_data()
+                with _translated("reading the cardholder data"):
+                    self._cardholder = self.applet.get_cardholder_data()
             return self._cardholder
 
     def data_object(self, tag: int) -> bytes:
         """GET DATA of a simple DO (URL, login data, private DOs), cached."""
         with self.lock:
             if tag not in self._data:
-                self._data[tag] = self.applet.get_data(tag)
+                with _translated(f"reading DO {tag:04X}"):
+                    self._data[tag] = self.applet.get_data(tag)
             return self._data[tag]
 
     # -- token view ---------------------------------------------------------------------------
@@ -441,9 +461,7 @@ class Card:
         return {slot: tuple(algs) for slot, algs in result.items()}
 
     def __repr__(self) -> str:
-        ard = self._ard
-        serial = ard.aid.serial_hex if ard is not None else "?"
-        return f"<Card serial={serial} reader={self.channel.transport.name!r}>"
+        return f"<Card serial={self._aid.serial_hex} reader={self.channel.transport.name!r}>"
 
 
 def _pin_flags(retries: int, *, user: bool) -> TokenFlag:

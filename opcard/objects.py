@@ -55,14 +55,14 @@ _CERT_LABELS = {
     KeySlot.AUT: "Authentication certificate",
 }
 
-# Data objects: tag → (label, private (needs PW1 82 to read)).
-DATA_OBJECTS: dict[int, tuple[str, bool]] = {
-    Do.URL: ("URL", False),
-    Do.LOGIN_DATA: ("Login data", False),
-    Do.PRIVATE_USE_1: ("Private DO 1", False),
-    Do.PRIVATE_USE_2: ("Private DO 2", False),
-    Do.PRIVATE_USE_3: ("Private DO 3", True),
-    Do.PRIVATE_USE_4: ("Private DO 4", True),
+# Data objects: tag → (label, PIN needed to read: None, "user" (PW1 82) or "admin" (PW3)).
+DATA_OBJECTS: dict[int, tuple[str, str | None]] = {
+    Do.URL: ("URL", None),
+    Do.LOGIN_DATA: ("Login data", None),
+    Do.PRIVATE_USE_1: ("Private DO 1", None),
+    Do.PRIVATE_USE_2: ("Private DO 2", None),
+    Do.PRIVATE_USE_3: ("Private DO 3", "user"),
+    Do.PRIVATE_USE_4: ("Private DO 4", "admin"),
 }
 _APPLICATION = "OpenPGP card"
 
@@ -381,6 +381,13 @@ class DataObject(CardObject):
 
     @property
     def private(self) -> bool:
+        """CKA_PRIVATE: reading the value needs a PIN (private DO 3: the user PIN, private DO
+        4: the admin PIN)."""
+        return DATA_OBJECTS[self.tag][1] is not None
+
+    @property
+    def read_access(self) -> str | None:
+        """The PIN the card wants before it shows the value: None, "user" or "admin"."""
         return DATA_OBJECTS[self.tag][1]
 
     def _value(self, attribute: Attribute) -> AttributeValue:
@@ -391,8 +398,11 @@ class DataObject(CardObject):
         if attribute is Attribute.OBJECT_ID:
             return b""
         if attribute is Attribute.VALUE:
-            if self.private and not self.session.user_logged_in:
+            access = self.read_access
+            if access == "user" and not self.session.user_logged_in:
                 raise NotLoggedInError(f"{self.label} can only be read after login")
+            if access == "admin" and not self.session.so_logged_in:
+                raise NotLoggedInError(f"{self.label} can only be read after the admin login")
             return self.card.data_object(self.tag)
         raise KeyError(attribute)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from apdu import errors as apdu_errors
@@ -377,16 +377,30 @@ class Session:
             pw, cmd = Pw.PW1_OTHER, cmds.internal_authenticate(prepared.data)
         return self._private_operation(pw, cmd, f"sign with the {slot.name} key")
 
+    def _send_verified(self, send: Callable[[Command], bytes], pw: Pw, cmd: Command) -> bytes:
+        """``send(cmd)``; when the card says 6982 (it was reset, or another process dropped
+        the verification) verify again with the PIN we hold and resend once. When the card was
+        reset or re-inserted (CardRemovedError), the channel reconnects and re-selects on the
+        next send: the command is sent again, once, the same way."""
+        try:
+            return self._send_or_reverify(send, pw, cmd)
+        except apdu_errors.CardRemovedError:
+            if pw is Pw.PW1:
+                self._pw81 = False
+            return self._send_or_reverify(send, pw, cmd)
+
+    def _send_or_reverify(self, send: Callable[[Command], bytes], pw: Pw, cmd: Command) -> bytes:
+        try:
+            return send(cmd)
+        except apdu_errors.SecurityStatusNotSatisfiedError:
+            if not self._reverify(pw):
+                raise
+            return send(cmd)
+
     def _private_operation(self, pw: Pw, cmd: Command, what: str) -> bytes:
         self._ensure(pw)
-        channel = self.card.channel
         try:
-            try:
-                result = channel.send(cmd)
-            except apdu_errors.SecurityStatusNotSatisfiedError:
-                if not self._reverify(pw):
-                    raise
-                result = channel.send(cmd)
+            result = self._send_verified(self.card.channel.send, pw, cmd)
         except apdu_errors.ApduError as e:
             if pw is Pw.PW1:
                 self._pw81 = False
@@ -647,12 +661,7 @@ class DigestSigner:
         if self._once:
             session._ensure(self._pw)
         try:
-            try:
-                result = self._channel.send_atomic(cmd)
-            except apdu_errors.SecurityStatusNotSatisfiedError:
-                if not session._reverify(self._pw):
-                    raise
-                result = self._channel.send_atomic(cmd)
+            result = session._send_verified(self._channel.send_atomic, self._pw, cmd)
         except apdu_errors.ApduError as e:
             raise translate_error(e, f"sign with the {self.slot.name} key") from e
         if self._once:
