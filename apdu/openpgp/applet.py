@@ -119,7 +119,8 @@ class OpenPgpApplet:
             raise _context(err, what) from err
 
     def _send_pin(self, cmd: Command, what: str, secret: Secret) -> None:
-        """Send a PIN-carrying command; a YubiKey answers a wrong PIN 6982 instead of 63Cx:
+        """Send a command that checks ``secret`` (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
+        COUNTER with the reset code). A YubiKey answers a wrong PIN 6982 instead of 63Cx:
         turn that into WrongPinError with the counter from C4."""
         response = self.channel.send_raw(cmd)
         if response.sw == _SW_OK:
@@ -400,13 +401,15 @@ class OpenPgpApplet:
     def reset_retry_counter(
         self, new_pin: bytes | str, *, reset_code: bytes | str | None = None
     ) -> None:
-        """RESET RETRY COUNTER: a new PW1 with the reset code, or after PW3 (no code)."""
+        """RESET RETRY COUNTER: a new PW1 with the reset code, or after PW3 (no code).
+
+        Without a code, 6982 means "PW3 not verified" (SecurityStatusNotSatisfiedError); with
+        one, a wrong code raises WrongPinError.
+        """
         new = self._derive(Secret.PW1, new_pin)
         if reset_code is None:
-            self._send_pin(
-                commands.reset_retry_counter_after_pw3(new),
-                "RESET RETRY COUNTER (after PW3)",
-                Secret.PW3,
+            self._send(
+                commands.reset_retry_counter_after_pw3(new), "RESET RETRY COUNTER (after PW3)"
             )
             return
         code = self._derive(Secret.RESET_CODE, reset_code)

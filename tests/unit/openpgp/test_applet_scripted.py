@@ -154,6 +154,23 @@ def test_change_pin_and_reset_retry_counter_with_kdf() -> None:
     assert len({old, new, rc, pw1}) == 4  # three salts, four different values
 
 
+def test_reset_retry_counter_without_pw3_is_not_a_wrong_pin() -> None:
+    applet, card = applet_for({"002C028106363534333231": "6982"})
+    with pytest.raises(SecurityStatusNotSatisfiedError, match="after PW3"):
+        applet.reset_retry_counter("654321")
+    assert card.seen == ["002C028106363534333231"]  # no C4 read: nothing was guessed
+
+
+def test_wrong_reset_code_6982_reads_counter() -> None:
+    applet, card = applet_for(
+        {"002C00810E" + "31" * 8 + "363534333231": "6982", C4: "017F7F7F0301039000"}
+    )
+    with pytest.raises(WrongPinError) as info:
+        applet.reset_retry_counter("654321", reset_code="11111111")
+    assert info.value.retries == 1
+    assert card.seen[-1] == C4
+
+
 def test_change_pin_82_is_sent_as_81() -> None:
     applet, card = applet_for({"002400810C" + "313233343536" + "363534333231": "9000"})
     applet.change_pin(Pw.PW1_OTHER, "123456", "654321")
