@@ -36,6 +36,7 @@ from apdu.transport import Transport
 from opcard.errors import NoCardError, SeveralCardsError
 from opcard.pkcs11 import TokenFlag
 from opcard.publickeys import CardPublicKey, KeyAlgorithm, algorithm_of
+from opcard.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
     from opcard.session import Session
@@ -83,6 +84,23 @@ class TokenInfo:
     pin_max_length: int
     #: Algorithms each slot can hold (from FA when the card has it, else the current one).
     algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]]
+
+    def uri_attributes(self) -> dict[str, str]:
+        """The token's RFC 7512 attributes (``token``, ``manufacturer``, ``model``,
+        ``serial``), as :meth:`opcard.uri.Pkcs11Uri.matches_token` takes them."""
+        return {
+            "token": self.label,
+            "manufacturer": self.manufacturer,
+            "model": self.model,
+            "serial": self.serial,
+        }
+
+    @property
+    def uri(self) -> Pkcs11Uri:
+        """The token's ``pkcs11:`` URI (RFC 7512: token, manufacturer, model, serial)."""
+        return Pkcs11Uri(
+            token=self.label, manufacturer=self.manufacturer, model=self.model, serial=self.serial
+        )
 
 
 @contextlib.contextmanager

@@ -124,7 +124,7 @@ class CardObject:
         for attribute, wanted in template.items():
             try:
                 value = self[attribute]
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, NotLoggedInError):  # absent, unknown or unreadable
                 return False
             if value != normalise_attribute_value(attribute, wanted):
                 return False

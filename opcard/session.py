@@ -55,6 +55,7 @@ from opcard.publickeys import (
     attributes_for,
     parse_algorithm,
 )
+from opcard.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -308,6 +309,16 @@ class Session:
                     yield obj
         except apdu_errors.ApduError as e:
             raise translate_error(e, "reading the card's objects") from e
+
+    def find_uri(self, uri: Pkcs11Uri | str) -> list[CardObject]:
+        """The objects a ``pkcs11:`` URI names (RFC 7512 matching): none when its token
+        attributes do not match this card, else the objects matching its ``object``, ``type``
+        and ``id`` (all objects when it names none). A malformed URI raises
+        :class:`~opcard.errors.UriError`."""
+        parsed = Pkcs11Uri.parse(uri) if isinstance(uri, str) else uri
+        if parsed.vendor_path or not parsed.matches_token(self.token_info().uri_attributes()):
+            return []
+        return list(self.find_objects(parsed.object_template()))
 
     def get_key(
         self,
