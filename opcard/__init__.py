@@ -15,20 +15,63 @@ attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.mechanisms`), ``pkc
 (:mod:`opcard.uri`) and a one-APDU signature path (:meth:`Session.digest_signer`).
 """
 
-from opcard.card import Card, CardInfo, TokenInfo, list_cards, open_card
-from opcard.errors import (
-    CardError,
-    NoCardError,
-    NotLoggedInError,
-    ObjectNotFoundError,
-    OpcardError,
-    PinBlockedError,
-    SeveralCardsError,
-    WrongPinError,
-)
-from opcard.objects import Certificate, DataObject, PrivateKey, PublicKey
-from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, UserType
-from opcard.session import DigestSigner, Session
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opcard.card import Card, CardInfo, TokenInfo, list_cards, open_card
+    from opcard.errors import (
+        CardError,
+        NoCardError,
+        NotLoggedInError,
+        ObjectNotFoundError,
+        OpcardError,
+        PinBlockedError,
+        SeveralCardsError,
+        WrongPinError,
+    )
+    from opcard.objects import Certificate, DataObject, PrivateKey, PublicKey
+    from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, UserType
+    from opcard.session import DigestSigner, Session
+
+# The names above are imported on first use (PEP 562), so that ``import opcard.cli`` or
+# ``import opcard.errors`` does not load every layer: the command line starts faster.
+_LAZY = {
+    **dict.fromkeys(("Card", "CardInfo", "TokenInfo", "list_cards", "open_card"), "opcard.card"),
+    **dict.fromkeys(
+        (
+            "CardError",
+            "NoCardError",
+            "NotLoggedInError",
+            "ObjectNotFoundError",
+            "OpcardError",
+            "PinBlockedError",
+            "SeveralCardsError",
+            "WrongPinError",
+        ),
+        "opcard.errors",
+    ),
+    **dict.fromkeys(("Certificate", "DataObject", "PrivateKey", "PublicKey"), "opcard.objects"),
+    **dict.fromkeys(
+        ("Attribute", "KeyType", "Mechanism", "ObjectClass", "UserType"), "opcard.pkcs11"
+    ),
+    **dict.fromkeys(("DigestSigner", "Session"), "opcard.session"),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opcard' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Attribute",

@@ -35,11 +35,14 @@ from apdu.session import Channel
 from apdu.transport import Transport
 from opcard.errors import NoCardError, SeveralCardsError
 from opcard.pkcs11 import TokenFlag
-from opcard.publickeys import CardPublicKey, KeyAlgorithm, algorithm_of
 from opcard.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
+    from opcard.publickeys import CardPublicKey, KeyAlgorithm
     from opcard.session import Session
+
+# opcard.publickeys (and with it cryptography) is imported where it is used, so that reading
+# a certificate (opcard cert export) does not pay for it.
 
 __all__ = ["Card", "CardInfo", "TokenInfo", "list_cards", "open_card"]
 
@@ -324,6 +327,8 @@ class Card:
         return status is not None and status is not KeyStatus.NONE
 
     def algorithm(self, slot: KeySlot) -> KeyAlgorithm | None:
+        from opcard.publickeys import algorithm_of
+
         return algorithm_of(self.application_data().attributes(slot))
 
     def public_key(self, slot: KeySlot) -> CardPublicKey | None:
@@ -339,6 +344,8 @@ class Card:
                         except CardStatusError:  # the card says the slot is empty
                             material = None
                     if material is not None:
+                        from opcard.publickeys import CardPublicKey
+
                         key = CardPublicKey.from_card(
                             material, self.application_data().attributes(slot)
                         )
@@ -465,6 +472,7 @@ class Card:
         if not raw:
             return {}
         from apdu.openpgp.objects import AlgorithmInformation
+        from opcard.publickeys import algorithm_of
 
         result: dict[KeySlot, list[KeyAlgorithm]] = {}
         try:
