@@ -1,0 +1,5 @@
+"""``python -m opcard.cli``."""
+
+from opcard.cli import main
+
+main()

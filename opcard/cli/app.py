@@ -1,0 +1,110 @@
+"""The root ``opcard`` command: global options, sub-commands, and exceptions → exit codes.
+
+Sub-commands import the library (and ``cryptography``) inside their functions, so that a
+command only pays for what it uses: ``opcard cert export`` never imports ``cryptography``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from opcard.cli.common import State
+from opcard.cli.errors import CliError, classify
+from opcard.cli.exitcodes import ExitCode
+
+__all__ = ["cli"]
+
+
+#: Sub-command → (module, attribute): a module is imported only when its command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("opcard.cli.status", "list_command"),
+    "status": ("opcard.cli.status", "status"),
+    "cert": ("opcard.cli.cert", "cert"),
+    "key": ("opcard.cli.key", "key"),
+    "sign": ("opcard.cli.sign", "sign"),
+    "pin": ("opcard.cli.pin", "pin"),
+    "kdf": ("opcard.cli.admin", "kdf"),
+    "touch": ("opcard.cli.admin", "touch"),
+    "data": ("opcard.cli.data", "data"),
+    "reset": ("opcard.cli.admin", "reset"),
+}
+
+
+class OpcardGroup(click.Group):
+    """The root group: loads sub-commands on demand, closes the card after the command and
+    maps exceptions to exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                state = ctx.obj
+                if isinstance(state, State):
+                    state.close()
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise CliError("interrupted", ExitCode.Interrupted) from None
+        # The command line's last line of defence: every other failure becomes one or two
+        # lines and an exit code (the traceback with --debug).
+        except Exception as exc:
+            state = ctx.obj
+            if isinstance(state, State) and state.debug:
+                import traceback
+
+                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+            code, message, hint = classify(exc)
+            raise CliError(message, code, hint) from exc
+
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=OpcardGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--reader",
+    metavar="NAME",
+    envvar="OPCARD_READER",
+    help="Use the card in this PC/SC reader (exact name, see 'opcard list'). [env: OPCARD_READER]",
+)
+@click.option(
+    "--serial",
+    metavar="SERIAL",
+    envvar="OPCARD_SERIAL",
+    help="Use the card with this serial number (8 hex digits). [env: OPCARD_SERIAL]",
+)
+@click.option(
+    "-v",
+    "--log-apdus",
+    is_flag=True,
+    help="Log every APDU to standard error (PINs and key material redacted).",
+)
+@click.option("--debug", is_flag=True, help="Show the traceback of errors.")
+@click.version_option(package_name="opcard", prog_name="opcard")
+@click.pass_context
+def cli(
+    ctx: click.Context, reader: str | None, serial: str | None, log_apdus: bool, debug: bool
+) -> None:
+    """Use OpenPGP smartcards: status, certificates, keys, PINs, signatures.
+
+    Exit codes: 0 success, 1 error, 2 usage, 3 no card, 4 several cards, 5 wrong PIN,
+    6 PIN blocked, 7 certificate too large, 8 unsupported, 9 card error, 10 not found,
+    11 bad input (details: docs/cli.md).
+    """
+    ctx.obj = State(reader=reader, serial=serial, debug=debug, log_apdus=log_apdus)

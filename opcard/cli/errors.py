@@ -1,0 +1,125 @@
+"""Turning exceptions into one or two lines and an exit code (see :mod:`opcard.cli.exitcodes`).
+
+:func:`classify` maps an exception to ``(exit code, message, hint)``; :class:`CliError` is the
+click exception the root command raises with them. Library imports happen inside
+:func:`classify`, only when something failed.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+
+from opcard.cli.exitcodes import ExitCode
+
+__all__ = ["CliError", "classify"]
+
+
+class CliError(click.ClickException):
+    """A failure shown as ``opcard: error: <message>`` plus an optional hint line."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.Error, hint: str = "") -> None:
+        super().__init__(message)
+        # click reads the exit code from the exception; an instance value shadows the class's
+        vars(self)["exit_code"] = int(code)
+        self.code = code
+        self.hint = hint
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"opcard: error: {self.message}", file=file, err=file is None)
+        if self.hint:
+            click.echo(f"opcard: {self.hint}", file=file, err=file is None)
+
+
+def _pin_name(message: str) -> str:
+    """The secret a PIN error is about: the first one its message names."""
+    found = [(message.find(n), n) for n in ("admin PIN", "reset code", "user PIN") if n in message]
+    return min(found)[1] if found else "PIN"
+
+
+def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
+    """(exit code, message, hint) for an exception raised by a command."""
+    from apdu import errors as apdu_errors
+    from opcard import errors as e
+    from opcard.publickeys import UnsupportedKeyError
+
+    if isinstance(exc, e.SeveralCardsError):
+        listing = "\n".join(f"  {card}" for card in exc.cards)
+        return (
+            ExitCode.SeveralCards,
+            f"{len(exc.cards)} OpenPGP cards are present:\n{listing}",
+            "choose one with --serial SERIAL or --reader NAME",
+        )
+    if isinstance(exc, e.NoCardError):
+        return (
+            ExitCode.NoCard,
+            str(exc),
+            "insert the card, check 'opcard list', or choose another with --serial / --reader",
+        )
+    if isinstance(exc, apdu_errors.NoServiceError):
+        return (
+            ExitCode.NoCard,
+            f"the PC/SC service is not available: {exc}",
+            "start pcscd (e.g. 'systemctl start pcscd.socket', or 'pcscd')",
+        )
+    if isinstance(exc, apdu_errors.NoReaderError | apdu_errors.CardNotPresentError):
+        return (
+            ExitCode.NoCard,
+            str(exc),
+            "insert the card, check 'opcard list', or choose another with --serial / --reader",
+        )
+    if isinstance(exc, e.WrongPinError):
+        name = _pin_name(str(exc))
+        if exc.retries == 0:
+            return (
+                ExitCode.WrongPin,
+                f"wrong {name}: no tries left, the {name} is now blocked",
+                "unblock it with 'opcard pin unblock' (reset code or admin PIN)"
+                if name == "user PIN"
+                else "only a factory reset ('opcard reset') makes the card usable again"
+                if name == "admin PIN"
+                else "set a new reset code with 'opcard pin set-reset-code' (admin PIN)",
+            )
+        left = "an unknown number of" if exc.retries is None else str(exc.retries)
+        tries = "try" if exc.retries == 1 else "tries"
+        return (
+            ExitCode.WrongPin,
+            f"wrong {name}: {left} {tries} left",
+            f"check the {name}; when no tries are left it is blocked",
+        )
+    if isinstance(exc, e.PinBlockedError):
+        name = _pin_name(str(exc))
+        hint = {
+            "user PIN": "unblock it with 'opcard pin unblock' (reset code or admin PIN)",
+            "admin PIN": "the admin PIN cannot be unblocked: 'opcard reset' erases the card",
+            "reset code": "set a new reset code with 'opcard pin set-reset-code' (admin PIN)",
+        }.get(name, "unblock it with 'opcard pin unblock'")
+        return ExitCode.PinBlocked, f"the {name} is blocked", hint
+    if isinstance(exc, e.PinFormatError):
+        return ExitCode.BadInput, str(exc), ""
+    if isinstance(exc, e.CertificateTooLargeError):
+        return (
+            ExitCode.CertificateTooLarge,
+            str(exc),
+            "use a smaller certificate (an ECC key, fewer extensions or a shorter chain of names)",
+        )
+    if isinstance(exc, e.UnsupportedMechanismError | UnsupportedKeyError):
+        return ExitCode.Unsupported, str(exc), ""
+    if isinstance(exc, e.ObjectNotFoundError):
+        return ExitCode.NotFound, str(exc), ""
+    if isinstance(exc, e.MechanismError | e.OpenPgpFormatError):
+        return ExitCode.BadInput, str(exc), ""
+    if isinstance(exc, e.NotLoggedInError):
+        return ExitCode.CardError, str(exc), ""
+    if isinstance(exc, e.CardError | apdu_errors.ApduError):
+        return ExitCode.CardError, str(exc), ""
+    if isinstance(exc, e.OpcardError):
+        return ExitCode.Error, str(exc), ""
+    if isinstance(exc, OSError):
+        return ExitCode.Error, str(exc), ""
+    return (
+        ExitCode.Error,
+        f"internal error: {type(exc).__name__}: {exc}",
+        "run again with --debug for the traceback, and report it",
+    )

@@ -1,0 +1,149 @@
+"""Getting PINs: from a file, the environment, a prompt without echo, or (with a warning) the
+command line.
+
+Order: ``--pin VALUE`` (warns: other users see it in ``ps``, the shell keeps it in its
+history), ``--pin-file FILE`` (first line; ``-`` is standard input), the environment variable
+(``OPCARD_PIN`` for the user PIN, ``OPCARD_ADMIN_PIN`` for the admin PIN, ``OPCARD_RESET_CODE``
+and ``OPCARD_NEW_PIN`` for the others), then a prompt without echo. PINs are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+__all__ = [
+    "ADMIN",
+    "NEW",
+    "RESET_CODE",
+    "USER",
+    "PinKind",
+    "admin_pin_options",
+    "read_pin",
+    "read_new_pin",
+    "user_pin_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class PinKind:
+    """One kind of secret: its name, its option names and its environment variable."""
+
+    name: str
+    option: str  # "--pin"
+    env: str
+
+    @property
+    def file_option(self) -> str:
+        return f"{self.option}-file"
+
+    @property
+    def param(self) -> str:
+        return self.option.lstrip("-").replace("-", "_")
+
+    @property
+    def file_param(self) -> str:
+        return f"{self.param}_file"
+
+
+USER = PinKind("user PIN", "--pin", "OPCARD_PIN")
+ADMIN = PinKind("admin PIN", "--admin-pin", "OPCARD_ADMIN_PIN")
+RESET_CODE = PinKind("reset code", "--reset-code", "OPCARD_RESET_CODE")
+NEW = PinKind("new PIN", "--new-pin", "OPCARD_NEW_PIN")
+
+
+def _options(kind: PinKind) -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        f = click.option(
+            kind.file_option,
+            kind.file_param,
+            metavar="FILE",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help=f"Read the {kind.name} from the first line of FILE ('-': standard input).",
+        )(f)
+        f = click.option(
+            kind.option,
+            kind.param,
+            metavar="VALUE",
+            help=f"The {kind.name} itself (visible to other users: prefer {kind.file_option} "
+            f"or ${kind.env}).",
+        )(f)
+        return f
+
+    return decorate
+
+
+def user_pin_options(f: F) -> F:
+    """``--pin`` / ``--pin-file`` (environment: ``OPCARD_PIN``)."""
+    return _options(USER)(f)
+
+
+def admin_pin_options(f: F) -> F:
+    """``--admin-pin`` / ``--admin-pin-file`` (environment: ``OPCARD_ADMIN_PIN``)."""
+    return _options(ADMIN)(f)
+
+
+def reset_code_options(f: F) -> F:
+    return _options(RESET_CODE)(f)
+
+
+def new_pin_options(f: F) -> F:
+    return _options(NEW)(f)
+
+
+def _from_file(path: str) -> str:
+    if path == "-":
+        line = sys.stdin.readline()
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                line = f.readline()
+        except OSError as e:
+            raise click.BadParameter(f"cannot read {path}: {e.strerror}") from e
+    return line.rstrip("\r\n")
+
+
+def _warn_command_line(kind: PinKind) -> None:
+    click.echo(
+        f"opcard: warning: a {kind.name} on the command line is visible to other users and "
+        f"stays in the shell history; use {kind.file_option} FILE or ${kind.env}",
+        err=True,
+    )
+
+
+def read_pin(
+    kind: PinKind,
+    value: str | None,
+    file: str | None,
+    *,
+    prompt: str | None = None,
+    confirm: bool = False,
+) -> str:
+    """The secret of ``kind`` from the command line, a file, the environment or a prompt."""
+    if value is not None and file is not None:
+        raise click.UsageError(f"give {kind.option} or {kind.file_option}, not both")
+    if value is not None:
+        _warn_command_line(kind)
+        return value
+    if file is not None:
+        return _from_file(file)
+    from_env = os.environ.get(kind.env)
+    if from_env is not None:
+        return from_env
+    text = prompt or kind.name[0].upper() + kind.name[1:]
+    result: str = click.prompt(
+        text, hide_input=True, confirmation_prompt=confirm, err=True, show_default=False
+    )
+    return result
+
+
+def read_new_pin(name: str, value: str | None, file: str | None) -> str:
+    """The new value of a secret (prompted twice when it comes from the terminal)."""
+    return read_pin(NEW, value, file, prompt=f"New {name}", confirm=True)

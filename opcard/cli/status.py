@@ -1,0 +1,251 @@
+"""``opcard list`` and ``opcard status`` (text like ``gpg --card-status``, or versioned JSON)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from opcard.cli.common import echo_json, pass_state
+
+if TYPE_CHECKING:
+    from opcard.card import Card
+    from opcard.cli.common import State
+
+__all__ = ["SCHEMA_VERSION", "card_status", "list_command", "status"]
+
+#: Version of the JSON written by ``opcard status --json`` and ``opcard list --json``.
+#: Bumped when a field changes meaning or goes away (new fields do not bump it).
+SCHEMA_VERSION = 1
+
+_UIF_NAMES = {0: "off", 1: "on", 2: "fixed", 3: "cached", 4: "cached-fixed"}
+_KEY_STATUS = {0: "none", 1: "generated", 2: "imported"}
+_SALUTATION = {0x31: "Mr.", 0x32: "Ms."}
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (with schema_version).")
+def list_command(as_json: bool) -> None:
+    """List the PC/SC readers and the OpenPGP cards in them."""
+    from opcard.cli.backend import current
+
+    entries = current().readers()
+    if as_json:
+        readers = []
+        for e in entries:
+            card = None
+            if e.card is not None:
+                card = {
+                    "application_id": str(e.card.aid),
+                    "serial": e.card.serial,
+                    "version": e.card.aid.version_text,
+                    "manufacturer": e.card.manufacturer,
+                }
+            readers.append(
+                {
+                    "reader": e.reader,
+                    "atr": None if e.atr is None else e.atr.hex().upper(),
+                    "openpgp_card": card,
+                }
+            )
+        echo_json({"schema_version": SCHEMA_VERSION, "readers": readers})
+        return
+    if not entries:
+        click.echo("no PC/SC readers (is pcscd running and a reader connected?)")
+        return
+    for e in entries:
+        if e.card is not None:
+            aid = e.card.aid
+            what = (
+                f"OpenPGP card {aid.version_text} by {aid.manufacturer_name}, serial "
+                f"{aid.serial_hex}"
+            )
+        elif e.atr is None:
+            what = "empty"
+        elif e.exclusive:
+            what = "card in use by another program"
+        else:
+            what = "card without an OpenPGP application"
+        click.echo(f"{e.reader}: {what}")
+
+
+def _iso(timestamp: int | None) -> str | None:
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(data: bytes | None) -> str | None:
+    if not data:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _certificate(der: bytes) -> dict[str, Any] | None:
+    if not der:
+        return None
+    import hashlib
+
+    from cryptography import x509
+
+    info: dict[str, Any] = {"size": len(der), "sha256": hashlib.sha256(der).hexdigest().upper()}
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        info.update(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            serial_number=f"{cert.serial_number:X}",
+            not_before=cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    except ValueError as e:
+        info["error"] = f"not a valid X.509 certificate: {e}"
+    return info
+
+
+def card_status(card: Card) -> dict[str, Any]:
+    """Everything ``opcard status`` shows, as the JSON document (schema_version 1)."""
+    from apdu.errors import CardStatusError
+    from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot
+    from opcard.errors import OpcardError
+
+    ard = card.application_data()
+    aid = ard.aid
+    holder = card.cardholder()
+
+    def optional(tag: int) -> bytes | None:
+        try:
+            return card.data_object(tag)
+        except OpcardError:
+            return None
+
+    pw = ard.pw_status
+    pins: dict[str, Any] | None = None
+    if pw is not None:
+        pins = {
+            "user": {"tries_left": pw.retries_pw1, "max_length": pw.max_length_pw1},
+            "reset_code": {
+                "tries_left": pw.retries_reset_code,
+                "max_length": pw.max_length_reset_code,
+            },
+            "admin": {"tries_left": pw.retries_pw3, "max_length": pw.max_length_pw3},
+            "user_pin_valid_for_several_signatures": pw.pw1_valid_for_several_signatures,
+        }
+    try:
+        counter: int | None = card.applet.get_security_support_template().signature_counter
+    except CardStatusError:
+        counter = None
+    caps = ard.extended_capabilities
+    kdf_supported = caps is not None and bool(caps.flags & ExtendedCapability.KDF)
+    certificates = card.certificates()
+    keys: dict[str, Any] = {}
+    for slot in KeySlot:
+        fingerprint = ard.fingerprint(slot)
+        info = ard.key_information
+        key_status = None if info is None else info.status(slot)
+        uif = ard.uif(slot)
+        algorithm = card.algorithm(slot)
+        keys[slot.name.lower()] = {
+            "present": card.key_present(slot),
+            "algorithm": None if algorithm is None else algorithm.name,
+            "fingerprint": None if fingerprint is None else fingerprint.hex().upper(),
+            "created": _iso(ard.generation_time(slot)),
+            "origin": None if key_status is None else _KEY_STATUS.get(int(key_status)),
+            "touch": None if uif is None else _UIF_NAMES.get(uif.mode, f"0x{uif.mode:02X}"),
+            "certificate": _certificate(certificates.get(slot, b"")),
+        }
+    sex = holder.sex[0] if holder.sex and len(holder.sex) == 1 else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "reader": card.channel.transport.name,
+        "application_id": str(aid),
+        "version": aid.version_text,
+        "manufacturer": {"id": f"{aid.manufacturer:04X}", "name": aid.manufacturer_name},
+        "serial": aid.serial_hex,
+        "cardholder": {
+            "name": holder.name_text or None,
+            "language": _text(holder.language),
+            "salutation": None if sex is None else _SALUTATION.get(sex),
+        },
+        "url": _text(optional(Do.URL)),
+        "login": _text(optional(Do.LOGIN_DATA)),
+        "pins": pins,
+        "signature_counter": counter,
+        "kdf": {
+            "supported": kdf_supported,
+            "enabled": card.applet.kdf is not None and card.applet.kdf.enabled,
+        },
+        "max_certificate_length": None if caps is None else caps.max_certificate_length,
+        "keys": keys,
+    }
+
+
+def _render(doc: dict[str, Any]) -> list[str]:
+    def v(value: object) -> str:
+        return "[not set]" if value is None or value == "" else str(value)
+
+    lines = [
+        f"Reader ............: {doc['reader']}",
+        f"Application ID ....: {doc['application_id']}",
+        f"Version ...........: {doc['version']}",
+        f"Manufacturer ......: {doc['manufacturer']['name']} ({doc['manufacturer']['id']})",
+        f"Serial number .....: {doc['serial']}",
+        f"Name of cardholder : {v(doc['cardholder']['name'])}",
+        f"Language prefs ....: {v(doc['cardholder']['language'])}",
+        f"Salutation ........: {v(doc['cardholder']['salutation'])}",
+        f"URL of public key .: {v(doc['url'])}",
+        f"Login data ........: {v(doc['login'])}",
+    ]
+    pins = doc["pins"]
+    if pins is not None:
+        forced = "not forced" if pins["user_pin_valid_for_several_signatures"] else "forced"
+        lines += [
+            f"Signature PIN .....: {forced}",
+            f"PIN retry counter .: user {pins['user']['tries_left']}, reset code "
+            f"{pins['reset_code']['tries_left']}, admin {pins['admin']['tries_left']}",
+        ]
+    lines.append(f"Signature counter .: {v(doc['signature_counter'])}")
+    kdf = doc["kdf"]
+    lines.append(
+        f"KDF setting .......: {'on' if kdf['enabled'] else 'off'}"
+        + ("" if kdf["supported"] else " (not supported)")
+    )
+    for name, title in (("sig", "Signature key"), ("dec", "Encryption key"), ("aut", "Auth key")):
+        key = doc["keys"][name]
+        fingerprint = key["fingerprint"]
+        if fingerprint:
+            fingerprint = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+        lines.append(
+            f"{title + ' ':.<19}: {v(key['algorithm'])}" + ("" if key["present"] else " (empty)")
+        )
+        if key["present"]:
+            lines.append(f"      fingerprint .: {v(fingerprint)}")
+            lines.append(f"      created .....: {v(key['created'])}")
+        if key["touch"] is not None:
+            lines.append(f"      touch .......: {key['touch']}")
+        cert = key["certificate"]
+        if cert is None:
+            lines.append("      certificate .: [none]")
+        elif "error" in cert:
+            lines.append(f"      certificate .: {cert['size']} bytes, {cert['error']}")
+        else:
+            lines += [
+                f"      certificate .: {cert['subject']}",
+                f"        issuer ....: {cert['issuer']}",
+                f"        valid .....: {cert['not_before']} to {cert['not_after']}",
+            ]
+    return lines
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON output (with schema_version).")
+@pass_state
+def status(state: State, as_json: bool) -> None:
+    """Show the card: holder, PIN counters, and per slot the key and its certificate."""
+    doc = card_status(state.card())
+    if as_json:
+        echo_json(doc)
+        return
+    for line in _render(doc):
+        click.echo(line)
