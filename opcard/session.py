@@ -29,11 +29,13 @@ from opcard.errors import (
     CardError,
     CardOperationError,
     CertificateTooLargeError,
+    DataLengthError,
     NotLoggedInError,
     ObjectNotFoundError,
     OpcardError,
     PinBlockedError,
     PinFormatError,
+    UnsupportedMechanismError,
     WrongPinError,
 )
 from opcard.mechanisms import (
@@ -47,7 +49,7 @@ from opcard.mechanisms import (
 )
 from opcard.mechanisms import KeySlot as MechKeySlot
 from opcard.objects import CardObject, PrivateKey, card_objects
-from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, UserType
+from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
 from opcard.publickeys import (
     CardPublicKey,
     KeyAlgorithm,
@@ -370,7 +372,13 @@ class Session:
         slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
         info = self._key_info(slot)
         if mechanism is None:
-            mechanism = _DEFAULT_SIGN[info.key_type]
+            default = _DEFAULT_SIGN.get(info.key_type)
+            if default is None:  # X25519: a key agreement key
+                raise UnsupportedMechanismError(
+                    f"the {slot.name} key ({info.key_type.name}) cannot sign",
+                    return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+                )
+            mechanism = default
         prepared = prepare_sign_input(mechanism, info, data)
         return self._card_sign(slot, prepared)
 
@@ -382,6 +390,8 @@ class Session:
         )
 
     def _card_sign(self, slot: KeySlot, prepared: SignInput) -> bytes:
+        if not prepared.data:  # EdDSA of b"": the card's command needs a data field
+            raise DataLengthError("an OpenPGP card cannot sign an empty message")
         if prepared.operation is CardOperation.COMPUTE_DIGITAL_SIGNATURE:
             pw, cmd = Pw.PW1, cmds.pso_compute_digital_signature(prepared.data)
         else:
