@@ -176,14 +176,25 @@ class Session:
         """Verify the admin PIN (PW3): needed for every write."""
         self.login(pin, UserType.SO)
 
-    def _verify(self, pw: Pw, value: bytes, what: str) -> None:
+    def _verify(self, pw: Pw, value: bytes, what: str, *, held: bool = False) -> None:
+        """VERIFY ``pw``. When the card refuses it, the session forgets the PIN (it is never
+        sent again). ``held``: the PIN is one the card accepted before; when the card was reset
+        or re-inserted the VERIFY did not reach it, and it is sent once more after the
+        reconnect. Transport failures keep the login state (the PIN was not refused)."""
         try:
-            self.card.applet.verify(pw, value)
-        except apdu_errors.ApduError as e:
+            try:
+                self.card.applet.verify(pw, value)
+            except apdu_errors.CardRemovedError:
+                if not held:
+                    raise
+                self.card.applet.verify(pw, value)  # the channel reconnects and re-selects
+        except apdu_errors.CardStatusError as e:
             if pw is Pw.PW3:
                 self._so_pin, self.so_logged_in = None, False
             else:
                 self._user_pin, self.user_logged_in, self._pw81 = None, False, False
+            raise translate_error(e, what) from e
+        except apdu_errors.ApduError as e:
             raise translate_error(e, what) from e
 
     def logout(self) -> None:
@@ -228,7 +239,7 @@ class Session:
         if not self.user_logged_in or self._user_pin is None:
             raise NotLoggedInError("this needs the user PIN: log in first")
         if pw is Pw.PW1 and not self._pw81:
-            self._verify(Pw.PW1, self._user_pin.value, "user PIN")
+            self._verify(Pw.PW1, self._user_pin.value, "user PIN", held=True)
             self._pw81 = True
 
     def _reverify(self, pw: Pw) -> bool:
@@ -238,7 +249,7 @@ class Session:
         pin = self._so_pin if pw is Pw.PW3 else self._user_pin
         if pin is None:
             return False
-        self._verify(pw, pin.value, "admin PIN" if pw is Pw.PW3 else "user PIN")
+        self._verify(pw, pin.value, "admin PIN" if pw is Pw.PW3 else "user PIN", held=True)
         if pw is Pw.PW1:
             self._pw81 = True
         return True
@@ -681,6 +692,8 @@ class DigestSigner:
         session = self.session
         if self._once:
             session._ensure(self._pw)
+        elif not session.user_logged_in:  # logged out, or the held PIN was refused
+            raise NotLoggedInError("this needs the user PIN: log in first")
         try:
             result = session._send_verified(self._channel.send_atomic, self._pw, cmd)
         except apdu_errors.ApduError as e:
