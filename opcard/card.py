@@ -318,13 +318,15 @@ class Card:
         return self.aid.serial_hex
 
     def key_present(self, slot: KeySlot) -> bool:
-        """A key is in ``slot``: its fingerprint is set or the card says it was made/imported."""
+        """A key is in ``slot``: the card's key information (DE) says it was generated or
+        imported; on cards without DE, its fingerprint is set. (A fingerprint may outlive its
+        key: changing the algorithm attributes deletes the key but not C5.)"""
         ard = self.application_data()
-        if ard.fingerprint(slot) is not None:
-            return True
         info = ard.key_information
         status = None if info is None else info.status(slot)
-        return status is not None and status is not KeyStatus.NONE
+        if status is not None:
+            return status is not KeyStatus.NONE
+        return ard.fingerprint(slot) is not None
 
     def algorithm(self, slot: KeySlot) -> KeyAlgorithm | None:
         from opcard.publickeys import algorithm_of

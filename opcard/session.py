@@ -64,9 +64,15 @@ if TYPE_CHECKING:
 
     from opcard.card import Card, TokenInfo
 
-__all__ = ["DigestSigner", "Session", "translate_error"]
+__all__ = ["CertificateFormatError", "DigestSigner", "Session", "translate_error"]
 
 _SW_SECURITY = 0x6982
+
+
+class CertificateFormatError(OpcardError, ValueError):
+    """The bytes given as a certificate are no X.509 certificate (nothing was written)."""
+
+    default_return_value = ReturnValue.DATA_INVALID
 
 
 class _Pin:
@@ -513,6 +519,10 @@ class Session:
     def set_algorithm(self, slot: KeySlot | str, algorithm: KeyAlgorithm | str) -> None:
         slot = _slot(slot)
         alg = parse_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+        if alg.curve is None and alg.bits not in (2048, 3072, 4096):
+            raise UnsupportedKeyError(
+                f"RSA-{alg.bits}: OpenPGP cards take RSA 2048, 3072 or 4096 (nothing was written)"
+            )
         attrs = attributes_for(alg, decryption=slot is KeySlot.DEC)
         current = self.card.application_data().attributes(slot)
         if _same_algorithm(current, attrs):
@@ -548,16 +558,38 @@ class Session:
         return result[0]
 
     def import_key(
-        self, slot: KeySlot | str, private_key: PrivateKeyTypes, *, created: int | None = None
+        self,
+        slot: KeySlot | str,
+        private_key: PrivateKeyTypes | bytes,
+        *,
+        created: int | None = None,
+        password: bytes | None = None,
     ) -> CardPublicKey:
         """Import a software private key into ``slot`` (the slot's algorithm is set to match),
-        then write fingerprint and generation time."""
+        then write fingerprint and generation time (``created``, default now).
+
+        ``private_key`` is a ``cryptography`` private key, or its PEM or DER encoding (PKCS#8
+        or the traditional RSA/EC forms; ``password`` for an encrypted one): RSA 2048-4096,
+        the NIST/brainpool/secp256k1 curves, Ed25519 (SIG, AUT) or X25519 (DEC). An unsuitable
+        key is refused before anything is written."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
         slot = _slot(slot)
+        if isinstance(private_key, bytes | bytearray | memoryview):
+            private_key = _load_private_key(bytes(private_key), password)
+        if not isinstance(
+            private_key,
+            rsa.RSAPrivateKey
+            | ec.EllipticCurvePrivateKey
+            | ed25519.Ed25519PrivateKey
+            | x25519.X25519PrivateKey,
+        ):
+            raise UnsupportedKeyError(
+                f"{type(private_key).__name__} keys cannot go on an OpenPGP card"
+            )
         public = private_key.public_key()
-        key = CardPublicKey.from_cryptography(public)  # type: ignore[arg-type]
+        key = CardPublicKey.from_cryptography(public)
         self.set_algorithm(slot, key.algorithm)
         attrs = self.card.application_data().attributes(slot)
         if isinstance(private_key, rsa.RSAPrivateKey):
@@ -737,6 +769,20 @@ def _slot(value: KeySlot | str | int | None) -> KeySlot:
     return KeySlot(int(value))
 
 
+def _load_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return serialization.load_pem_private_key(data, password)
+        return serialization.load_der_private_key(data, password)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise UnsupportedKeyError(
+            f"not a private key this card can take (PEM or DER, PKCS#8 or traditional): {e}"
+        ) from e
+
+
 def _certificate_der(certificate: bytes) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -747,7 +793,7 @@ def _certificate_der(certificate: bytes) -> bytes:
             return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
         x509.load_der_x509_certificate(data)
     except ValueError as e:
-        raise OpcardError(f"not an X.509 certificate (PEM or DER): {e}") from e
+        raise CertificateFormatError(f"not an X.509 certificate (PEM or DER): {e}") from e
     return data
 
 
