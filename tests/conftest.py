@@ -25,6 +25,9 @@ Typical use::
 Ports: 35963 is reader "Virtual PCD 00 00", 35964 is "Virtual PCD 00 01". One emulator per
 port; the fixture refuses to start a second one on a busy port (after waiting a few seconds
 for the previous card's removal to reach pcscd).
+
+Several test runs on one machine: ``OPCARD_RIG_PRIVATE=1`` gives the session a pcscd of its
+own (own socket, own vpcd ports; see :class:`PrivateRig`), so runs cannot disturb each other.
 """
 
 from __future__ import annotations
@@ -344,22 +347,144 @@ class Pcscd:
     log: Path | None = None
 
 
+VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+
+
+@dataclass
+class PrivateRig:
+    """A pcscd of this test session only (``OPCARD_RIG_PRIVATE=1``).
+
+    pcscd always serves ``/run/pcscd/pcscd.comm``; the private one runs in its own mount
+    namespace (``unshare --mount``, root only) with a directory of ours bind-mounted on
+    /run/pcscd, so its socket is ``<dir>/run/pcscd.comm`` for us. Every PC/SC client of the
+    session (pyscard here, scdaemon, OpenSC, subprocesses) finds it through
+    ``PCSCLITE_CSOCK_NAME``. Its vpcd listens on two free ports instead of 35963/35964; the
+    reader names stay "Virtual PCD 00 00" / "Virtual PCD 00 01".
+    """
+
+    directory: Path
+    port_base: int
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "run" / "pcscd.comm"
+
+
+def _private_mode() -> bool:
+    return os.environ.get("OPCARD_RIG_PRIVATE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _free_port_pair() -> int:
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(40000, 60000)
+        socks = []
+        try:
+            for port in (base, base + 1):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no two free TCP ports for a private vpcd")
+
+
+_PRIVATE: PrivateRig | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In private mode, point every PC/SC client of the session at the private pcscd.
+
+    Done before any test runs: libpcsclite reads PCSCLITE_CSOCK_NAME once per process.
+    """
+    global _PRIVATE
+    if _private_mode() and _PRIVATE is None:
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="opcard-rig-"))
+        _PRIVATE = PrivateRig(directory, _free_port_pair())
+        os.environ["PCSCLITE_CSOCK_NAME"] = str(_PRIVATE.socket)
+
+
+def vpcd_port(port: int) -> int:
+    """The TCP port an emulator for reader index ``port - 35963`` must connect to."""
+    reader_for_port(port)  # validates
+    if _PRIVATE is not None:
+        return _PRIVATE.port_base + (port - DEFAULT_PORT)
+    return port
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _start_private_pcscd(rig: PrivateRig, log: Path) -> subprocess.Popen[bytes]:
+    require_tool("unshare")
+    conf = rig.directory / "reader.conf.d"
+    conf.mkdir(exist_ok=True)
+    (rig.directory / "run").mkdir(exist_ok=True)
+    (conf / "vpcd").write_text(
+        'FRIENDLYNAME "Virtual PCD"\n'
+        f"DEVICENAME   /dev/null:{rig.port_base:#06x}\n"
+        f"LIBPATH      {VPCD_DRIVER}\n"
+        f"CHANNELID    {rig.port_base:#06x}\n"
+    )
+    script = (
+        f"mount --bind '{rig.directory / 'run'}' /run/pcscd "
+        f"&& exec pcscd --foreground --config '{conf}'"
+    )
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     """pcscd with the vpcd readers: reuses a running one, else starts one for the session.
 
     A pcscd started here is stopped (SIGTERM, by PID) when the session ends; a reused one is
     left alone. Fails (in CI) / skips (elsewhere) when pcscd, vpcd or pyscard are missing.
+    With ``OPCARD_RIG_PRIVATE=1`` the session always starts its own pcscd, invisible to
+    other users of the machine (see :class:`PrivateRig`): use it when several people or
+    test runs share one machine.
     """
     require_tool("pcscd")
-    require_file("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+    require_file(VPCD_DRIVER)
     _scard()
+    log = tmp_path_factory.mktemp("pcscd") / "pcscd.log"
+    if _PRIVATE is not None:
+        proc = _start_private_pcscd(_PRIVATE, log)
+        try:
+            try:
+                readers = _wait_readers(10)
+            except TimeoutError as e:
+                raise RuntimeError(f"private pcscd: {e}\n{log.read_text()[-2000:]}") from e
+            yield Pcscd(pid=proc.pid, started=True, readers=readers, log=log)
+        finally:
+            _stop(proc)
+            shutil.rmtree(_PRIVATE.directory, ignore_errors=True)
+        return
     running = _pcscd_pids()
     if running:
         readers = _wait_readers(10)
         yield Pcscd(pid=running[0], started=False, readers=readers)
         return
-    log = tmp_path_factory.mktemp("pcscd") / "pcscd.log"
     for stale in ("/run/pcscd/pcscd.comm", "/run/pcscd/pcscd.pid"):
         with contextlib.suppress(OSError):
             os.unlink(stale)
@@ -375,12 +500,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
         readers = _wait_readers(10)
         yield Pcscd(pid=proc.pid, started=True, readers=readers, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 # --- the emulator ------------------------------------------------------------------------------
@@ -406,7 +526,9 @@ def _option_args(opts: dict[str, Any]) -> list[str]:
 class Emulator:
     """One ``python -m fixtures.emulator`` process serving a card to a vpcd reader.
 
-    Attributes: ``reader`` (PC/SC reader name), ``port``, ``profile``, ``personalize``,
+    Attributes: ``reader`` (PC/SC reader name), ``port`` (35963 or 35964: which reader),
+    ``vpcd_port`` (the TCP port it connects to: ``port``, except with a private rig),
+    ``profile``, ``personalize``,
     ``apdu_log`` (Path of its APDU log, or None), ``output`` (its stdout/stderr file),
     ``atr`` (as pcscd reports it, once present), ``argv``.
 
@@ -432,7 +554,8 @@ class Emulator:
         self.apdu_log = apdu_log
         self.output = workdir / f"emulator-{port}.out"
         self.atr = b""
-        self.argv = [sys.executable, "-m", "fixtures.emulator", "--port", str(port)]
+        self.vpcd_port = vpcd_port(port)  # differs from port with OPCARD_RIG_PRIVATE
+        self.argv = [sys.executable, "-m", "fixtures.emulator", "--port", str(self.vpcd_port)]
         self.argv += ["--profile", profile]
         if personalize:
             self.argv += ["--personalize", personalize]
@@ -467,7 +590,8 @@ class Emulator:
             except TimeoutError:
                 raise RuntimeError(
                     f"reader {self.reader!r} already holds a card: another emulator is "
-                    f"connected to port {self.port} (stop it, or use the other port)"
+                    f"connected to port {self.vpcd_port} (stop it, use the other port, or run "
+                    "the tests with OPCARD_RIG_PRIVATE=1 for a pcscd of their own)"
                 ) from None
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
