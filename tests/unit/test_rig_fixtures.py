@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from fixtures.apdulog import ApduLog, count_commands, read_log, redact_command
 from fixtures.vpcd import VpcdClient, reader_name
 
 PIN = b"123456"
+REPO = Path(__file__).resolve().parents[2]
 
 
 class FakeCard:
@@ -159,3 +162,74 @@ def test_log_lines_are_flushed_and_parse(tmp_path: Path) -> None:
         ("<", "9000"),
         ("*", "power-off"),
     ]
+
+
+def test_reconnect_waits_for_vpcd_to_come_back() -> None:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    card = FakeCard()
+    client = VpcdClient(card, port=port)
+    result: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: result.append(client.run(connect_timeout=5, reconnect=True))
+    )
+    thread.start()
+    try:
+        for _ in range(2):  # pcscd goes away and comes back: the card is plugged in again
+            conn, _ = server.accept()
+            conn.settimeout(5)
+            conn.sendall(_frame(b"\x04"))
+            assert _read_frame(conn) == FakeCard.atr
+            conn.sendall(_frame(b"\x01"))
+            conn.sendall(_frame(bytes.fromhex("00CA00C400")))
+            assert _read_frame(conn) == b"\x00\x05\x90\x00"
+            conn.close()
+        conn, _ = server.accept()  # third connection: now stop on request
+        client.stop()
+        thread.join(5)
+        conn.close()
+    finally:
+        client.stop()
+        thread.join(5)
+        server.close()
+    assert result == [True]
+    assert card.events.count("00ca00c400") == 2
+    assert card.events[-1] == "off"
+
+
+def _emulator_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fixtures.emulator", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_emulator_help_lists_profiles_and_personalisations() -> None:
+    from fixtures.personalize import DEMO_NAMES
+    from fixtures.profiles import PROFILES
+
+    out = _emulator_cli("--help")
+    assert out.returncode == 0
+    for name, profile in PROFILES.items():
+        assert name in out.stdout
+        assert profile.description.split()[0] in out.stdout
+    for name in DEMO_NAMES:
+        assert name in out.stdout
+    assert "Virtual PCD 00 00" in out.stdout
+
+
+def test_emulator_exits_2_with_a_message_when_vpcd_is_unreachable() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    out = _emulator_cli("--port", str(port), "--connect-timeout", "0.3", "--personalize", "demo")
+    assert out.returncode == 2
+    assert "cannot connect to vpcd" in out.stderr
+    assert "Traceback" not in out.stderr
