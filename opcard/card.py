@@ -29,6 +29,7 @@ from apdu.openpgp.objects import (
     Aid,
     ApplicationRelatedData,
     CardholderData,
+    KdfDo,
     PublicKey,
 )
 from apdu.session import Channel
@@ -247,15 +248,19 @@ class Card:
         self._ard: ApplicationRelatedData | None = None
         self._public_keys: dict[KeySlot, CardPublicKey | None] = {}
         self._certificates: dict[KeySlot, bytes] | None = None
+        self._certificate: dict[KeySlot, bytes] = {}  # read one by one
         self._cardholder: CardholderData | None = None
         self._data: dict[int, bytes] = {}
+        self._kdf_known = False
         with _translated(f"opening the OpenPGP application on {transport.name!r}"):
             self._ard = self.applet.start()
             #: The AID never changes: kept apart from the cache that writes invalidate.
             self._aid: Aid = self._ard.aid
             if roaming:
                 self.channel.transport = _RoamingTransport(transport, self._aid.serial)
-            self._adopt_kdf()
+        # The KDF-DO is read at once (GET DATA F9 on cards with the KDF capability) because
+        # callers read ``applet.kdf``; :meth:`kdf` is the lazy way (then this line can go).
+        self.prepare_pin()
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -282,22 +287,43 @@ class Card:
             self._ard = None
             self._public_keys.clear()
             self._certificates = None
+            self._certificate.clear()
             self._cardholder = None
             self._data.clear()
 
     def refresh(self) -> ApplicationRelatedData:
-        """Re-read the application related data now."""
+        """Re-read the application related data now (and the KDF-DO before the next PIN)."""
         with self.lock:
             self.invalidate()
+            self._kdf_known = False
             return self.application_data()
 
-    def _adopt_kdf(self) -> None:
-        caps = self.application_data().extended_capabilities
-        if caps is not None and caps.flags & ExtendedCapability.KDF:
-            try:
-                self.applet.get_kdf(adopt=True)
-            except CardStatusError:
+    def prepare_pin(self) -> None:
+        """Before the first PIN of the card session: adopt the card's KDF-DO (F9), so PINs are
+        sent derived when KDF is on. Read once (cards without the KDF capability: never);
+        writes through opcard keep it current, :meth:`refresh` reads it again."""
+        with self.lock:
+            if self._kdf_known:
+                return
+            caps = self.application_data().extended_capabilities
+            if caps is not None and caps.flags & ExtendedCapability.KDF:
+                with _translated("reading the KDF-DO"):
+                    try:
+                        self.applet.get_kdf(adopt=True)
+                    except CardStatusError:
+                        self.applet.kdf = None
+            else:
                 self.applet.kdf = None
+            self._kdf_known = True
+
+    def kdf(self) -> KdfDo | None:
+        """The card's KDF-DO when KDF is on (PINs are sent derived), else None."""
+        self.prepare_pin()
+        return self.applet.kdf
+
+    def kdf_changed(self) -> None:
+        """The KDF-DO was written or reset through this card's applet (which now knows it)."""
+        self._kdf_known = True
 
     def application_data(self) -> ApplicationRelatedData:
         """6E, read once and cached until a write or :meth:`refresh`."""
@@ -367,14 +393,19 @@ class Card:
             return self._certificates
 
     def certificate(self, slot: KeySlot) -> bytes:
-        """One certificate (b"" when empty); only that one is read if none is cached."""
+        """One certificate (b"" when empty); only that one is read (and cached) when the three
+        are not cached: SELECT DATA + GET DATA (+ SELECT DATA back to AUT for SIG and DEC)."""
         with self.lock:
             if self._certificates is not None:
                 return self._certificates[slot]
-            with _translated(f"reading the {slot.name} certificate"):
-                if not self.aid.is_v3:
-                    return self._get_current_certificate() if slot is KeySlot.AUT else b""
-                return self.applet.get_certificate(slot)
+            if slot not in self._certificate:
+                with _translated(f"reading the {slot.name} certificate"):
+                    if not self.aid.is_v3:
+                        der = self._get_current_certificate() if slot is KeySlot.AUT else b""
+                    else:
+                        der = self.applet.get_certificate(slot)
+                self._certificate[slot] = der
+            return self._certificate[slot]
 
     def _read_certificates(self) -> dict[KeySlot, bytes]:
         applet = self.applet

@@ -424,7 +424,12 @@ def card_objects(
     def wanted(object_class: ObjectClass) -> bool:
         return classes is None or int(object_class) in classes
 
-    certificates = card.certificates() if wanted(ObjectClass.CERTIFICATE) else {}
+    certificates: dict[KeySlot, bytes] = {}
+    if wanted(ObjectClass.CERTIFICATE):
+        if slots is not None and len(slots) == 1:  # one slot named: read only its certificate
+            certificates = {s: card.certificate(s) for s in KeySlot if int(s) in slots}
+        else:
+            certificates = card.certificates()
     for slot in KeySlot:
         if slots is not None and int(slot) not in slots:
             continue

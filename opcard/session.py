@@ -187,6 +187,7 @@ class Session:
         sent again). ``held``: the PIN is one the card accepted before; when the card was reset
         or re-inserted the VERIFY did not reach it, and it is sent once more after the
         reconnect. Transport failures keep the login state (the PIN was not refused)."""
+        self.card.prepare_pin()
         try:
             try:
                 self.card.applet.verify(pw, value)
@@ -264,6 +265,7 @@ class Session:
         secret = Secret.PW3 if admin else Secret.PW1
         name = _PIN_NAMES[secret]
         old_b, new_b = _pin_bytes(old, secret, name), _pin_bytes(new, secret, f"new {name}")
+        self.card.prepare_pin()
         try:
             self.card.applet.change_pin(Pw.PW3 if admin else Pw.PW1, old_b, new_b)
         except apdu_errors.ApduError as e:
@@ -285,6 +287,7 @@ class Session:
         )
         if code is None:
             self._ensure(Pw.PW3)
+        self.card.prepare_pin()
         try:
             self.card.applet.reset_retry_counter(new_b, reset_code=code)
         except apdu_errors.ApduError as e:
@@ -294,6 +297,7 @@ class Session:
 
     def set_reset_code(self, code: str | bytes | None) -> None:
         value = None if code is None else _pin_bytes(code, Secret.RESET_CODE, "reset code")
+        self.card.prepare_pin()
         self._write(lambda: self.card.applet.set_reset_code(value), "set reset code")
 
     # -- objects ------------------------------------------------------------------------------
@@ -674,11 +678,13 @@ class Session:
         """Switch KDF on. The card resets PW1 and PW3 to their factory values (123456 /
         12345678), as the spec requires: change them afterwards."""
         self._write(lambda: self.card.applet.set_kdf(new_kdf_do()), "enable KDF")
+        self.card.kdf_changed()
         self._so_pin = self._user_pin = None
         self.so_logged_in = self.user_logged_in = self._pw81 = False
 
     def disable_kdf(self) -> None:
         self._write(lambda: self.card.applet.set_kdf(kdf_off()), "disable KDF")
+        self.card.kdf_changed()
         self._so_pin = self._user_pin = None
         self.so_logged_in = self.user_logged_in = self._pw81 = False
 
@@ -689,6 +695,8 @@ class Session:
             self.card.applet.factory_reset()
         except apdu_errors.ApduError as e:
             raise translate_error(e, "factory reset") from e
+        else:
+            self.card.kdf_changed()  # KDF is off after a factory reset
         finally:
             self.card.invalidate()
             self._so_pin = self._user_pin = None

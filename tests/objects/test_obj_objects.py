@@ -284,6 +284,27 @@ def test_find_objects_reads_only_what_the_template_needs(rig: Callable[..., Rig]
         assert r.ins_since(start) == [0xA5, 0xCA, 0xCC, 0xCC, 0xA5]
 
 
+def test_one_certificate_costs_its_own_reads_only(rig: Callable[..., Rig], profile: str) -> None:
+    """Exporting one certificate right after opening the card: SELECT DATA + GET DATA for
+    it (plus GET RESPONSE on short APDUs, and SELECT DATA back to occurrence 0 for SIG)."""
+    r = rig(profile, "demo-ecc")
+    # opening: SELECT, GET DATA 6E (, GET RESPONSE), GET DATA F9 (the KDF-DO)
+    assert [c[:4].hex() for c in r.sent if c[1] != 0xC0] == ["00a40400", "00ca006e", "00ca00f9"]
+    expected_der = r.demo["aut"].cert_der
+    with r.card.session() as s:
+        start = len(r.sent)
+        cert = s.get_key("aut", object_class=ObjectClass.CERTIFICATE)
+        assert cert[Attribute.VALUE] == expected_der
+        extra = [0xC0] if profile == "short" else []  # 471 bytes: 61xx + GET RESPONSE
+        assert r.ins_since(start) == [0xA5, 0xCA, *extra]
+        start = len(r.sent)
+        assert s.get_key("sig", object_class=ObjectClass.CERTIFICATE)[Attribute.VALUE]
+        assert r.ins_since(start) == [0xA5, 0xCA, *extra, 0xA5]
+        start = len(r.sent)
+        assert s.get_key("aut", object_class=ObjectClass.CERTIFICATE)[Attribute.VALUE]
+        assert r.ins_since(start) == []  # cached
+
+
 def test_get_key(card_rig: Rig) -> None:
     from apdu.openpgp.constants import KeySlot
 

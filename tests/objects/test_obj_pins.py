@@ -92,7 +92,7 @@ def test_pin_blocked_and_token_flags(rig: Callable[..., Rig]) -> None:
             with pytest.raises(WrongPinError) as info:
                 s.login(WRONG)
             assert info.value.retries == left
-            r.card.refresh()
+            r.card.invalidate()  # C4 changed: read 6E again (invalidate keeps the KDF-DO)
             flags = s.token_info().flags
             assert bool(flags & TokenFlag.USER_PIN_FINAL_TRY) is (left == 1)
             assert bool(flags & TokenFlag.USER_PIN_LOCKED) is (left == 0)
