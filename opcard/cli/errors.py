@@ -7,6 +7,7 @@ click exception the root command raises with them. Library imports happen inside
 
 from __future__ import annotations
 
+import sys
 from typing import IO, Any
 
 import click
@@ -42,7 +43,13 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     """(exit code, message, hint) for an exception raised by a command."""
     from apdu import errors as apdu_errors
     from opcard import errors as e
-    from opcard.publickeys import UnsupportedKeyError
+
+    # not imported (with cryptography) just to test for it: if opcard.publickeys was never
+    # imported, the exception cannot be one of its classes
+    publickeys = sys.modules.get("opcard.publickeys")
+    unsupported: tuple[type[BaseException], ...] = (e.UnsupportedMechanismError,)
+    if publickeys is not None:
+        unsupported += (publickeys.UnsupportedKeyError,)
 
     if isinstance(exc, e.SeveralCardsError):
         listing = "\n".join(f"  {card}" for card in exc.cards)
@@ -104,7 +111,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
             str(exc),
             "use a smaller certificate (an ECC key, fewer extensions or a shorter chain of names)",
         )
-    if isinstance(exc, e.UnsupportedMechanismError | UnsupportedKeyError):
+    if isinstance(exc, unsupported):
         return ExitCode.Unsupported, str(exc), ""
     if isinstance(exc, e.ObjectNotFoundError):
         return ExitCode.NotFound, str(exc), ""

@@ -174,7 +174,7 @@ def card_status(card: Card) -> dict[str, Any]:
         "signature_counter": counter,
         "kdf": {
             "supported": kdf_supported,
-            "enabled": card.applet.kdf is not None and card.applet.kdf.enabled,
+            "enabled": kdf_supported and (kdf := card.kdf()) is not None and kdf.enabled,
         },
         "max_certificate_length": None if caps is None else caps.max_certificate_length,
         "keys": keys,

@@ -179,20 +179,22 @@ RunOpcard = Callable[..., Completed]
 
 @pytest.fixture(scope="session")
 def run_opcard(opcard_exe: Path) -> RunOpcard:
-    """``run_opcard(*args, env={}, input=None, timeout=60)``: the command as a subprocess."""
+    """``run_opcard(*args, env={}, input=None, timeout=60, python_code=None)``: the command as
+    a subprocess; with ``python_code``, that code runs instead of the console script (with
+    ``args`` in ``sys.argv[1:]``)."""
 
     def call(
         *args: str,
         env: dict[str, str] | None = None,
         input: bytes | None = None,
         timeout: float = 60,
-        python_flags: Sequence[str] = (),
+        python_code: str | None = None,
     ) -> Completed:
         environment = {k: v for k, v in os.environ.items() if k not in OPCARD_ENV}
         environment.update(env or {})
         argv = [str(opcard_exe), *args]
-        if python_flags:
-            argv = [sys.executable, *python_flags, "-m", "opcard.cli", *args]
+        if python_code is not None:  # run the command inside this Python code
+            argv = [sys.executable, "-c", python_code, *args]
         proc = subprocess.run(
             argv,
             input=input,
