@@ -649,7 +649,13 @@ class Session:
         """Cardholder name, given as "Given Surname" (stored as ``Surname<<Given``)."""
         given, _, surname = name.strip().rpartition(" ")
         value = f"{surname}<<{given}".replace(" ", "<") if given else surname
-        self.set_data(Do.NAME, value.encode("latin-1"))
+        try:
+            encoded = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "the cardholder name must be Latin-1 text (ISO/IEC 8859-1): nothing was written"
+            ) from None
+        self.set_data(Do.NAME, encoded)
 
     def set_data(self, tag: int, value: bytes) -> None:
         """PUT DATA of a simple DO (URL 5F50, login 5E, name 5B, language 5F2D, sex 5F35,

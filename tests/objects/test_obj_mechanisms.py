@@ -115,6 +115,7 @@ def test_sign_digest_and_digest_signer(card_rig: Rig) -> None:
                 if isinstance(public, ec.EllipticCurvePublicKey):
                     public.verify(der, d, ec.ECDSA(Prehashed(HASHES[name]())))
                 else:
+                    assert isinstance(public, rsa.RSAPublicKey)
                     public.verify(der, d, padding.PKCS1v15(), Prehashed(HASHES[name]()))
             with pytest.raises(DataLengthError):
                 signer.sign_digest(b"\x01" * 31, "sha256")
@@ -135,11 +136,12 @@ def test_decryption_and_derivation(card_rig: Rig) -> None:
                 cryptogram = public.encrypt(secret, padding.PKCS1v15())
                 assert key.decrypt(cryptogram) == secret
                 assert s.decrypt("dec", cryptogram, Mechanism.RSA_PKCS) == secret
-                card_key = key.to_cryptography()
-                assert isinstance(card_key, CardRsaPrivateKey)
-                assert card_key.decrypt(cryptogram, padding.PKCS1v15()) == secret
+                rsa_key = key.to_cryptography()
+                assert isinstance(rsa_key, CardRsaPrivateKey)
+                assert rsa_key.decrypt(cryptogram, padding.PKCS1v15()) == secret
+            assert isinstance(rsa_key, CardRsaPrivateKey)
             with pytest.raises(UnsupportedMechanismError, match="OAEP"):
-                card_key.decrypt(
+                rsa_key.decrypt(
                     cryptogram, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
                 )
             with pytest.raises(UnsupportedKeyError):
@@ -152,20 +154,20 @@ def test_decryption_and_derivation(card_rig: Rig) -> None:
                 )
                 expected = peer.exchange(ec.ECDH(), public)
                 assert key.derive(point) == expected
-                card_key = key.to_cryptography()
-                assert isinstance(card_key, CardEcPrivateKey)
-                assert card_key.exchange(ec.ECDH(), peer.public_key()) == expected
+                ec_key = key.to_cryptography()
+                assert isinstance(ec_key, CardEcPrivateKey)
+                assert ec_key.exchange(ec.ECDH(), peer.public_key()) == expected
             with pytest.raises(UnsupportedKeyError):
                 s.decrypt("dec", b"\x00" * 32)
         else:
             assert isinstance(public, x25519.X25519PublicKey)
             for _ in range(3):
-                peer = x25519.X25519PrivateKey.generate()
-                expected = peer.exchange(public)
-                assert key.derive(peer.public_key().public_bytes_raw()) == expected
-                card_key = key.to_cryptography()
-                assert isinstance(card_key, x25519.X25519PrivateKey)
-                assert card_key.exchange(peer.public_key()) == expected
+                x_peer = x25519.X25519PrivateKey.generate()
+                expected = x_peer.exchange(public)
+                assert key.derive(x_peer.public_key().public_bytes_raw()) == expected
+                x_key = key.to_cryptography()
+                assert isinstance(x_key, x25519.X25519PrivateKey)
+                assert x_key.exchange(x_peer.public_key()) == expected
         # the signing keys neither decrypt nor derive
         for slot in ("sig", "aut"):
             with pytest.raises(UnsupportedKeyError):
@@ -183,6 +185,7 @@ def test_rsa_pss_refused_with_the_reason(rig: Callable[..., Rig]) -> None:
         pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
         for slot in ("sig", "aut"):
             card_key = s.private_key(slot).to_cryptography()  # reads the public key
+            assert isinstance(card_key, CardRsaPrivateKey)
             with r.count() as n:
                 with pytest.raises(UnsupportedMechanismError) as info:
                     s.sign(slot, MESSAGE, Mechanism.SHA256_RSA_PKCS_PSS)
@@ -193,7 +196,7 @@ def test_rsa_pss_refused_with_the_reason(rig: Callable[..., Rig]) -> None:
                 with pytest.raises(UnsupportedMechanismError, match="RSA-PSS"):
                     s.sign(slot, digest("sha256", MESSAGE), Mechanism.RSA_PKCS_PSS)
                 with pytest.raises(UnsupportedMechanismError, match=r"TLS 1\.3") as via_key:
-                    card_key.sign(MESSAGE, pss, hashes.SHA256())  # type: ignore[arg-type]
+                    card_key.sign(MESSAGE, pss, hashes.SHA256())
                 assert "PSS" in str(via_key.value)
                 with pytest.raises(UnsupportedMechanismError, match="CKM_RSA_X_509"):
                     s.sign(slot, bytes(256), Mechanism.RSA_X_509)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from opcard_support import PW1, PW3, Rig, digest, verify_digest
 
 import opcard
@@ -161,9 +162,19 @@ def test_pins_never_in_reprs_messages_or_traffic(
         s.login_admin(PW3)
         s.change_pin(PW3, NEW_ADMIN, admin=True)
         s.change_pin(NEW_ADMIN, PW3, admin=True)
+        s.login_admin(PW3)
+        imported = ec.generate_private_key(ec.SECP256R1())
+        s.import_key("aut", imported)
         messages.append(repr(s))
         s.close()
     traffic = [rec.getMessage() for rec in caplog.records if rec.name == "apdu.traffic"]
+    scalar = imported.private_numbers().private_value.to_bytes(32, "big").hex()
+    assert any(line.startswith("> 00db3fff") or line.startswith("> 10db3fff") for line in traffic)
+    assert all(scalar[:16] not in line.lower() for line in traffic)  # key import redacted
+    assert r.emu.state.keys[2] is not None
+    assert r.emu.state.keys[2].private.private_numbers().private_value == (  # type: ignore[union-attr]
+        imported.private_numbers().private_value
+    )
     assert any("redacted" in line for line in traffic)
     assert any(line.startswith("> 002a9e9a") for line in traffic)  # the log is not empty
     text = "\n".join(traffic + messages)

@@ -172,8 +172,8 @@ def _exercise(s: object, slot: str, public: object) -> None:
         public.verify(s.sign(slot, message, Mechanism.EDDSA), message)
     else:
         assert isinstance(public, x25519.X25519PublicKey)
-        peer = x25519.X25519PrivateKey.generate()
-        assert s.derive(slot, peer.public_key().public_bytes_raw()) == peer.exchange(public)
+        x_peer = x25519.X25519PrivateKey.generate()
+        assert s.derive(slot, x_peer.public_key().public_bytes_raw()) == x_peer.exchange(public)
 
 
 def _encodings(key: object) -> dict[str, bytes]:
@@ -193,7 +193,13 @@ def _encodings(key: object) -> dict[str, bytes]:
     return out
 
 
-IMPORTS = {
+PrivateKeys = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | x25519.X25519PrivateKey
+)
+IMPORTS: dict[str, tuple[str, Callable[[], PrivateKeys]]] = {
     "rsa2048": ("aut", lambda: rsa.generate_private_key(65537, 2048)),
     "rsa2048-dec": ("dec", lambda: rsa.generate_private_key(65537, 2048)),
     "p256-sig": ("sig", lambda: ec.generate_private_key(ec.SECP256R1())),

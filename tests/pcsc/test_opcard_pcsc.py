@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 import opcard
+from apdu.openpgp.constants import KeySlot
 from opcard.errors import NoCardError, SeveralCardsError
 
 pytestmark = pytest.mark.pcsc
@@ -49,7 +50,7 @@ def require_alone(*ours: Any) -> None:
 
 
 def verify_p256(card: opcard.Card, signature: bytes, digest: bytes) -> None:
-    public = card.public_key(opcard.card.KeySlot.AUT)
+    public = card.public_key(KeySlot.AUT)
     assert public is not None
     key = public.to_cryptography()
     assert isinstance(key, ec.EllipticCurvePublicKey)
