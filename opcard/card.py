@@ -258,9 +258,6 @@ class Card:
             self._aid: Aid = self._ard.aid
             if roaming:
                 self.channel.transport = _RoamingTransport(transport, self._aid.serial)
-        # The KDF-DO is read at once (GET DATA F9 on cards with the KDF capability) because
-        # callers read ``applet.kdf``; :meth:`kdf` is the lazy way (then this line can go).
-        self.prepare_pin()
 
     # -- lifetime -----------------------------------------------------------------------------
 

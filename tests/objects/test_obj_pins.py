@@ -55,7 +55,9 @@ def test_wrong_user_pin_burns_exactly_one_try(card_rig: Rig) -> None:
         start = len(card_rig.sent)
         with pytest.raises(WrongPinError) as info:
             s.login(WRONG)
-        assert card_rig.ins_since(start) == [VERIFY]  # one VERIFY, no retry
+        # the first PIN of the card session reads the KDF-DO, then one VERIFY, no retry
+        assert card_rig.sent[start][:4] == bytes.fromhex("00CA00F9")
+        assert card_rig.ins_since(start + 1) == [VERIFY]
         assert info.value.retries == 2
         assert isinstance(info.value, opcard.WrongPinError)
         assert info.value.return_value is ReturnValue.PIN_INCORRECT
@@ -72,6 +74,7 @@ def test_wrong_user_pin_burns_exactly_one_try(card_rig: Rig) -> None:
 def test_wrong_admin_pin_burns_exactly_one_try(rig: Callable[..., Rig], profile: str) -> None:
     r = rig(profile, "demo-ecc")
     with r.card.session() as s:
+        assert r.card.kdf() is None  # GET DATA F9, once per card session
         start = len(r.sent)
         with pytest.raises(WrongPinError) as info:
             s.login_admin("87654321")
@@ -89,6 +92,7 @@ def test_pin_blocked_and_token_flags(rig: Callable[..., Rig]) -> None:
     r = rig("short", "demo-ecc")
     with r.card.session() as s:
         assert not s.token_info().flags & TokenFlag.USER_PIN_FINAL_TRY
+        r.card.prepare_pin()
         for left in (2, 1, 0):
             with pytest.raises(WrongPinError) as info:
                 s.login(WRONG)
