@@ -67,7 +67,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     if isinstance(exc, apdu_errors.NoServiceError):
         return (
             ExitCode.NoCard,
-            f"the PC/SC service is not available: {exc}",
+            str(exc),
             "start pcscd (e.g. 'systemctl start pcscd.socket', or 'pcscd')",
         )
     if isinstance(exc, apdu_errors.NoReaderError | apdu_errors.CardNotPresentError):

@@ -1,8 +1,10 @@
-"""``opcard`` error cases end to end (subprocess, pcscd + vpcd + emulated cards): exit code and
-message of each, and no traceback."""
+"""``opcard`` end to end (subprocess, pcscd + vpcd + emulated cards): the error cases with the
+exit code and message of each (no traceback), and the key generation spinner on a terminal."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,16 @@ def test_no_card(pcscd: Any, run_opcard) -> None:
     assert missing.returncode == 3
     assert missing.stderr.startswith("opcard: error: no reader named 'No Such Reader 42'")
     assert "Traceback" not in result.stderr + missing.stderr
+
+
+def test_no_pcsc_service(run_opcard, tmp_path: Path) -> None:
+    result = run_opcard("status", env={"PCSCLITE_CSOCK_NAME": str(tmp_path / "no-pcscd.comm")})
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "opcard: error: the PC/SC service (pcscd) is not running (SCardEstablishContext: "
+        "SCARD_E_NO_SERVICE)",
+        "opcard: start pcscd (e.g. 'systemctl start pcscd.socket', or 'pcscd')",
+    ]
 
 
 def test_several_cards(emulator: Any, run_opcard) -> None:
@@ -111,3 +123,45 @@ def test_pin_certificate_and_algorithm_errors(emulator: Any, run_opcard, tmp_pat
     assert signed.returncode == 0 and len(signed.stdout) == 256
     everything = "".join(x.stderr for x in (too_large, algorithm, pss, wrong, last, blocked))
     assert "Traceback" not in everything
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as stdin, stdout and stderr; (status, output)."""
+    import pty
+    import subprocess
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal's other end closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.wait(60), b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(primary)
+
+
+def test_key_generation_spinner_only_on_a_terminal(
+    emulator: Any, opcard_exe: Path, run_opcard
+) -> None:
+    emu = emulator(personalize="demo", serial=SERIAL_A)
+    argv = [str(opcard_exe), "--reader", emu.reader, "key", "generate", "--slot", "aut"]
+    argv += ["--algo", "nistp256", "--yes"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPCARD_")}
+    env["OPCARD_ADMIN_PIN"] = "12345678"
+    status, output = _on_a_terminal(argv, env)
+    assert status == 0, output
+    assert "\rgenerating a nistp256 key in the AUT slot  | 0 s" in output
+    assert "\r\x1b[K" in output  # the spinner line erased
+    assert re.search(r"AUT key: nistp256, fingerprint [0-9A-F]{40}\r?\n", output)
+    piped = run_opcard(*argv[1:], env={"OPCARD_ADMIN_PIN": "12345678"})
+    assert piped.returncode == 0
+    assert piped.stderr == ""
+    assert re.fullmatch(r"AUT key: nistp256, fingerprint [0-9A-F]{40}\n", piped.text)
