@@ -1,8 +1,8 @@
 """opcard and its peers side by side on the same emulated card (a figure, not a test).
 
-    .venv/bin/python tests/benchmarks/peers.py [-n 1000] [--slow-n 200] [--markdown]
-        [--variants ecc,rsa] [--peers floor,yubikit,openpgppy,gnupg,opensc,opcard]
-        [--port 35964] [--json FILE] [--no-install]
+    .venv/bin/python tests/benchmarks/peers.py [-n 1000] [--slow-n 200] [--rounds 3]
+        [--variants ecc,rsa] [--peers floor,opcard,yubikit,openpgppy,gnupg,opensc]
+        [--markdown] [--json FILE] [--keep-logs DIR] [--no-install] [--shared-pcscd]
 
 Measures, through pcscd and vpcd on one emulated OpenPGP card (profile "extended"),
   (a) open the card and list its keys and certificates with their attributes,
@@ -15,23 +15,28 @@ for the P-256 card (demo-ecc) and the RSA-2048 card (demo-rsa), with:
   yubikit    yubikey-manager's OpenPgpSession (venv .bench-venvs/yubikit)
   openpgppy  OpenPGPpy (venv .bench-venvs/openpgppy, pinned pyscard 2.0.8)
   gnupg      gpg --card-status; SCD READCERT / SCD PKAUTH through gpg-agent and scdaemon
+             (N = --slow-n)
   opensc     pkcs11-tool -O, pkcs15-tool --read-certificate 03, one pkcs11-tool --sign
 
 APDUs are counted in the emulator's APDU log (command lines written during each phase);
 times are time.perf_counter() around the phase inside the worker (for gnupg's list and for
 opensc: around the tool's process). Each peer runs as a subprocess worker
-(tests/benchmarks/peer_workers/<peer>_worker.py) printing JSON; the card is reset (SCardDisconnect
-with SCARD_RESET_CARD) before each worker, so every peer starts from a fresh power-up. The floor
-runs first and last for each card; the lower median is the floor. Every exported certificate
-is compared byte for byte with fixtures/demo, and the first and last signature of every loop
-are verified with `cryptography` against the AUT certificate's key.
+(tests/benchmarks/peer_workers/<peer>_worker.py) printing JSON; the card is reset
+(SCardDisconnect with SCARD_RESET_CARD) before each worker, so every peer starts from a fresh
+power-up. The loops run in --rounds rounds (peers in rotated order, N / rounds signatures
+each) and are pooled, so that load from elsewhere on the machine spreads over all peers.
+Every exported certificate is compared byte for byte with fixtures/demo, and the first and
+last signature of every loop are verified with `cryptography` against the AUT certificate.
 
+By default the run has a pcscd of its own (a private mount namespace, as tests/conftest.py
+does for OPCARD_RIG_PRIVATE=1: root and unshare needed), so that it neither takes the shared
+readers from other users of the machine nor sees their traffic; --shared-pcscd uses the
+machine's pcscd (reused, or started and stopped again) and reader "Virtual PCD 00 01".
 The peers are NOT project dependencies: the venvs under .bench-venvs/ (git-ignored) are made on
-first use (--no-install refuses instead). pcscd is reused when running (else started and
-stopped again); the emulators, workers and the private GnuPG home's gpg-agent/scdaemon are
-stopped at the end. On real cards each APDU costs milliseconds over USB, so the APDU counts
-are the figures that carry over; the times are those of this machine and this emulator.
-See docs/benchmarks.md.
+first use (--no-install refuses instead). The emulators, workers and the private GnuPG home's
+gpg-agent/scdaemon are stopped at the end. On real cards each APDU costs milliseconds over
+USB, so the APDU counts are the figures that carry over; the times are those of this machine
+and this emulator. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -179,7 +184,8 @@ def reset_card(reader: str) -> None:
 
 @dataclass
 class Emulator:
-    port: int
+    index: int  # reader "Virtual PCD 00 0<index>"
+    port: int  # its vpcd TCP port (35963 + index on the shared rig)
     personalize: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
@@ -190,13 +196,14 @@ class Emulator:
 
     @property
     def reader(self) -> str:
-        return f"Virtual PCD 00 {self.port - FIRST_PORT:02d}"
+        return f"Virtual PCD 00 {self.index:02d}"
 
     def start(self, wait_free: float) -> None:
         if not wait_card(self.reader, present=False, timeout=wait_free):
             raise SystemExit(
                 f"{self.reader} (port {self.port}) holds another card for more than "
-                f"{wait_free:.0f} s: another emulator is connected there (use --port)"
+                f"{wait_free:.0f} s: another emulator is connected there (use --reader-index, "
+                "or a private pcscd: drop --shared-pcscd)"
             )
         argv = [sys.executable, "-m", "fixtures.emulator", "--port", str(self.port)]
         argv += ["--profile", "extended", "--personalize", self.personalize]
@@ -231,17 +238,96 @@ class Emulator:
 
 
 @contextmanager
-def pcscd() -> Iterator[None]:
+def shared_pcscd() -> Iterator[int]:
+    """The machine's pcscd (fixtures/rig/pcscd.sh: reused, or started and stopped again)."""
     script = REPO / "fixtures" / "rig" / "pcscd.sh"
     out = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"pcscd: {out.stderr.strip()}")
     started = out.stdout.startswith("started")
     try:
-        yield
+        yield FIRST_PORT
     finally:
         if started:
             subprocess.run(["bash", str(script), "stop"], capture_output=True)
+
+
+def _free_port_pair() -> int:
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(40000, 60000)
+        socks = []
+        try:
+            for port in (base, base + 1):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise SystemExit("no two free TCP ports for a private vpcd")
+
+
+@contextmanager
+def private_pcscd(workdir: Path) -> Iterator[int]:
+    """A pcscd of this run only, as tests/conftest.py makes one for OPCARD_RIG_PRIVATE=1.
+
+    It runs in its own mount namespace (``unshare --mount``, root only) with a directory of
+    ours bind-mounted on /run/pcscd; every PC/SC client of this run (the workers, scdaemon,
+    OpenSC) finds its socket through PCSCLITE_CSOCK_NAME. Its vpcd listens on two free ports;
+    the reader names stay "Virtual PCD 00 00" / "00 01". Other users of the machine neither
+    see our card nor disturb our readers. Yields the vpcd port of reader 00 00.
+    """
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("pcscd"):
+        raise SystemExit("a private pcscd needs root, unshare and pcscd (or use --shared-pcscd)")
+    rig = workdir / "rig"
+    conf, run = rig / "reader.conf.d", rig / "run"
+    conf.mkdir(parents=True)
+    run.mkdir()
+    base = _free_port_pair()
+    (conf / "vpcd").write_text(
+        'FRIENDLYNAME "Virtual PCD"\n'
+        f"DEVICENAME   /dev/null:{base:#06x}\n"
+        "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"
+        f"CHANNELID    {base:#06x}\n"
+    )
+    os.environ["PCSCLITE_CSOCK_NAME"] = str(run / "pcscd.comm")  # before any PC/SC call
+    script = f"mount --bind '{run}' /run/pcscd && exec pcscd --foreground --config '{conf}'"
+    with open(rig / "pcscd.log", "ab") as out:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        sc = _scard()
+        deadline = time.monotonic() + 10
+        while True:
+            hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+            if hr == sc.SCARD_S_SUCCESS:
+                hr, names = sc.SCardListReaders(ctx, [])
+                sc.SCardReleaseContext(ctx)
+                if hr == sc.SCARD_S_SUCCESS and len(names) >= 2:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (rig / "pcscd.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"the private pcscd did not come up:\n{log}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # --- workers -----------------------------------------------------------------------------------
@@ -252,6 +338,8 @@ class Context:
     args: argparse.Namespace
     workdir: Path
     pythons: dict[str, str]
+    reader_index: int
+    vpcd_base: int
 
 
 def run_worker(
@@ -509,22 +597,58 @@ def markdown_table(rows: list[Row]) -> str:
 # --- main --------------------------------------------------------------------------------------
 
 
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One peer's worker results of all rounds as one: the sign loops pooled."""
+    base = json.loads(json.dumps(results[0]))
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        base.setdefault("error", "; ".join(errors))
+    total = base.get("phases", {}).get("sign")
+    for extra in results[1:]:
+        sign = extra.get("phases", {}).get("sign")
+        if "error" in extra or not sign or total is None or "apdus" not in sign:
+            continue
+        for key in ("apdus", "seconds", "n"):
+            total[key] += sign[key]
+        total["samples_us"] += sign["samples_us"]
+        total["signatures"] += sign["signatures"]
+        for ins, count in sign.get("command_counts", {}).items():
+            total["command_counts"][ins] = total["command_counts"].get(ins, 0) + count
+        base["phases"].setdefault("login_later_rounds", []).append(
+            extra["phases"].get("login", {}).get("apdus")
+        )
+    base["rounds"] = len(results)
+    return base
+
+
 def measure_variant(ctx: Context, variant: str) -> tuple[list[Row], list[dict[str, Any]]]:
+    """All peers on one card: round 1 with every phase, then sign-only rounds in rotated
+    order; each round signs n / rounds times per peer, and the loops are pooled, so that a
+    burst of load from elsewhere on the machine spreads over every peer alike."""
     args = ctx.args
     personalize, _label = VARIANTS[variant]
-    emu = Emulator(args.port, personalize, ctx.workdir)
-    results: list[dict[str, Any]] = []
+    emu = Emulator(ctx.reader_index, ctx.vpcd_base + ctx.reader_index, personalize, ctx.workdir)
+    by_peer: dict[str, list[dict[str, Any]]] = {p: [] for p in args.peers}
     emu.start(args.wait_reader)
     try:
-        order = [p for p in args.peers if p != "floor"]
-        plan = (["floor"] if "floor" in args.peers else []) + order
-        if "floor" in args.peers:
-            plan.append("floor")
-        for peer in plan:
-            n = args.slow_n if peer == "gnupg" else args.n
-            phases = "sign" if peer == "floor" else "list,export,sign"
-            print(f"[peers] {personalize}: {peer} (n={n})", file=sys.stderr, flush=True)
-            results.append(run_worker(ctx, peer, emu, variant, n, phases))
+        for round_no in range(args.rounds):
+            order = (
+                args.peers[round_no % len(args.peers) :] + args.peers[: round_no % len(args.peers)]
+            )
+            for peer in order:
+                if round_no and peer == "opensc":
+                    continue  # no loop to repeat
+                total = args.slow_n if peer == "gnupg" else args.n
+                n = total // args.rounds + (total % args.rounds if round_no == 0 else 0)
+                phases = "sign" if peer == "floor" or round_no else "list,export,sign"
+                if peer == "gnupg" and round_no == 0:
+                    phases += ",batch"
+                print(
+                    f"[peers] {personalize} round {round_no + 1}/{args.rounds}: {peer} (n={n})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                by_peer[peer].append(run_worker(ctx, peer, emu, variant, n, phases))
     finally:
         emu.stop()
         if args.keep_logs:
@@ -532,9 +656,10 @@ def measure_variant(ctx: Context, variant: str) -> tuple[list[Row], list[dict[st
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy(emu.log, dest / emu.log.name)
 
+    results = [merge(r) for r in by_peer.values() if r]
     floor_apdu = internal_authenticate_apdu(variant).hex().upper()
     rows: list[Row] = []
-    floors: list[Row] = []
+    floor: Row | None = None
     for result in results:
         row = make_row(result)
         row.problems += check(result, personalize) if "error" not in result else []
@@ -543,22 +668,9 @@ def measure_variant(ctx: Context, variant: str) -> tuple[list[Row], list[dict[st
         if sent and result.get("peer") != "floor" and sent != floor_apdu:
             row.notes.append(f"its INTERNAL AUTHENTICATE {describe_difference(sent, floor_apdu)}")
         if result.get("peer") == "floor":
-            floors.append(row)
+            floor = row
         else:
             rows.append(row)
-    floor = None
-    if floors:
-        good = [f for f in floors if f.median_us is not None]
-        if good:
-            floor = min(good, key=lambda f: f.median_us or 0.0)
-            if len(good) == 2:
-                floor.notes.append(
-                    "floor ran first and last: medians "
-                    + " / ".join(f"{f.median_us:.0f}" for f in good)
-                    + " µs; the lower one is used"
-                )
-        else:
-            floor = floors[0]
     if floor is not None and floor.median_us and floor.sig_per_s:
         for row in rows:
             if row.median_us is not None and row.sig_per_s:
@@ -573,15 +685,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("-n", type=int, default=1000, help="signatures per loop (default 1000)")
+    ap.add_argument("-n", type=int, default=1000, help="signatures per peer and card, over all rounds (default 1000)")
     ap.add_argument(
         "--slow-n", type=int, default=200, help="signatures for GnuPG, the slow peer (200)"
     )
     ap.add_argument("--variants", default="ecc,rsa", help="ecc (P-256), rsa (RSA-2048)")
     ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma-separated peers")
     ap.add_argument(
-        "--port", type=int, default=FIRST_PORT + 1, choices=(FIRST_PORT, FIRST_PORT + 1),
-        help="vpcd port of the emulator (default 35964: the tests default to 35963)",
+        "--rounds", type=int, default=3,
+        help="sign loops per peer, in rotated order, pooled (default 3: n/3 signatures each)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--shared-pcscd", action="store_true",
+        help="use the machine's pcscd and its vpcd ports 35963/35964 (default: a private "
+        "pcscd of this run, so that other users of the machine and this run do not meet)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--reader-index", type=int, default=None, choices=(0, 1),
+        help="reader 'Virtual PCD 00 0N' (default 0 with a private pcscd, 1 with the shared "
+        "one: the tests use 0)",
     )  # fmt: skip
     ap.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     ap.add_argument("--json", metavar="FILE", help="write all raw results (samples included)")
@@ -614,19 +736,24 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="opcard-peers-", dir="/tmp"))
     workdir.chmod(0o700)
-    other = f"Virtual PCD 00 {1 - (args.port - FIRST_PORT):02d}"
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    if args.reader_index is None:
+        args.reader_index = 1 if args.shared_pcscd else 0
+    other = f"Virtual PCD 00 {1 - args.reader_index:02d}"
     (workdir / "opensc.conf").write_text(
         "app default {\n"
         f'  ignored_readers = "{other}";\n'
         "  reader_driver pcsc {\n  }\n"
         "  framework pkcs15 {\n    use_file_caching = no;\n  }\n}\n"
     )
-    ctx = Context(args, workdir, pythons)
     load = os.getloadavg()
     all_rows: dict[str, list[Row]] = {}
     raw: dict[str, Any] = {}
     try:
-        with pcscd():
+        rig = shared_pcscd() if args.shared_pcscd else private_pcscd(workdir)
+        with rig as vpcd_base:
+            ctx = Context(args, workdir, pythons, args.reader_index, vpcd_base)
             for variant in variants:
                 all_rows[variant], raw[variant] = measure_variant(ctx, variant)
     finally:
@@ -639,10 +766,13 @@ def main() -> int:
             )
         shutil.rmtree(workdir, ignore_errors=True)
 
+    load_end = os.getloadavg()
     print()
     print(
-        f"Peers on the emulated OpenPGP card (profile extended, APDU log on), through pcscd "
-        f"and vpcd; {os.cpu_count()} CPUs, load average {load[0]:.2f} at start."
+        "Peers on the emulated OpenPGP card (profile extended, APDU log on), through "
+        + ("the machine's pcscd" if args.shared_pcscd else "a private pcscd")
+        + f" and vpcd; {args.rounds} round(s) per loop, pooled; {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} at start, {load_end[0]:.2f} at the end."
     )
     print(
         "(a) open + list keys and certificates   (b) open + export the AUT certificate "
