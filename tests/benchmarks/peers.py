@@ -685,7 +685,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("-n", type=int, default=1000, help="signatures per peer and card, over all rounds (default 1000)")
+    ap.add_argument(
+        "-n",
+        type=int,
+        default=1000,
+        help="signatures per peer and card, over all rounds (default 1000)",
+    )
     ap.add_argument(
         "--slow-n", type=int, default=200, help="signatures for GnuPG, the slow peer (200)"
     )
