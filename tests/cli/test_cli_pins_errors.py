@@ -283,3 +283,15 @@ def test_usage_errors(run, card) -> None:
 def test_help_needs_no_card(run, backend, command: tuple[str, ...]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage: " in result.stdout
+
+
+def test_interrupt(run, card, monkeypatch) -> None:
+    from opcard.cli import status
+
+    def interrupted(_card: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(status, "card_status", interrupted)
+    result = run("status")
+    assert result.exit_code == ExitCode.Interrupted == 130
+    assert result.stderr == "opcard: error: interrupted\n"
