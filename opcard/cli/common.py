@@ -24,6 +24,7 @@ __all__ = [
     "pass_state",
     "slot_option",
     "to_slot",
+    "write_output",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -126,10 +127,3 @@ def write_output(data: bytes, output: str | None) -> None:
         return
     with open(output, "wb") as f:
         f.write(data)
-
-
-def stderr_is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -25,7 +25,9 @@ __all__ = [
     "PinKind",
     "admin_pin_options",
     "read_pin",
+    "new_pin_options",
     "read_new_pin",
+    "reset_code_options",
     "user_pin_options",
 ]
 
@@ -112,7 +114,7 @@ def _from_file(path: str) -> str:
 
 def _warn_command_line(kind: PinKind) -> None:
     click.echo(
-        f"opcard: warning: a {kind.name} on the command line is visible to other users and "
+        f"opcard: warning: the {kind.name} on the command line is visible to other users and "
         f"stays in the shell history; use {kind.file_option} FILE or ${kind.env}",
         err=True,
     )

@@ -11,7 +11,7 @@ import pytest
 from opcard.cli.exitcodes import EXIT_CODE_DESCRIPTIONS, ExitCode
 
 WARNING = (
-    "opcard: warning: a user PIN on the command line is visible to other users and stays in the "
+    "opcard: warning: the user PIN on the command line is visible to other users and stays in the "
     "shell history; use --pin-file FILE or $OPCARD_PIN\n"
 )
 
@@ -295,3 +295,13 @@ def test_interrupt(run, card, monkeypatch) -> None:
     result = run("status")
     assert result.exit_code == ExitCode.Interrupted == 130
     assert result.stderr == "opcard: error: interrupted\n"
+
+
+def test_admin_pin_on_the_command_line_warns(run, card) -> None:
+    result = run("cert", "delete", "--slot", "dec", "--admin-pin", "12345678")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        "opcard: warning: the admin PIN on the command line is visible to other users and stays "
+        "in the shell history; use --admin-pin-file FILE or $OPCARD_ADMIN_PIN"
+    )
+    assert card.state.certs[1] == b""
