@@ -561,6 +561,9 @@ class Emulator:
             self.argv += ["--personalize", personalize]
         if apdu_log is not None:
             self.argv += ["--apdu-log", str(apdu_log)]
+        ready = opts.pop("ready_file", None)
+        self.ready_file = Path(ready) if ready else workdir / f"ready-{port}-{id(self):x}"
+        self.argv += ["--ready-file", str(self.ready_file)]
         self.argv += _option_args(opts)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -581,7 +584,12 @@ class Emulator:
         return None
 
     def start(self, timeout: float = 20.0) -> None:
-        """Start the process and wait until pcscd reports its card present in the reader."""
+        """Start the process and wait until pcscd reports its card present in the reader.
+
+        Refuses a reader that already holds a card; then waits for the emulator's ready file
+        (vpcd talks to this process, not to another one connected to the same port) and for
+        the card with SCardGetStatusChange.
+        """
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         with _Context() as ctx:
@@ -606,10 +614,26 @@ class Emulator:
                     start_new_session=True,
                 )
             try:
+                self._wait_ready(timeout)
                 self.atr = ctx.wait(self.reader, present=True, timeout=timeout, alive=self._problem)
             except (TimeoutError, ConnectionError):
                 self.stop()
                 raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Wait for the ready file: vpcd serves THIS emulator (not one connected before it)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready_file.exists():
+            problem = self._problem()
+            if problem:
+                raise TimeoutError(problem)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"vpcd did not serve the emulator on port {self.vpcd_port} within "
+                    f"{timeout:.0f} s: another emulator connected to it first? (run the tests "
+                    "with OPCARD_RIG_PRIVATE=1 for a pcscd of their own)"
+                )
+            time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process, wait for it, and wait until pcscd sees the card removed."""
