@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from apdu.openpgp.constants import KeySlot
 from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
 from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
 
@@ -54,27 +55,6 @@ __all__ = [
     "prepare_sign_input",
     "signature_length",
 ]
-
-
-@unique
-class KeySlot(IntEnum):
-    """The card's three key slots; the value is the CKA_ID byte (and the OpenPGP key number)."""
-
-    SIG = 1
-    DEC = 2
-    AUT = 3
-
-    @classmethod
-    def parse(cls, value: KeySlot | str | int) -> KeySlot:
-        """``KeySlot.SIG`` from ``KeySlot.SIG``, ``1``, ``"sig"`` or ``"SIG"``."""
-        if isinstance(value, KeySlot):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls[value.upper()]
-            except KeyError:
-                raise ValueError(f"no key slot {value!r} (sig, dec or aut)") from None
-        return cls(value)
 
 
 @unique

@@ -16,7 +16,6 @@ from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 from apdu.openpgp.constants import Do, KeySlot, KeyStatus
 from opcard.errors import NotLoggedInError
 from opcard.mechanisms import KeyInfo
-from opcard.mechanisms import KeySlot as MechKeySlot
 from opcard.pkcs11 import (
     Attribute,
     AttributeValue,
@@ -171,7 +170,7 @@ class _KeyObject(CardObject):
     @property
     def key_info(self) -> KeyInfo:
         key = self.public()
-        return KeyInfo(MechKeySlot(int(self.slot)), key.key_type, key.bits)
+        return KeyInfo(self.slot, key.key_type, key.bits)
 
     def _key_value(self, attribute: Attribute) -> AttributeValue:
         key = self.public()

@@ -47,7 +47,6 @@ from opcard.mechanisms import (
     prepare_digest_sign_input,
     prepare_sign_input,
 )
-from opcard.mechanisms import KeySlot as MechKeySlot
 from opcard.objects import CardObject, PrivateKey, card_objects
 from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
 from opcard.publickeys import (
@@ -382,7 +381,7 @@ class Session:
         key = self.card.public_key(slot)
         if key is None:
             raise ObjectNotFoundError(f"there is no key in the {slot.name} slot")
-        return KeyInfo(MechKeySlot(int(slot)), key.key_type, key.bits)
+        return KeyInfo(slot, key.key_type, key.bits)
 
     def sign(
         self, key: PrivateKey | KeySlot | str, data: bytes, mechanism: int | None = None
@@ -771,16 +770,9 @@ _DEFAULT_SIGN = {
 
 
 def _slot(value: KeySlot | str | int | None) -> KeySlot:
-    if isinstance(value, KeySlot):
-        return value
-    if isinstance(value, str):
-        try:
-            return KeySlot[value.upper()]
-        except KeyError:
-            raise ValueError(f"no key slot {value!r} (sig, dec or aut)") from None
     if value is None:
         raise ValueError("a key slot is needed")
-    return KeySlot(int(value))
+    return KeySlot.parse(value)
 
 
 def _load_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:

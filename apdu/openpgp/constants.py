@@ -218,6 +218,22 @@ class KeySlot(IntEnum):
         return 3 - self.value
 
     @classmethod
+    def parse(cls, value: KeySlot | str | int) -> KeySlot:
+        """``KeySlot.SIG`` from ``KeySlot.SIG``, ``1``, ``"sig"`` or ``"SIG"`` (a caller's
+        choice of slot; ValueError names the valid ones)."""
+        if isinstance(value, KeySlot):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"no key slot {value!r} (sig, dec or aut)") from None
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"no key slot {value!r} (1 sig, 2 dec or 3 aut)") from None
+
+    @classmethod
     def from_attributes_tag(cls, tag: int) -> KeySlot | None:
         for slot in cls:
             if slot.attributes_tag == tag:

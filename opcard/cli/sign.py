@@ -80,10 +80,9 @@ def sign(
     if padding.lower() == "pss":
         # the mechanism rules refuse it with the reason (no RSA-PSS on OpenPGP cards)
         from opcard.mechanisms import KeyInfo, check_mechanism
-        from opcard.mechanisms import KeySlot as MechanismSlot
         from opcard.pkcs11 import MechanismFlag
 
-        info = KeyInfo(MechanismSlot(int(key_slot)), public.key_type, public.bits)
+        info = KeyInfo(key_slot, public.key_type, public.bits)
         check_mechanism(Mechanism[f"{name.upper()}_RSA_PKCS_PSS"], info, MechanismFlag.SIGN)
         raise AssertionError("the mechanism rules accepted RSA-PSS")  # pragma: no cover
     session = state.session()
