@@ -599,7 +599,7 @@ def markdown_table(rows: list[Row]) -> str:
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     """One peer's worker results of all rounds as one: the sign loops pooled."""
-    base = json.loads(json.dumps(results[0]))
+    base: dict[str, Any] = json.loads(json.dumps(results[0]))
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         base.setdefault("error", "; ".join(errors))

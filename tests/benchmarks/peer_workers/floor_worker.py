@@ -37,7 +37,9 @@ def main() -> None:
                 for command in (list(SELECT), verify, apdu):
                     hr, resp = transmit(card, proto, command)
                     if hr != sc.SCARD_S_SUCCESS or resp[-2:] != [0x90, 0x00]:
-                        raise SystemExit(f"{bytes(command[:4]).hex()}: {hr:#x} {bytes(resp[-2:])}")
+                        raise SystemExit(
+                            f"{bytes(command[:4]).hex()}: {hr:#x} {bytes(resp[-2:]).hex()}"
+                        )
                 out["first_signature"] = bytes(resp[:-2]).hex()
 
             def sign() -> bytes:
