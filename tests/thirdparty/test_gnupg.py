@@ -451,3 +451,54 @@ def test_wrong_pins_count_down_and_a_blocked_pin_stays_blocked(
         verify = bytes([0x00, 0x20, 0x00, 0x81, len(PW1)]) + PW1.encode()
         assert conn.transmit(verify) == b"\x69\x83"
         assert conn.get_data(0x00C4)[4:7] == b"\x00\x00\x03"
+
+
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scd_pkdecrypt_recovers_what_was_encrypted_to_the_dec_key(
+    emulator: Any, gnupg: Any, profile: str, personalization: str
+) -> None:
+    """PSO:DECIPHER as scdaemon drives it: RSA (00 ‖ cryptogram) and ECDH (A6 7F49 86)."""
+    emu = emulator(profile=profile, personalize=personalization)
+    g = gnupg(emu.reader)
+    public = demo_public_key(personalization, "dec")
+    if isinstance(public, rsa.RSAPublicKey):
+        secret = os.urandom(32)
+        ciphertext = public.encrypt(secret, padding.PKCS1v15())
+        setdata, reply = g.agent(f"SCD SETDATA {ciphertext.hex()}", "SCD PKDECRYPT OPENPGP.2")
+        assert setdata.ok and reply.ok, reply.error
+        assert reply.data == secret
+        return
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        ephemeral = ec.generate_private_key(public.curve)
+        point = ephemeral.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        shared = ephemeral.exchange(ec.ECDH(), public)
+        prefix = b"\x41"  # scdaemon marks an x-coordinate-only result with 0x41
+    else:
+        assert isinstance(public, x25519.X25519PublicKey)
+        eph25519 = x25519.X25519PrivateKey.generate()
+        point = b"\x40" + eph25519.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        shared = eph25519.exchange(public)
+        prefix = b"\x40"  # native (Montgomery) encoding
+    setdata, reply = g.agent(f"SCD SETDATA {point.hex()}", "SCD PKDECRYPT OPENPGP.2")
+    assert setdata.ok and reply.ok, reply.error
+    assert reply.data == prefix + shared
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scd_setattr_writes_cardholder_data(emulator: Any, gnupg: Any, profile: str) -> None:
+    emu = emulator(profile=profile)
+    g = gnupg(emu.reader)
+    replies = g.agent(
+        "SCD SETATTR DISP-NAME Tester<<Rig",
+        "SCD SETATTR PUBKEY-URL https://example.invalid/rig.asc",
+        "SCD SETATTR LOGIN-DATA rigger",
+    )
+    assert all(r.ok for r in replies), [r.error for r in replies]
+    status = g.card_status()
+    assert status["name"][:2] == ["Rig", "Tester"]
+    assert status["login"][0] == "rigger"
+    with emu.connect() as conn:  # raw, without SELECT: scdaemon holds a session
+        assert _tlv_find(conn.get_data(0x0065), 0x5B) == b"Tester<<Rig"
+        assert conn.get_data(0x5F50) == b"https://example.invalid/rig.asc"
+        assert conn.get_data(0x005E) == b"rigger"

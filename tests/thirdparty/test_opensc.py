@@ -232,3 +232,46 @@ def test_pkcs11_tool_signatures_verify_with_openssl(
     commands = [e.text for e in emu.log_entries() if e.direction == ">"][before:]
     inss = [c[2:4] for c in commands]
     assert "2A" in inss and "88" in inss
+
+
+@pytest.mark.parametrize("personalization", ["demo", "demo-ecc"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_pkcs11_tool_decrypts_and_derives_with_the_dec_key(
+    emulator: Any, opensc: Any, tmp_path: Path, profile: str, personalization: str
+) -> None:
+    """PSO:DECIPHER through OpenSC: RSA-PKCS decryption, or ECDH1-DERIVE (checked by openssl)."""
+    emu = emulator(profile=profile, personalize=personalization)
+    tool = opensc(emu.reader)
+    slot = tool.slot_for("(User PIN)")
+    public = tmp_path / "dec-pub.pem"
+    public.write_bytes(
+        demo_cert(personalization, "dec")
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    login = ["--slot", slot, "--login", "--pin", PW1, "--id", "02"]
+    out = tmp_path / "out.bin"
+    if personalization == "demo":
+        secret = tmp_path / "secret.bin"
+        secret.write_bytes(os.urandom(32))
+        ciphertext = tmp_path / "ct.bin"
+        tool.run(
+            "openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey", str(public),
+            "-pkeyopt", "rsa_padding_mode:pkcs1", "-in", str(secret), "-out", str(ciphertext),
+        )  # fmt: skip
+        tool.pkcs11(*login, "--decrypt", "-m", "RSA-PKCS", "-i", str(ciphertext), "-o", str(out))
+        assert out.read_bytes() == secret.read_bytes()
+    else:
+        ephemeral = tmp_path / "eph.pem"
+        peer = tmp_path / "eph-pub.der"
+        expected = tmp_path / "expected.bin"
+        tool.run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                 "-out", str(ephemeral))  # fmt: skip
+        tool.run("openssl", "ec", "-in", str(ephemeral), "-pubout", "-outform", "der",
+                 "-out", str(peer))  # fmt: skip
+        tool.run("openssl", "pkeyutl", "-derive", "-inkey", str(ephemeral),
+                 "-peerkey", str(public), "-out", str(expected))  # fmt: skip
+        tool.pkcs11(*login, "--derive", "-m", "ECDH1-DERIVE", "-i", str(peer), "-o", str(out))
+        assert out.read_bytes() == expected.read_bytes()
+    commands = [e.text for e in emu.log_entries() if e.direction == ">"]
+    assert any(c[2:8] == "2A8086" for c in commands)  # PSO:DECIPHER reached the card
