@@ -1,0 +1,753 @@
+"""TLS client authentication with the card's certificate and key.
+
+Python's ``ssl`` module cannot hand the private-key operation to a card, so opcard uses
+tlslite-ng, a TLS 1.2/1.3 stack in pure Python that takes client keys as objects: the key
+classes of :mod:`opcard.tls_keys` make each CertificateVerify signature on the card, through
+the one-APDU path of :meth:`opcard.session.Session.digest_signer`. The server's certificate
+chain is verified by opcard with ``cryptography`` (:mod:`opcard.tls_verify`), as soon as the
+server sends it: nothing is signed on the card for a server that fails verification.
+
+Example::
+
+    import opcard
+    from opcard.tls import TlsClient
+
+    with opcard.open_card() as card, card.session() as session:
+        session.login("123456")
+        client = TlsClient(session, cafile="ca.pem", alpn=["http/1.1"])   # AUT key
+        with client.connect("www.example.org", 443) as conn:
+            print(conn.version.label, conn.cipher, conn.server_certificate.subject)
+            conn.sendall(b"GET / HTTP/1.1\\r\\nHost: www.example.org\\r\\n\\r\\n")
+            print(conn.recv())
+
+Versions: TLS 1.2 and 1.3 (1.0 and 1.1 are not offered). An RSA card key signs PKCS#1 v1.5
+only and TLS 1.3 requires RSA-PSS, so with an RSA key the client offers TLS 1.2 at most, and
+asking for TLS 1.3 only (``min_version="1.3"``) raises :class:`TlsVersionError` before any
+connection. ECDSA (P-256, P-384, …) and Ed25519 keys do both versions.
+
+Errors (all :class:`~opcard.errors.OpcardError`): see :mod:`opcard.tls_errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import select
+import socket
+import time
+from collections.abc import Generator, Iterable, Sequence
+from enum import IntEnum, unique
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from tlslite import errors as tlslite_errors
+from tlslite.constants import CipherSuite, SignatureScheme
+from tlslite.handshakesettings import HandshakeSettings
+from tlslite.tlsconnection import TLSConnection
+from tlslite.x509 import X509
+from tlslite.x509certchain import X509CertChain
+
+from apdu.openpgp.constants import KeySlot
+from opcard.errors import ObjectNotFoundError
+from opcard.pkcs11 import KeyType
+from opcard.tls_errors import (
+    CLIENT_REJECTED_ALERTS,
+    AlertCode,
+    ClientRejectedError,
+    ServerCertificateError,
+    TlsConnectError,
+    TlsError,
+    TlsHandshakeError,
+    TlsVersionError,
+)
+from opcard.tls_keys import (
+    NO_PSS_MESSAGE,
+    CardTlsEcdsaKey,
+    CardTlsKey,
+    CardTlsRsaKey,
+    tls_private_key,
+)
+from opcard.tls_verify import ServerVerifier, default_cafile, server_subject
+
+if TYPE_CHECKING:
+    from opcard.session import Session
+
+__all__ = [
+    "ClientRejectedError",
+    "ServerCertificateError",
+    "ServerVerifier",
+    "TlsClient",
+    "TlsConnectError",
+    "TlsConnection",
+    "TlsError",
+    "TlsHandshakeError",
+    "TlsVersion",
+    "TlsVersionError",
+    "connect",
+]
+
+
+@unique
+class TlsVersion(IntEnum):
+    """A TLS protocol version (the value is the wire version)."""
+
+    TLS1_2 = 0x0303
+    TLS1_3 = 0x0304
+
+    @property
+    def label(self) -> str:
+        """``"TLS 1.2"``."""
+        return f"TLS 1.{(self.value & 0xFF) - 1}"
+
+    @property
+    def tlslite(self) -> tuple[int, int]:
+        return (self.value >> 8, self.value & 0xFF)
+
+    @classmethod
+    def parse(cls, value: TlsVersion | str | int) -> TlsVersion:
+        """``TLS1_2`` from ``"1.2"``, ``"TLSv1.2"``, ``"tls1.2"``, ``"TLS 1.2"`` or 0x0303."""
+        if isinstance(value, TlsVersion):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        text = value.strip().lower().replace(" ", "").replace("_", ".")
+        text = text.removeprefix("tlsv").removeprefix("tls")
+        if text in ("1.2", "12"):
+            return cls.TLS1_2
+        if text in ("1.3", "13"):
+            return cls.TLS1_3
+        if text in ("1.0", "1", "1.1", "10", "11"):
+            raise ValueError(f"TLS {text}: opcard offers TLS 1.2 and 1.3 only (RFC 8996)")
+        raise ValueError(f"unknown TLS version {value!r} (1.2 or 1.3)")
+
+    @classmethod
+    def from_tlslite(cls, version: tuple[int, int]) -> TlsVersion:
+        return cls((version[0] << 8) | version[1])
+
+
+def _slot(value: KeySlot | str | int) -> KeySlot:
+    if isinstance(value, KeySlot):
+        return value
+    if isinstance(value, str):
+        try:
+            return KeySlot[value.upper()]
+        except KeyError:
+            raise ValueError(f"no key slot {value!r} (aut or sig)") from None
+    return KeySlot(value)
+
+
+def _is_pss(scheme: tuple[int, int]) -> bool:
+    name = SignatureScheme.toRepr(scheme)
+    return name is not None and SignatureScheme.getPadding(name) == "pss"
+
+
+class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no type hints
+    """tlslite's client connection with two opcard rules.
+
+    - The server's certificate chain is verified (``verify(ders)``) when its Certificate
+      message arrives, before the client sends its own certificate or the card signs: a
+      failure sends a fatal alert and ends the handshake. ``opcard_verified`` keeps the chain
+      that passed, ``opcard_failure`` the error.
+    - The card key's own signature schemes: no RSA-PSS for an RSA card key; for an ECDSA key,
+      the hash that matches the curve first (SHA-256 for P-256, SHA-384 for P-384).
+    """
+
+    def __init__(self, sock: socket.socket, verify: _Verify | None) -> None:
+        super().__init__(sock)
+        self._opcard_verify = verify
+        self.opcard_verified: tuple[bytes, ...] | None = None
+        self.opcard_failure: ServerCertificateError | None = None
+
+    def _clientGetKeyFromChain(
+        self, certificate: object, settings: object, tack_ext: object = None
+    ) -> Generator[object, None, None]:
+        if self._opcard_verify is not None:
+            chain = getattr(certificate, "cert_chain", None)
+            ders = tuple(bytes(c.bytes) for c in getattr(chain, "x509List", None) or ())
+            try:
+                self._opcard_verify(ders)
+            except ServerCertificateError as e:
+                self.opcard_failure = e
+                yield from self._sendError(int(e.alert), str(e))
+            self.opcard_verified = ders
+        yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
+
+    @staticmethod
+    def _sigHashesToList(
+        settings: object,
+        privateKey: object = None,
+        certList: object = None,
+        version: tuple[int, int] = (3, 3),
+    ) -> list[tuple[int, int]]:
+        schemes: list[tuple[int, int]] = TLSConnection._sigHashesToList(
+            settings, privateKey, certList, version
+        )
+        if isinstance(privateKey, CardTlsRsaKey):
+            return [s for s in schemes if not _is_pss(s)]
+        if isinstance(privateKey, CardTlsEcdsaKey):
+            preferred = _CURVE_HASH.get(privateKey.curve_name)
+            return sorted(schemes, key=lambda s: 0 if _hash_of(s) == preferred else 1)
+        return schemes
+
+
+# tlslite's HashAlgorithm numbers (RFC 5246 §7.4.1.4.1) of the curve-matching hashes
+_CURVE_HASH = {"secp256r1": 4, "secp384r1": 5, "secp521r1": 6}
+
+
+def _hash_of(scheme: tuple[int, int]) -> int:
+    return scheme[0]
+
+
+class _Verify:
+    """The verification hook: the chain for ``host`` against ``verifier``."""
+
+    def __init__(self, verifier: ServerVerifier, host: str) -> None:
+        self.verifier = verifier
+        self.host = host
+        self.path: list[x509.Certificate] | None = None
+
+    def __call__(self, chain: Sequence[bytes]) -> None:
+        self.path = self.verifier.verify(chain, self.host)
+
+
+def _alert_name(code: int) -> str:
+    try:
+        return f"{AlertCode(code).label} ({code})"
+    except ValueError:
+        return f"alert {code}"
+
+
+def _handshake_error(
+    err: tlslite_errors.BaseTLSException, key: CardTlsKey, max_version: TlsVersion
+) -> TlsError:
+    """The opcard exception for a failed handshake."""
+    if isinstance(err, tlslite_errors.TLSRemoteAlert):
+        code = int(err.description)
+        name = _alert_name(code)
+        if code in CLIENT_REJECTED_ALERTS:
+            return ClientRejectedError(
+                f"the server refused the client certificate or its signature: alert {name} "
+                "(does the server trust the CA that issued the card's certificate?)",
+                code,
+                remote=True,
+            )
+        hint = ""
+        if code == AlertCode.ProtocolVersion and max_version is TlsVersion.TLS1_2:
+            hint = " (the client offered TLS 1.2 at most"
+            if key.key_type == "rsa":
+                hint += ": the card key is RSA, and " + NO_PSS_MESSAGE
+            hint += ")"
+        return TlsHandshakeError(
+            f"the server ended the handshake: alert {name}{hint}", code, remote=True
+        )
+    if isinstance(err, tlslite_errors.TLSLocalAlert):
+        code = int(err.description)
+        detail = f": {err.message}" if getattr(err, "message", None) else ""
+        return TlsHandshakeError(
+            f"the handshake failed on our side, alert {_alert_name(code)} sent{detail}", code
+        )
+    if isinstance(err, tlslite_errors.TLSAbruptCloseError):
+        return TlsHandshakeError(
+            "the server closed the connection during the handshake (it may not speak TLS, or "
+            "it refused the client without an alert)"
+        )
+    return TlsHandshakeError(f"the TLS handshake failed: {type(err).__name__}: {err}")
+
+
+class TlsClient:
+    """TLS client credentials on the card, and the connection settings.
+
+    Everything that can be checked without the network is checked here, before any
+    connection and without a PIN: the slot holds a key and a certificate for it, the key can
+    sign in TLS, the versions suit the key, the CA file reads. :meth:`connect` then needs the
+    session logged in (user PIN) and costs, per handshake, one card signature (one APDU).
+
+    Parameters:
+
+    - ``slot``: ``"aut"`` (default, INTERNAL AUTHENTICATE) or ``"sig"`` (PSO:COMPUTE DIGITAL
+      SIGNATURE; with a card that asks for the PIN before every signature, two APDUs).
+    - ``cafile`` / ``cadata``: the CA certificates (PEM bundle, or one DER certificate) the
+      server's chain must lead to; default: the system's bundle. ``verify=False`` turns the
+      verification off (the connection is then open to any man in the middle).
+    - ``alpn``: protocols to offer (``["h2", "http/1.1"]``).
+    - ``min_version`` / ``max_version``: ``"1.2"`` / ``"1.3"`` (defaults 1.2 and the highest
+      the key can do: 1.3 for ECC keys, 1.2 for RSA keys).
+    - ``extra_certificates``: DER or PEM certificates sent after the card's (intermediate CAs).
+    - ``confirm_timeout``: in TLS 1.3 the server judges the client certificate after the
+      client's last handshake message; :meth:`connect` waits this long for the server's
+      first message (a session ticket, or the alert that refuses the client) so that a
+      refusal is an error of ``connect`` and not of the first read. None: do not wait.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        slot: KeySlot | str | int = KeySlot.AUT,
+        cafile: str | os.PathLike[str] | None = None,
+        cadata: bytes | None = None,
+        verify: bool = True,
+        alpn: Iterable[str] = (),
+        min_version: TlsVersion | str = TlsVersion.TLS1_2,
+        max_version: TlsVersion | str | None = None,
+        extra_certificates: Sequence[bytes] = (),
+        confirm_timeout: float | None = 1.0,
+    ) -> None:
+        self.session = session
+        self.slot = _slot(slot)
+        if self.slot is KeySlot.DEC:
+            raise ValueError(
+                "the DEC key decrypts: TLS client authentication signs with aut or sig"
+            )
+        card = session.card
+        public = card.public_key(self.slot)
+        if public is None:
+            raise ObjectNotFoundError(f"there is no key in the {self.slot.name} slot")
+        if public.key_type not in (KeyType.RSA, KeyType.EC, KeyType.EC_EDWARDS):
+            raise TlsError(
+                f"the {self.slot.name} key ({public.algorithm}) cannot sign: TLS client "
+                "authentication needs an RSA, ECDSA or Ed25519 key"
+            )
+        self.key_type = public.key_type
+        self.key_algorithm = str(public.algorithm)
+        der = card.certificate(self.slot)
+        if not der:
+            raise ObjectNotFoundError(
+                f"there is no certificate in the {self.slot.name} slot: TLS client "
+                "authentication sends it to the server (store one with "
+                f"'opcard cert import --slot {self.slot.name.lower()} FILE')"
+            )
+        try:
+            self.certificate = x509.load_der_x509_certificate(der)
+        except ValueError as e:
+            raise TlsError(f"the {self.slot.name} certificate on the card is malformed: {e}") from e
+        if _spki(self.certificate.public_key()) != _spki(public.to_cryptography()):
+            raise TlsError(
+                f"the certificate in the {self.slot.name} slot "
+                f"({self.certificate.subject.rfc4514_string()}) is not for the "
+                f"{self.slot.name} key: replace the certificate or the key"
+            )
+        self.min_version, self.max_version = _version_range(
+            min_version, max_version, rsa=public.key_type is KeyType.RSA
+        )
+        self.verifier: ServerVerifier | None = None
+        if verify:
+            if cadata is not None:
+                self.verifier = ServerVerifier.from_pem(cadata)
+            else:
+                path = cafile if cafile is not None else default_cafile()
+                if path is None:
+                    raise TlsError(
+                        "no CA certificates to verify the server with: give a CA file "
+                        "(the system has no default bundle)"
+                    )
+                self.verifier = ServerVerifier.from_cafile(path)
+        self.alpn = [_alpn_name(p) for p in alpn]
+        self._chain = X509CertChain([_tlslite_x509(der)])
+        for extra in extra_certificates:
+            for cert in _certificates(extra):
+                self._chain.x509List.append(
+                    _tlslite_x509(cert.public_bytes(serialization.Encoding.DER))
+                )
+        self.confirm_timeout = confirm_timeout
+        self._key: CardTlsKey | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<TlsClient {self.slot.name} {self.key_algorithm} "
+            f"{self.min_version.label}-{self.max_version.label}>"
+        )
+
+    def tls_key(self) -> CardTlsKey:
+        """The tlslite key object (made once; needs the session logged in)."""
+        if self._key is None or not self.session.user_logged_in:
+            self._key = tls_private_key(self.session, self.slot)
+        return self._key
+
+    def settings(self) -> HandshakeSettings:
+        """tlslite's settings for a handshake with this client."""
+        settings = HandshakeSettings()
+        settings.minVersion = self.min_version.tlslite
+        settings.maxVersion = self.max_version.tlslite
+        # tlslite-ng 0.8 compresses the client Certificate (RFC 8879) whenever its own
+        # ClientHello offered compression, not when the server's CertificateRequest asks for
+        # it; OpenSSL 3.0 and GnuTLS then abort with unexpected_message. The client
+        # certificate is small: never compress it.
+        settings.certificate_compression_send = []
+        settings.use_heartbeat_extension = False
+        return settings
+
+    def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        server_name: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> TlsConnection:
+        """Connect to ``host``:``port`` and make the TLS handshake.
+
+        ``server_name`` (default ``host``) is sent as SNI (not when it is an IP address) and is
+        the name the server certificate must carry. ``timeout`` bounds each network wait.
+        """
+        key = self.tls_key()  # a missing login fails here, before any connection
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise TlsConnectError(f"cannot connect to {host}:{port}: {_os_reason(e)}") from e
+        try:
+            return self._handshake(sock, server_name or host, key, timeout)
+        except BaseException:
+            sock.close()
+            raise
+
+    def wrap_socket(
+        self, sock: socket.socket, *, server_name: str, timeout: float | None = 30.0
+    ) -> TlsConnection:
+        """Make the TLS handshake on a connected socket (closed when the connection closes)."""
+        return self._handshake(sock, server_name, self.tls_key(), timeout)
+
+    def _handshake(
+        self, sock: socket.socket, name: str, key: CardTlsKey, timeout: float | None
+    ) -> TlsConnection:
+        server_subject(name)  # refuses a malformed name before the handshake
+        sni = None if _is_ip(name) else name.rstrip(".")
+        hook = _Verify(self.verifier, name) if self.verifier is not None else None
+        sock.settimeout(timeout)
+        tls = _CardTLSConnection(sock, hook)
+        signatures = key.signatures
+        started = time.perf_counter()
+        try:
+            tls.handshakeClientCert(
+                self._chain,
+                key,
+                settings=self.settings(),
+                serverName=sni,
+                alpn=[p.encode() for p in self.alpn] or None,
+            )
+        except tlslite_errors.BaseTLSException as e:
+            if tls.opcard_failure is not None:
+                raise tls.opcard_failure from e
+            raise _handshake_error(e, key, self.max_version) from e
+        except OSError as e:
+            raise TlsConnectError(
+                f"the connection broke during the handshake: {_os_reason(e)}"
+            ) from e
+        elapsed = time.perf_counter() - started
+        server_ders = tuple(bytes(c.bytes) for c in tls.session.serverCertChain.x509List)
+        verified: list[x509.Certificate] | None = None
+        if hook is not None:
+            if tls.opcard_verified != server_ders or hook.path is None:
+                # the early check did not run on this chain (a tlslite change?): check now
+                try:
+                    hook(server_ders)
+                except ServerCertificateError:
+                    with contextlib.suppress(tlslite_errors.BaseTLSException, OSError):
+                        for _ in tls._sendError(int(AlertCode.BadCertificate)):
+                            pass
+                    raise
+            verified = hook.path
+        connection = TlsConnection(
+            tls,
+            sock,
+            server_name=name,
+            server_chain=[x509.load_der_x509_certificate(d) for d in server_ders],
+            verified_chain=verified,
+            client_certificate=self.certificate if key.signatures > signatures else None,
+            card_signatures=key.signatures - signatures,
+            client_hash=key.last_hash if key.signatures > signatures else None,
+            handshake_seconds=elapsed,
+            max_version=self.max_version,
+            key=key,
+        )
+        if (
+            connection.version is TlsVersion.TLS1_3
+            and connection.card_signatures
+            and self.confirm_timeout is not None
+        ):
+            connection._await_server(self.confirm_timeout)
+        return connection
+
+
+class TlsConnection:
+    """An established TLS connection (made by :meth:`TlsClient.connect`).
+
+    Attributes: ``version`` (:class:`TlsVersion`), ``cipher`` (IANA name), ``alpn`` (the
+    protocol the server chose, or None), ``server_chain`` (the certificates the server sent),
+    ``verified_chain`` (the validated path up to the trust anchor; None without
+    verification), ``server_certificate``, ``client_certificate`` (the card's certificate
+    when the server asked for one, else None), ``card_signatures`` (card signatures made in
+    the handshake: 1 when the client authenticated), ``client_signature`` (e.g. ``"ECDSA with
+    SHA-256"``), ``handshake_seconds``.
+
+    Use it as a context manager; ``close()`` sends close_notify and closes the socket.
+    """
+
+    def __init__(
+        self,
+        tls: _CardTLSConnection,
+        sock: socket.socket,
+        *,
+        server_name: str,
+        server_chain: list[x509.Certificate],
+        verified_chain: list[x509.Certificate] | None,
+        client_certificate: x509.Certificate | None,
+        card_signatures: int,
+        client_hash: str | None,
+        handshake_seconds: float,
+        max_version: TlsVersion,
+        key: CardTlsKey,
+    ) -> None:
+        self._tls = tls
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+        self._key = key
+        self._max_version = max_version
+        self._buffer = bytearray()
+        self._reader: Generator[object, None, None] | None = None
+        self.server_name = server_name
+        self.version = TlsVersion.from_tlslite(tls.version)
+        self.cipher: str = CipherSuite.ietfNames.get(tls.session.cipherSuite, tls.getCipherName())
+        proto = tls.session.appProto
+        self.alpn: str | None = bytes(proto).decode("ascii", "replace") if proto else None
+        self.server_chain = server_chain
+        self.verified_chain = verified_chain
+        self.client_certificate = client_certificate
+        self.card_signatures = card_signatures
+        self.client_signature = _signature_label(key, client_hash)
+        self.handshake_seconds = handshake_seconds
+
+    @property
+    def server_certificate(self) -> x509.Certificate:
+        return self.server_chain[0]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._tls.closed)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<TlsConnection {self.server_name} {self.version.label} {self.cipher} {state}>"
+
+    def __enter__(self) -> TlsConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- data -------------------------------------------------------------------------------
+
+    def sendall(self, data: bytes) -> None:
+        """Send ``data`` (all of it)."""
+        try:
+            self._tls.write(bytes(data))
+        except tlslite_errors.BaseTLSException as e:
+            raise self._error(e) from e
+        except OSError as e:
+            raise TlsConnectError(f"sending failed: {_os_reason(e)}") from e
+
+    def recv(self, bufsize: int = 65536, *, timeout: float | None = None) -> bytes:
+        """Up to ``bufsize`` bytes from the server; b"" when it closed the connection.
+
+        ``timeout`` (default: the connection's timeout) bounds the wait; when nothing came in
+        time, :class:`TlsConnectError` is raised.
+        """
+        wait = self._timeout if timeout is None else timeout
+        while not self._buffer and not self.closed:
+            if not self._step(wait):
+                raise TlsConnectError(f"no data from the server within {wait} s")
+        data = bytes(self._buffer[:bufsize])
+        del self._buffer[:bufsize]
+        return data
+
+    def read_until_close(self, idle_timeout: float = 5.0, limit: int = 1 << 24) -> bytes:
+        """Everything the server sends until it closes the connection, until it stays silent
+        for ``idle_timeout`` seconds, or until ``limit`` bytes."""
+        while not self.closed and len(self._buffer) < limit:
+            if not self._step(idle_timeout):
+                break
+        data = bytes(self._buffer[:limit])
+        del self._buffer[:limit]
+        return data
+
+    def close(self) -> None:
+        """Send close_notify and close the socket (errors while closing are ignored)."""
+        if not self.closed:
+            with contextlib.suppress(tlslite_errors.BaseTLSException, OSError):
+                self._sock.settimeout(min(self._timeout or 5.0, 5.0))
+                self._tls.close()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _step(self, timeout: float | None) -> bool:
+        """Process one message from the server (application data is buffered); False when
+        none arrived within ``timeout``. A read interrupted by the timeout resumes later."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._reader is None:
+            self._reader = self._tls.readAsync(None, 0)
+        self._sock.setblocking(False)
+        try:
+            for result in self._reader:
+                if isinstance(result, int):  # 0: wants to read, 1: wants to write
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    readers = [self._sock] if result == 0 else []
+                    writers = [self._sock] if result == 1 else []
+                    ready = select.select(readers, writers, [], remaining)
+                    if not any(ready):
+                        return False
+                    continue
+                assert isinstance(result, bytes | bytearray)
+                self._buffer += result
+                self._reader = None
+                return True
+            self._reader = None
+            return True
+        except tlslite_errors.BaseTLSException as e:
+            self._reader = None
+            raise self._error(e) from e
+        except OSError as e:
+            self._reader = None
+            raise TlsConnectError(f"receiving failed: {_os_reason(e)}") from e
+        finally:
+            if self._sock.fileno() >= 0:
+                self._sock.settimeout(self._timeout)
+
+    def _await_server(self, timeout: float) -> None:
+        """TLS 1.3: wait for the server's first message after the handshake (a session ticket
+        or data means it accepted the client; an alert that it refused it)."""
+        try:
+            self._step(timeout)
+        except TlsError:
+            self.close()
+            raise
+
+    def _error(self, err: tlslite_errors.BaseTLSException) -> TlsError:
+        if isinstance(err, tlslite_errors.TLSAbruptCloseError):
+            return TlsConnectError(
+                "the server closed the connection without close_notify (data may be truncated)"
+            )
+        return _handshake_error(err, self._key, self._max_version)
+
+
+def connect(
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    server_name: str | None = None,
+    timeout: float | None = 30.0,
+    slot: KeySlot | str | int = KeySlot.AUT,
+    cafile: str | os.PathLike[str] | None = None,
+    cadata: bytes | None = None,
+    verify: bool = True,
+    alpn: Iterable[str] = (),
+    min_version: TlsVersion | str = TlsVersion.TLS1_2,
+    max_version: TlsVersion | str | None = None,
+    extra_certificates: Sequence[bytes] = (),
+    confirm_timeout: float | None = 1.0,
+) -> TlsConnection:
+    """One connection: ``TlsClient(session, …).connect(host, port, …)`` (see both)."""
+    client = TlsClient(
+        session,
+        slot=slot,
+        cafile=cafile,
+        cadata=cadata,
+        verify=verify,
+        alpn=alpn,
+        min_version=min_version,
+        max_version=max_version,
+        extra_certificates=extra_certificates,
+        confirm_timeout=confirm_timeout,
+    )
+    return client.connect(host, port, server_name=server_name, timeout=timeout)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _version_range(
+    low: TlsVersion | str, high: TlsVersion | str | None, *, rsa: bool
+) -> tuple[TlsVersion, TlsVersion]:
+    lo = TlsVersion.parse(low)
+    hi = TlsVersion.TLS1_3 if high is None else TlsVersion.parse(high)
+    if rsa:
+        if lo is TlsVersion.TLS1_3:
+            raise TlsVersionError(f"TLS 1.3 with an RSA card key: {NO_PSS_MESSAGE}")
+        hi = TlsVersion.TLS1_2
+    if lo > hi:
+        raise ValueError(f"the minimum version {lo.label} is above the maximum {hi.label}")
+    return lo, hi
+
+
+def _spki(key: object) -> bytes:
+    public_bytes = getattr(key, "public_bytes", None)
+    if public_bytes is None:
+        return b""
+    der: bytes = public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return der
+
+
+def _tlslite_x509(der: bytes) -> X509:
+    cert = X509()
+    try:
+        cert.parseBinary(bytearray(der))
+    except (SyntaxError, ValueError, IndexError) as e:  # tlslite's parser errors
+        raise TlsError(f"tlslite-ng cannot read the certificate: {e}") from e
+    return cert
+
+
+def _certificates(data: bytes) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as e:
+        raise TlsError(f"not an X.509 certificate (PEM or DER): {e}") from e
+
+
+def _alpn_name(protocol: str) -> str:
+    encoded = protocol.encode()
+    if not 0 < len(encoded) < 256:
+        raise ValueError(f"ALPN protocol names are 1 to 255 bytes, not {protocol!r}")
+    return protocol
+
+
+def _is_ip(name: str) -> bool:
+    text = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _os_reason(err: OSError) -> str:
+    if isinstance(err, TimeoutError | socket.timeout):
+        return "timed out"
+    return err.strerror or str(err) or type(err).__name__
+
+
+_HASH_LABELS = {
+    "sha1": "SHA-1",
+    "sha224": "SHA-224",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+}
+
+
+def _signature_label(key: CardTlsKey, hash_name: str | None) -> str | None:
+    if hash_name is None:
+        return None
+    if key.key_type == "Ed25519":
+        return "Ed25519"
+    algorithm = "RSA PKCS#1 v1.5" if key.key_type == "rsa" else "ECDSA"
+    return f"{algorithm} with {_HASH_LABELS.get(hash_name, hash_name)}"
