@@ -518,6 +518,8 @@ class TlsConnection:
         self.card_signatures = card_signatures
         self.client_signature = _signature_label(key, client_hash)
         self.handshake_seconds = handshake_seconds
+        #: the server closed the connection without close_notify (see read_until_close)
+        self.truncated = False
 
     @property
     def server_certificate(self) -> x509.Certificate:
@@ -564,9 +566,18 @@ class TlsConnection:
 
     def read_until_close(self, idle_timeout: float = 5.0, limit: int = 1 << 24) -> bytes:
         """Everything the server sends until it closes the connection, until it stays silent
-        for ``idle_timeout`` seconds, or until ``limit`` bytes."""
+        for ``idle_timeout`` seconds, or until ``limit`` bytes.
+
+        A server that closes the TCP connection without close_notify ends the answer too
+        (many HTTP/1.0 servers do); ``truncated`` is then True: the answer may be cut."""
         while not self.closed and len(self._buffer) < limit:
-            if not self._step(idle_timeout):
+            try:
+                if not self._step(idle_timeout):
+                    break
+            except TlsConnectError as e:
+                if not isinstance(e.__cause__, tlslite_errors.TLSAbruptCloseError):
+                    raise
+                self.truncated = True
                 break
         data = bytes(self._buffer[:limit])
         del self._buffer[:limit]

@@ -24,11 +24,13 @@ import datetime
 import ipaddress
 import os
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
 from opcard.tls_errors import AlertCode, ServerCertificateError, TlsError
@@ -47,9 +49,12 @@ def default_cafile() -> Path | None:
 
 def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+        # system bundles hold old roots cryptography warns about (e.g. a serial number 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            if b"-----BEGIN" in data:
+                return x509.load_pem_x509_certificates(data)
+            return [x509.load_der_x509_certificate(data)]
     except ValueError as e:
         raise TlsError(f"{source}: no X.509 certificate could be read ({e})") from e
 

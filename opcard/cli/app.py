@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cert": ("opcard.cli.cert", "cert"),
     "key": ("opcard.cli.key", "key"),
     "sign": ("opcard.cli.sign", "sign"),
+    "tls": ("opcard.cli.tls", "tls"),
     "pin": ("opcard.cli.pin", "pin"),
     "kdf": ("opcard.cli.admin", "kdf"),
     "touch": ("opcard.cli.admin", "touch"),

@@ -1,0 +1,339 @@
+"""``opcard tls connect``: a TLS connection authenticated with the card (like ``openssl
+s_client``): handshake, negotiated version, cipher, certificates; optionally a request and its
+answer."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from opcard.cli.common import binary_stdout, echo_json, pass_state
+from opcard.cli.pins import USER, read_pin, user_pin_options
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from opcard.cli.common import State
+    from opcard.tls import TlsClient, TlsConnection
+
+__all__ = ["tls"]
+
+SCHEMA_VERSION = 1
+_VERSIONS = ("1.2", "1.3")
+
+
+@click.group()
+def tls() -> None:
+    """TLS client authentication with the card's certificate and key."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6addr]:PORT`` for IPv6) → (host, port)."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", text.strip())
+    if match is None:
+        raise click.BadParameter(
+            f"{text!r}: give HOST:PORT (an IPv6 address in brackets: [::1]:443)",
+            param_hint="HOST:PORT",
+        )
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 < port < 65536:
+        raise click.BadParameter(f"port {port} is out of range", param_hint="HOST:PORT")
+    return host, port
+
+
+_ESCAPES = {"n": b"\n", "r": b"\r", "t": b"\t", "0": b"\0", "\\": b"\\"}
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[nrt0\\])")
+
+
+def unescape(text: str) -> bytes:
+    r"""``--send`` text → bytes: ``\r``, ``\n``, ``\t``, ``\0``, ``\\`` and ``\xHH`` (one
+    byte) are decoded; everything else is sent as UTF-8."""
+    out = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(text):
+        out += text[position : match.start()].encode()
+        body = match.group(1)
+        out += bytes([int(body[1:], 16)]) if body[0] == "x" else _ESCAPES[body]
+        position = match.end()
+    out += text[position:].encode()
+    return bytes(out)
+
+
+@tls.command()
+@click.argument("address", metavar="HOST:PORT")
+@click.option(
+    "--slot",
+    type=click.Choice(["aut", "sig"], case_sensitive=False),
+    default="aut",
+    show_default=True,
+    help="Key slot whose key and certificate authenticate the client.",
+)
+@click.option(
+    "--cafile",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA certificates (PEM) the server's certificate must chain to [default: the "
+    "system's CA bundle].",
+)
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Do not verify the server's certificate (insecure: anyone in the middle can read "
+    "and change the traffic).",
+)
+@click.option(
+    "--servername",
+    metavar="NAME",
+    help="Server name sent as SNI and checked in the server's certificate [default: HOST].",
+)
+@click.option(
+    "--alpn",
+    metavar="PROTOCOLS",
+    multiple=True,
+    help="Application protocols to offer, comma-separated or repeated (h2,http/1.1).",
+)
+@click.option(
+    "--tls-min",
+    type=click.Choice(_VERSIONS),
+    default="1.2",
+    show_default=True,
+    help="Lowest TLS version to accept.",
+)
+@click.option(
+    "--tls-max",
+    type=click.Choice(_VERSIONS),
+    default=None,
+    help="Highest TLS version to offer [default: 1.3; 1.2 with an RSA key, which cannot do "
+    "TLS 1.3 (RSA-PSS)].",
+)
+@click.option(
+    "--send",
+    metavar="TEXT",
+    help=r"Send TEXT after the handshake (escapes \r \n \t \0 \\ \xHH) and print the answer.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --send: stop reading the answer after SECONDS of silence.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Bound of each network wait during the connection and the handshake.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the answer (with --send).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (with schema_version).")
+@user_pin_options
+@pass_state
+def connect(
+    state: State,
+    address: str,
+    slot: str,
+    cafile: str | None,
+    no_verify: bool,
+    servername: str | None,
+    alpn: tuple[str, ...],
+    tls_min: str,
+    tls_max: str | None,
+    send: str | None,
+    wait: float,
+    timeout: float,
+    quiet: bool,
+    as_json: bool,
+    pin: str | None,
+    pin_file: str | None,
+) -> None:
+    """Connect to HOST:PORT with TLS, authenticating with the card's key and certificate.
+
+    Shows the negotiated version and cipher and both certificates; with --send, sends a
+    request and prints the answer. The card signs once per handshake (one APDU after the
+    PIN). The server's certificate is verified (chain to --cafile, validity, name) before the
+    card signs anything.
+    """
+    from opcard.tls import TlsClient
+
+    host, port = parse_address(address)
+    protocols = [p.strip() for value in alpn for p in value.split(",") if p.strip()]
+    for protocol in protocols:
+        if len(protocol.encode()) > 255:
+            raise click.BadParameter(f"{protocol!r} is too long", param_hint="--alpn")
+    payload = unescape(send) if send is not None else None
+    session = state.session()
+    # everything that needs no PIN first: key, certificate, versions, CA file
+    client = TlsClient(
+        session,
+        slot=slot,
+        cafile=cafile,
+        verify=not no_verify,
+        alpn=protocols,
+        min_version=tls_min,
+        max_version=tls_max,
+    )
+    if tls_max == "1.3" and client.max_version.label == "TLS 1.2":
+        click.echo(
+            "opcard: note: the card key is RSA, which cannot sign TLS 1.3 (RSA-PSS): "
+            "offering TLS 1.2 at most",
+            err=True,
+        )
+    if no_verify:
+        click.echo(
+            "opcard: warning: the server's certificate is not verified (--no-verify)", err=True
+        )
+    session.login(read_pin(USER, pin, pin_file))
+    card = state.card()
+    before = card.channel.apdu_count
+    with _explained():
+        conn = client.connect(host, port, server_name=servername, timeout=timeout)
+    with conn, _explained():
+        apdus = card.channel.apdu_count - before
+        answer: bytes | None = None
+        if payload is not None:
+            conn.sendall(payload)
+            answer = conn.read_until_close(idle_timeout=wait)
+        if as_json:
+            echo_json(_document(client, conn, host, port, apdus, cafile, answer))
+            return
+        if not quiet:
+            _show(client, conn, host, port, apdus, cafile)
+        if answer is not None:
+            if not quiet:
+                click.echo("---")
+            out = binary_stdout()
+            out.write(answer)
+            out.flush()
+            if conn.truncated and not quiet:
+                click.echo(
+                    "opcard: note: the server closed the connection without close_notify",
+                    err=True,
+                )
+
+
+@contextlib.contextmanager
+def _explained() -> Iterator[None]:
+    """TLS failures as one line and a hint (exit code 1)."""
+    from opcard.cli.errors import CliError
+    from opcard.cli.exitcodes import ExitCode
+    from opcard.tls import ClientRejectedError, ServerCertificateError, TlsError
+
+    try:
+        yield
+    except ServerCertificateError as e:
+        raise CliError(
+            str(e),
+            ExitCode.Error,
+            "give the CA that issued the server's certificate with --cafile FILE "
+            "(--no-verify skips the check: insecure)",
+        ) from e
+    except ClientRejectedError as e:
+        raise CliError(
+            str(e),
+            ExitCode.Error,
+            "check that the server trusts the CA of the card's certificate (its client CA "
+            "list) and that the certificate is valid",
+        ) from e
+    except TlsError as e:
+        raise CliError(str(e), ExitCode.Error) from e
+
+
+def _name(name: x509.Name) -> str:
+    return name.rfc4514_string() or "(empty)"
+
+
+def _validity(cert: x509.Certificate) -> str:
+    return (
+        f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} to "
+        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def _show(
+    client: TlsClient,
+    conn: TlsConnection,
+    host: str,
+    port: int,
+    apdus: int,
+    cafile: str | None,
+) -> None:
+    server = conn.server_certificate
+    lines = [
+        f"Connected to {host}:{port}",
+        f"Protocol:    {conn.version.label}",
+        f"Cipher:      {conn.cipher}",
+    ]
+    if conn.alpn:
+        lines.append(f"ALPN:        {conn.alpn}")
+    lines += [
+        "Server certificate:",
+        f"  subject:   {_name(server.subject)}",
+        f"  issuer:    {_name(server.issuer)}",
+        f"  valid:     {_validity(server)}",
+    ]
+    if conn.verified_chain is None:
+        lines.append("  verified:  NO (--no-verify)")
+    else:
+        anchor = conn.verified_chain[-1]
+        source = cafile or "the system's CA bundle"
+        lines.append(
+            f"  verified:  yes, for {conn.server_name!r}, up to {_name(anchor.subject)} ({source})"
+        )
+    lines.append(f"Client certificate ({client.slot.name} slot):")
+    lines.append(f"  subject:   {_name(client.certificate.subject)}")
+    if conn.client_certificate is None:
+        lines.append("  sent:      no, the server did not ask for it")
+    else:
+        apdu_text = "1 APDU" if apdus == 1 else f"{apdus} APDUs"
+        lines.append(
+            f"  signature: {conn.client_signature}, on the card ({apdu_text} in the handshake)"
+        )
+    lines.append(f"Handshake:   {conn.handshake_seconds * 1000:.1f} ms")
+    click.echo("\n".join(lines))
+
+
+def _document(
+    client: TlsClient,
+    conn: TlsConnection,
+    host: str,
+    port: int,
+    apdus: int,
+    cafile: str | None,
+    answer: bytes | None,
+) -> dict[str, Any]:
+    server = conn.server_certificate
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "host": host,
+        "port": port,
+        "server_name": conn.server_name,
+        "version": conn.version.label,
+        "cipher": conn.cipher,
+        "alpn": conn.alpn,
+        "server_certificate": {
+            "subject": _name(server.subject),
+            "issuer": _name(server.issuer),
+            "not_before": server.not_valid_before_utc.isoformat(),
+            "not_after": server.not_valid_after_utc.isoformat(),
+            "verified": conn.verified_chain is not None,
+            "cafile": cafile,
+            "chain": [_name(c.subject) for c in conn.verified_chain or []],
+        },
+        "client_certificate": {
+            "slot": client.slot.name.lower(),
+            "subject": _name(client.certificate.subject),
+            "sent": conn.client_certificate is not None,
+            "signature": conn.client_signature,
+            "card_apdus": apdus,
+        },
+        "handshake_ms": round(conn.handshake_seconds * 1000, 1),
+        "answer": None if answer is None else answer.decode("utf-8", "replace"),
+    }
