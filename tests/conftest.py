@@ -66,11 +66,14 @@ __all__ = [
     "REPO",
     "Emulator",
     "PcscConnection",
+    "Pcscd",
+    "PrivateRig",
     "in_ci",
     "reader_for_port",
     "require_file",
     "require_module",
     "require_tool",
+    "vpcd_port",
 ]
 
 
