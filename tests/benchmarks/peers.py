@@ -353,7 +353,9 @@ def run_worker(
     if peer == "opensc":
         argv += ["--opensc-conf", str(ctx.workdir / "opensc.conf")]
         argv += ["--pkcs11-module", OPENSC_PKCS11]
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if peer == "opcard":
+        env["PYTHONPATH"] = str(REPO)  # the working tree's opcard and apdu
     reset_card(emu.reader)
     proc = subprocess.Popen(
         argv,
@@ -370,6 +372,10 @@ def run_worker(
         os.killpg(proc.pid, signal.SIGKILL)  # the worker's own process group
         proc.communicate()
         return {"peer": peer, "error": f"timed out after {ctx.args.worker_timeout} s"}
+    except BaseException:  # Ctrl-C: the worker is in a session of its own, stop it too
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     lines = stdout.decode(errors="replace").strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = "\n".join(stderr.decode(errors="replace").strip().splitlines()[-12:])
