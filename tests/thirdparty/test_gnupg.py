@@ -426,9 +426,9 @@ def test_on_card_key_generation_through_scdaemon(emulator: Any, gnupg: Any, prof
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_wrong_pins_count_down_and_a_blocked_pin_stays_blocked(
-    emulator: Any, gnupg: Any, profile: str
+    emulator: Any, gnupg: Any, profile: str, tmp_path: Path
 ) -> None:
-    emu = emulator(profile=profile)
+    emu = emulator(profile=profile, state=tmp_path / "card.json")
     g = gnupg(emu.reader)
     assert g.card_status()["pinretry"][:3] == ["3", "0", "3"]
     digest = hashlib.sha256(b"wrong pin").digest()
@@ -451,6 +451,12 @@ def test_wrong_pins_count_down_and_a_blocked_pin_stays_blocked(
         verify = bytes([0x00, 0x20, 0x00, 0x81, len(PW1)]) + PW1.encode()
         assert conn.transmit(verify) == b"\x69\x83"
         assert conn.get_data(0x00C4)[4:7] == b"\x00\x00\x03"
+    # and after the card was pulled and put back (its state file keeps the counters)
+    emu.restart()
+    assert g.card_status()["pinretry"][:3] == ["0", "0", "3"]
+    reply = g.pksign(digest)
+    assert not reply.ok
+    assert "blocked" in reply.error.lower()
 
 
 @pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
