@@ -253,11 +253,23 @@ class Card:
         self._data: dict[int, bytes] = {}
         self._kdf_known = False
         with _translated(f"opening the OpenPGP application on {transport.name!r}"):
+            self._preconfigure(transport)
             self._ard = self.applet.start()
             #: The AID never changes: kept apart from the cache that writes invalidate.
             self._aid: Aid = self._ard.aid
             if roaming:
                 self.channel.transport = _RoamingTransport(transport, self._aid.serial)
+
+    def _preconfigure(self, transport: Transport) -> None:
+        """Take the framing from the ATR's historical bytes before the first command, so that
+        the first read of 6E already uses extended lengths where the card has them (one
+        GET RESPONSE saved per card session). 6E's own declarations then refine it."""
+        from apdu.atr import historical_bytes
+        from apdu.openpgp.objects import HistoricalBytes
+
+        # An unusual ATR: short APDUs until 6E says more.
+        with contextlib.suppress(ApduError):
+            self.applet.configure_framing(HistoricalBytes.parse(historical_bytes(transport.atr)))
 
     # -- lifetime -----------------------------------------------------------------------------
 

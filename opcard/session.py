@@ -378,10 +378,11 @@ class Session:
     # -- private key operations ---------------------------------------------------------------
 
     def _key_info(self, slot: KeySlot) -> KeyInfo:
-        key = self.card.public_key(slot)
-        if key is None:
+        """Key type and size from the (cached) application data: no APDU."""
+        algorithm = self.card.algorithm(slot) if self.card.key_present(slot) else None
+        if algorithm is None:
             raise ObjectNotFoundError(f"there is no key in the {slot.name} slot")
-        return KeyInfo(slot, key.key_type, key.bits)
+        return KeyInfo(slot, algorithm.key_type, algorithm.bits)
 
     def sign(
         self, key: PrivateKey | KeySlot | str, data: bytes, mechanism: int | None = None
