@@ -19,7 +19,7 @@ from tls_support import DEMO_CA, CardRig, GnutlsServer, OpenSslServer, Pki, make
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     from conftest import require_module
 
-    require_module("tlslite")
+    require_module("opcard.tls")  # needs tlslite-ng (the "tls" extra)
     return Pki.create(tmp_path_factory.mktemp("tls-pki"))
 
 
