@@ -1,0 +1,216 @@
+"""The cards the server serves: one PKCS#11 slot per card, shared by every client.
+
+A :class:`Slot` holds the card (an :class:`opcard.Card`), the daemon's one
+:class:`opcard.Session` on it — its login is shared by all clients: the PIN is given once —
+and the lock that serialises card access across connections. Slot ids are stable per card:
+``manufacturer << 32 | serial`` from the AID, so a card keeps its slot when it is pulled out
+and plugged in again (in any reader). A card that goes away leaves its slot without a token
+(:attr:`Slot.present` false); its sessions become invalid (the slot's ``generation`` changes)
+and its login ends: the PIN is forgotten.
+
+:class:`Registry` is the set of slots; who attaches and detaches cards is up to the caller
+(:class:`opcard.serve.pcsc.PcscMonitor` for PC/SC readers, tests for in-process cards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from opcard.card import Card
+from opcard.errors import NoCardError, OpcardError
+from opcard.session import Session
+
+__all__ = ["Registry", "Slot", "SlotEvents", "slot_id_of"]
+
+logger = logging.getLogger("opcard.serve")
+
+
+def slot_id_of(card: Card) -> int:
+    """The card's slot id: ``manufacturer << 32 | serial`` (stable for the card)."""
+    aid = card.aid
+    return (aid.manufacturer << 32) | aid.serial
+
+
+@dataclass(eq=False)
+class Slot:
+    """One card's slot. Touch ``card`` and ``session`` only while holding ``lock``."""
+
+    slot_id: int
+    #: Small number (1, 2, …) in attach order: the top byte of the slot's object handles.
+    number: int
+    #: The reader (or transport) name, shown as the slot description.
+    description: str
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    card: Card | None = None
+    session: Session | None = None
+    #: Changes whenever the token goes or comes: sessions opened before are stale.
+    generation: int = 0
+    #: The login was given to the daemon (``opcard serve --login``): C_Logout keeps it.
+    operator_login: bool = False
+    #: The card's version (from its AID), kept while the card is away.
+    version: tuple[int, int] = (0, 0)
+
+    @property
+    def present(self) -> bool:
+        return self.card is not None
+
+    @property
+    def logged_in(self) -> bool:
+        session = self.session
+        return session is not None and session.user_logged_in
+
+    def login_operator(self, pin: str | bytes) -> None:
+        """Log in with the PIN given to the daemon (``opcard serve --login``): clients'
+        C_Logout leaves this login in place. Raises opcard's PIN errors."""
+        with self.lock:
+            if self.session is None:
+                raise NoCardError(f"no card in slot {self.slot_id:#x}")
+            self.session.login(pin)
+            self.operator_login = True
+
+    def __repr__(self) -> str:
+        state = "present" if self.present else "absent"
+        return f"<Slot {self.slot_id:#x} {self.description!r} {state}>"
+
+
+class SlotEvents:
+    """Slot events (a token came or went) not yet reported to one client."""
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def add(self, slot_id: int) -> None:
+        with self._cond:
+            if slot_id not in self._pending:
+                self._pending.append(slot_id)
+            self._cond.notify_all()
+
+    def pop(self) -> int | None:
+        """The oldest pending event's slot, or None."""
+        with self._cond:
+            return self._pending.pop(0) if self._pending else None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until an event (its slot) or :meth:`close` / ``timeout`` (None)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending or self.closed, timeout)
+            return self._pending.pop(0) if self._pending else None
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class Registry:
+    """All slots. Thread-safe; ``attach`` and ``detach`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[int, Slot] = {}
+        self._listeners: set[SlotEvents] = set()
+        #: Called (without arguments) when a client operation finds the card gone, so that a
+        #: monitor can look at the readers now instead of at its next poll.
+        self.on_card_lost: Callable[[], None] | None = None
+
+    # -- slots --------------------------------------------------------------------------------
+
+    def slots(self, *, present_only: bool = False) -> list[Slot]:
+        """The slots in attach order (only those with a token when ``present_only``)."""
+        with self._lock:
+            slots = list(self._slots.values())
+        return [s for s in slots if s.present or not present_only]
+
+    def get(self, slot_id: int) -> Slot | None:
+        with self._lock:
+            return self._slots.get(slot_id)
+
+    def attach(self, card: Card, description: str | None = None) -> Slot:
+        """Serve ``card``: in its existing slot (same manufacturer and serial) or a new one.
+        The registry owns the card from now on (it closes it on detach)."""
+        slot_id = slot_id_of(card)
+        name = description if description is not None else card.channel.transport.name
+        with self._lock:
+            slot = self._slots.get(slot_id)
+            if slot is None:
+                slot = Slot(slot_id, len(self._slots) + 1, name)
+                self._slots[slot_id] = slot
+        with slot.lock:
+            if slot.card is not None:
+                if slot.card is not card:
+                    card.close()
+                    logger.warning("card %s is already served in slot %#x", card.serial, slot_id)
+                return slot
+            slot.card = card
+            slot.session = card.session()
+            slot.description = name
+            slot.version = card.aid.version
+            slot.operator_login = False
+            slot.generation += 1
+        logger.info("token present: card %s in %r (slot %#x)", card.serial, name, slot_id)
+        self._notify(slot_id)
+        return slot
+
+    def detach(self, slot_id: int) -> None:
+        """The card of ``slot_id`` is gone: its sessions end, its login ends (the PIN is
+        forgotten), the connection to it is closed."""
+        slot = self.get(slot_id)
+        if slot is None:
+            return
+        with slot.lock:
+            card, session = slot.card, slot.session
+            if card is None:
+                return
+            slot.card = slot.session = None
+            slot.operator_login = False
+            slot.generation += 1
+            try:
+                if session is not None:
+                    session.close()  # logs out (best effort) and forgets the PIN
+            finally:
+                with contextlib.suppress(OpcardError):
+                    card.close()
+        logger.info("token removed from slot %#x (%s)", slot_id, slot.description)
+        self._notify(slot_id)
+
+    def card_lost(self) -> None:
+        """A client operation found a card gone (see :attr:`on_card_lost`)."""
+        callback = self.on_card_lost
+        if callback is not None:
+            callback()
+
+    def close(self) -> None:
+        """Detach every card (logging each out) and wake every waiting client."""
+        for slot in self.slots():
+            self.detach(slot.slot_id)
+        with self._lock:
+            listeners = list(self._listeners)
+        for events in listeners:
+            events.close()
+
+    # -- events -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[SlotEvents]:
+        """Slot events for one client, for the duration of the block."""
+        events = SlotEvents()
+        with self._lock:
+            self._listeners.add(events)
+        try:
+            yield events
+        finally:
+            events.close()
+            with self._lock:
+                self._listeners.discard(events)
+
+    def _notify(self, slot_id: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for events in listeners:
+            events.add(slot_id)
