@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
 import ssl
 import warnings
 from collections.abc import Sequence
@@ -103,7 +104,10 @@ class ServerVerifier:
         subject = server_subject(host)
         when = now or datetime.datetime.now(datetime.UTC)
         builder = verification.PolicyBuilder().store(verification.Store(list(self.trust_anchors)))
-        verifier = builder.time(when).build_server_verifier(subject)
+        try:
+            verifier = builder.time(when).build_server_verifier(subject)
+        except ValueError as e:  # a name the verifier does not take
+            raise TlsError(f"cannot verify a certificate for {host!r}: {e}") from e
         try:
             return verifier.verify(leaf, intermediates)
         except verification.VerificationError as e:
@@ -117,10 +121,13 @@ def server_subject(host: str) -> verification.Subject:
         return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
         pass
-    try:
-        return x509.DNSName(text.rstrip("."))
-    except ValueError as e:
-        raise TlsError(f"{host!r} is neither a DNS name nor an IP address") from e
+    name = text.rstrip(".")
+    if not _DNS_NAME.fullmatch(name) or len(name) > 253:
+        raise TlsError(f"{host!r} is neither a DNS name nor an IP address")
+    return x509.DNSName(name)
+
+
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
 
 
 def _explain(
