@@ -521,3 +521,149 @@ class RawClient:
         out, _ = self.call(43, u64(session) + ay(data) + u32(capacity)).ay()
         assert out is not None
         return out
+
+
+# --- TLS servers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerCredentials:
+    """A TLS server's key and certificate (issued by the demo CA) and the CA file."""
+
+    key: Path
+    cert: Path
+    ca: Path
+
+
+def server_credentials(directory: Path) -> ServerCredentials:
+    """An EC P-256 server certificate for 127.0.0.1 issued by the demo CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    files = demo_files("demo-rsa")
+    ca_key = serialization.load_pem_private_key(files["ca_key"].read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(files["ca"].read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    key_path, cert_path = directory / "server-key.pem", directory / "server-cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return ServerCredentials(key_path, cert_path, files["ca"])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Background:
+    """A background process (a TLS server, sshd, ssh-agent) and its output file."""
+
+    proc: subprocess.Popen[bytes]
+    output: Path
+    port: int = 0
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def wait(self, timeout: float = 10) -> int:
+        return self.proc.wait(timeout)
+
+
+def wait_for_text(
+    output: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 10.0
+) -> None:
+    """Wait until the process wrote ``text`` (for servers that accept only one connection:
+    probing the port would use it up)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in output.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}: {output.read_text()[-2000:]}")
+        time.sleep(0.05)
+    raise TimeoutError(f"no {text!r} after {timeout} s: {output.read_text()[-2000:]}")
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def background(
+    argv: Sequence[str],
+    output: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    port: int = 0,
+    ready: str | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+) -> Iterator[Background]:
+    """Start ``argv`` in its own process group; wait for ``ready`` in its output, or for
+    ``port`` to accept connections; always stop it (SIGTERM, then SIGKILL) at the end."""
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=stdin,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    try:
+        if ready is not None:
+            wait_for_text(output, ready, proc)
+        elif port:
+            wait_for_port(port, proc)
+        yield Background(proc, output, port)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
