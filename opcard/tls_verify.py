@@ -12,7 +12,9 @@ Forum profile):
   constraints and path lengths hold, signatures verify;
 - the server certificate must name the host in its subjectAltName (a DNS name, or an IP
   address when the host is an IP literal; the common name is not used, as RFC 6125 and the
-  CA/Browser Forum require), and allow serverAuth when it has an extended key usage.
+  CA/Browser Forum require), and allow serverAuth when it has an extended key usage;
+- one relaxation of the CA/Browser Forum profile: the authority key identifier extension may
+  be missing (certificates of private CAs made with older tools often lack it).
 
 :class:`ServerVerifier` does it; :class:`ServerCertificateError` says why a chain was refused
 and carries the TLS alert the client sends before closing.
@@ -103,7 +105,11 @@ class ServerVerifier:
         leaf, intermediates = certificates[0], certificates[1:]
         subject = server_subject(host)
         when = now or datetime.datetime.now(datetime.UTC)
-        builder = verification.PolicyBuilder().store(verification.Store(list(self.trust_anchors)))
+        builder = (
+            verification.PolicyBuilder()
+            .store(verification.Store(list(self.trust_anchors)))
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+        )
         try:
             verifier = builder.time(when).build_server_verifier(subject)
         except ValueError as e:  # a name the verifier does not take
@@ -112,6 +118,14 @@ class ServerVerifier:
             return verifier.verify(leaf, intermediates)
         except verification.VerificationError as e:
             raise _explain(str(e), leaf, host, when, self.source) from e
+
+
+# The CA/Browser Forum profile, except that the authority key identifier may be absent: it
+# only helps path building (issuers are matched by name and verified by signature anyway), and
+# certificates of private CAs made with older tools often lack it.
+_AKI = (x509.AuthorityKeyIdentifier, verification.Criticality.NON_CRITICAL, None)
+_CA_POLICY = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(*_AKI)
+_EE_POLICY = verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(*_AKI)
 
 
 def server_subject(host: str) -> verification.Subject:

@@ -74,6 +74,23 @@ def test_verifier_accepts_name_and_ip(pki: Pki) -> None:
         assert path == [pki.server.certificate, pki.demo_ca]
 
 
+def test_verifier_profile(pki: Pki) -> None:
+    """The CA/Browser Forum profile, except that the authority key identifier may be absent;
+    a server certificate for clients only (extended key usage clientAuth) is refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    verifier = ServerVerifier.from_cafile(pki.demo_ca_file)
+    plain = issue(
+        pki.demo_ca, pki.demo_ca_key, key.public_key(), "x", names=["x.test"],
+        authority_key_id=False,
+    )  # fmt: skip
+    assert verifier.verify(_chain(plain), "x.test")[0] == plain
+    client_only = issue(
+        pki.demo_ca, pki.demo_ca_key, key.public_key(), "x", names=["x.test"], client=True
+    )
+    with pytest.raises(ServerCertificateError):
+        verifier.verify(_chain(client_only), "x.test")
+
+
 def test_verifier_refusals(pki: Pki) -> None:
     verifier = ServerVerifier.from_cafile(pki.demo_ca_file)
     with pytest.raises(ServerCertificateError) as name:

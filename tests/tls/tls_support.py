@@ -78,6 +78,7 @@ def issue(
     client: bool = False,
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
+    authority_key_id: bool = True,
 ) -> x509.Certificate:
     """A certificate for ``subject_key`` (self-signed when ``issuer_cert`` is None)."""
     subject = x509.Name(
@@ -100,9 +101,10 @@ def issue(
     )
     issuer_public = issuer_cert.public_key() if issuer_cert else subject_key
     assert isinstance(issuer_public, ec.EllipticCurvePublicKey)
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False
-    )
+    if authority_key_id:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False
+        )
     if ca:
         builder = builder.add_extension(
             x509.BasicConstraints(ca=True, path_length=None), critical=True
