@@ -36,18 +36,13 @@ import os
 import select
 import socket
 import time
+import warnings
 from collections.abc import Generator, Iterable, Sequence
 from enum import IntEnum, unique
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tlslite import errors as tlslite_errors
-from tlslite.constants import CipherSuite, SignatureScheme
-from tlslite.handshakesettings import HandshakeSettings
-from tlslite.tlsconnection import TLSConnection
-from tlslite.x509 import X509
-from tlslite.x509certchain import X509CertChain
 
 from apdu.openpgp.constants import KeySlot
 from opcard.errors import ObjectNotFoundError
@@ -70,6 +65,15 @@ from opcard.tls_keys import (
     tls_private_key,
 )
 from opcard.tls_verify import ServerVerifier, default_cafile, server_subject
+
+with warnings.catch_warnings():  # see opcard.tls_keys
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from tlslite import errors as tlslite_errors
+    from tlslite.constants import CipherSuite, SignatureScheme
+    from tlslite.handshakesettings import HandshakeSettings
+    from tlslite.tlsconnection import TLSConnection
+    from tlslite.x509 import X509
+    from tlslite.x509certchain import X509CertChain
 
 if TYPE_CHECKING:
     from opcard.session import Session
@@ -150,8 +154,10 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
       message arrives, before the client sends its own certificate or the card signs: a
       failure sends a fatal alert and ends the handshake. ``opcard_verified`` keeps the chain
       that passed, ``opcard_failure`` the error.
-    - The card key's own signature schemes: no RSA-PSS for an RSA card key; for an ECDSA key,
-      the hash that matches the curve first (SHA-256 for P-256, SHA-384 for P-384).
+    - The card key's own signature schemes (the client's CertificateVerify; the list offered
+      in the ClientHello for the server's signatures is left alone): no RSA-PSS for an RSA
+      card key, SHA-256 first; for an ECDSA key, the hash that matches the curve first
+      (SHA-256 for P-256, SHA-384 for P-384). tlslite takes the first the server accepts.
     """
 
     def __init__(self, sock: socket.socket, verify: _Verify | None) -> None:
@@ -185,14 +191,16 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
             settings, privateKey, certList, version
         )
         if isinstance(privateKey, CardTlsRsaKey):
-            return [s for s in schemes if not _is_pss(s)]
+            pkcs1 = [s for s in schemes if not _is_pss(s)]
+            return sorted(pkcs1, key=lambda s: 0 if _hash_of(s) == _SHA256 else 1)
         if isinstance(privateKey, CardTlsEcdsaKey):
             preferred = _CURVE_HASH.get(privateKey.curve_name)
             return sorted(schemes, key=lambda s: 0 if _hash_of(s) == preferred else 1)
         return schemes
 
 
-# tlslite's HashAlgorithm numbers (RFC 5246 §7.4.1.4.1) of the curve-matching hashes
+# HashAlgorithm numbers (RFC 5246 §7.4.1.4.1): SHA-256, and the hash matching each curve
+_SHA256 = 4
 _CURVE_HASH = {"secp256r1": 4, "secp384r1": 5, "secp521r1": 6}
 
 

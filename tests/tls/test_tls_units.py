@@ -221,6 +221,7 @@ def test_signature_schemes_for_card_keys(card_rig: object, pki: Pki) -> None:
         )
         names = [SignatureScheme.toRepr(s) or str(s) for s in rsa_schemes]
         assert names and not [n for n in names if "pss" in n]
+        assert names[0] == "rsa_pkcs1_sha256"
         ecc_schemes = _CardTLSConnection._sigHashesToList(
             ecc_client.settings(), ecc_client.tls_key(), ecc_client._chain
         )
