@@ -38,6 +38,7 @@ from opcard.serve.wire import (
     REQUEST_SIGNATURES,
     Call,
     Reader,
+    check_arguments,
 )
 
 __all__ = ["Server", "default_socket_path", "peer_credentials", "prepare_directory"]
@@ -295,8 +296,13 @@ class Server:
             call = None
         if call is Call.ERROR:
             raise FrameError("a request with the error call id")
-        if call is not None and signature.decode("ascii", "replace") != REQUEST_SIGNATURES[call]:
-            raise FrameError(f"{call.function}: wrong signature {signature!r}")
+        if call is not None:
+            expected = REQUEST_SIGNATURES[call]
+            if signature.decode("ascii", "replace") != expected:
+                raise FrameError(f"{call.function}: wrong signature {signature!r}")
+            # the whole body first: a malformed one closes the connection even when the
+            # call would fail before reading all of it (an invalid session, say)
+            check_arguments(Reader(body, reader.offset), expected, client.version)
         reply, rv = client.handle(call_id, reader)
         if logger.isEnabledFor(logging.DEBUG):
             name = call.function if call is not None else f"call {call_id}"

@@ -62,6 +62,7 @@ __all__ = [
     "WireType",
     "WireValue",
     "Writer",
+    "check_arguments",
     "wire_type",
 ]
 
@@ -544,6 +545,50 @@ class Reader:
             kdf = self.ulong()
             return WireMechanism(kind, EcdhParameters(kdf, self.byte_array(), self.byte_array()))
         return WireMechanism(kind, self.byte_array())
+
+
+def check_arguments(reader: Reader, signature: str, version: int) -> None:
+    """Walk the arguments of ``signature`` from ``reader``'s position to the end of the body:
+    :class:`FrameError` when they are truncated or followed by trailing bytes. (A mechanism
+    this server does not read ends the walk: its parameter's length is unknown.)"""
+    i = 0
+    while i < len(signature):
+        c = signature[i]
+        pair = signature[i : i + 2]
+        if pair in ("ay", "au", "aA", "fy", "fu", "fA"):
+            i += 2
+            if pair == "ay":
+                reader.array_of_bytes()
+            elif pair == "au":
+                if reader.byte():
+                    for _ in range(reader.u32()):
+                        reader.ulong()
+                else:
+                    reader.u32()
+            elif pair == "aA":
+                reader.attribute_array()
+            elif pair == "fA":
+                reader.attribute_buffer()
+            else:
+                reader.buffer_length()
+            continue
+        i += 1
+        if c == "u":
+            reader.ulong()
+        elif c == "y":
+            reader.byte()
+        elif c == "v":
+            reader.byte(), reader.byte()
+        elif c in "sz":
+            reader.string()
+        elif c == "M":
+            try:
+                reader.mechanism(version)
+            except Pkcs11Error:
+                return
+        else:
+            raise FrameError(f"signature {signature!r}: unknown type {c!r}")
+    reader.end()
 
 
 class Writer:

@@ -92,6 +92,20 @@ class EmulatedCard:
     def demo(self) -> dict[str, SlotMaterial]:
         return demo(self.variant)
 
+    def reinsert(self) -> opcard.Card:
+        """The card put back in its reader: a new connection and a new opcard.Card (the old
+        transport was closed when the token went away)."""
+        self.transport = LoopbackTransport(
+            self._transmit, self.emu.atr, self.transport.name, on_power=self.emu.reset
+        )
+        self.emu.reset()
+        self.card = opcard.Card(self.transport)
+        return self.card
+
+    def _transmit(self, apdu: bytes) -> bytes:
+        self.sent.append(bytes(apdu))
+        return self.emu.transmit(apdu)
+
 
 def emulated_card(
     variant: str = "demo-rsa",
