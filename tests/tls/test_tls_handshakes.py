@@ -37,6 +37,13 @@ MATRIX = [
     ("demo-25519", "1.3"),
 ]
 IDS = [f"{card}-tls{version}" for card, version in MATRIX]
+# what s_server's -www page says about the client's CertificateVerify
+PEER_SIGNATURE = {
+    "demo-rsa": ("RSA", "SHA256"),
+    "demo-ecc": ("ECDSA", "SHA256"),
+    "p384": ("ECDSA", "SHA384"),
+    "demo-25519": ("ed25519", None),
+}
 
 
 def _card(card_rig: object, pki: Pki, name: str) -> CardRig:
@@ -98,8 +105,14 @@ def test_openssl_s_server(
             page = conn.read_until_close(idle_timeout=5)
     _check_signature_command(rig, handshake, name, version)
     assert page.startswith(b"HTTP/1.0 200 ok")
-    # -www describes the session: the protocol the server saw
-    assert f"Protocol  : TLSv{version}".encode() in page
+    # -www describes the session as the server saw it: protocol, the client's signature
+    text = page.decode()
+    assert f"Protocol  : TLSv{version}" in text
+    kind, digest = PEER_SIGNATURE[name]
+    assert f"Peer signature type: {kind}\n" in text
+    if digest:
+        assert f"Peer signing digest: {digest}\n" in text
+    assert f"CN=opcard {'tls P-384 client' if name == 'p384' else 'demo AUT'}" in text
     log = server.wait_for(openssl_subject(slot_certificate(rig)))
     assert "verify error" not in log
 
