@@ -161,6 +161,7 @@ def connect(
     PIN). The server's certificate is verified (chain to --cafile, validity, name) before the
     card signs anything.
     """
+    from opcard.errors import OpcardError
     from opcard.tls import TlsClient
 
     host, port = parse_address(address)
@@ -171,15 +172,20 @@ def connect(
     payload = unescape(send) if send is not None else None
     session = state.session()
     # everything that needs no PIN first: key, certificate, versions, CA file
-    client = TlsClient(
-        session,
-        slot=slot,
-        cafile=cafile,
-        verify=not no_verify,
-        alpn=protocols,
-        min_version=tls_min,
-        max_version=tls_max,
-    )
+    try:
+        client = TlsClient(
+            session,
+            slot=slot,
+            cafile=cafile,
+            verify=not no_verify,
+            alpn=protocols,
+            min_version=tls_min,
+            max_version=tls_max,
+        )
+    except ValueError as e:
+        if isinstance(e, OpcardError):  # TLS 1.3 with RSA: exit code 8 with its reason
+            raise
+        raise click.UsageError(str(e)) from e  # e.g. --tls-min above --tls-max
     if tls_max == "1.3" and client.max_version.label == "TLS 1.2":
         click.echo(
             "opcard: note: the card key is RSA, which cannot sign TLS 1.3 (RSA-PSS): "

@@ -166,6 +166,13 @@ def test_tls13_with_rsa(card_rig: object, pki: Pki, openssl_server: object) -> N
     assert run.rig.pin_retries() == 3
 
 
+def test_versions_upside_down(run: Cli) -> None:
+    result = run("--tls-min", "1.3", "--tls-max", "1.2")
+    assert result.exit_code == 2  # usage
+    assert "above the maximum" in result.stderr
+    assert run.rig.verifies() == []
+
+
 def test_untrusted_server(run: Cli) -> None:
     result = run("--cafile", str(run.pki.other_ca_file), ca=False)
     assert result.exit_code == 1

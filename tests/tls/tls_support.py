@@ -448,7 +448,8 @@ def openssl_subject(cert: x509.Certificate) -> str:
     for rdn in cert.subject.rdns:
         for attribute in rdn:
             short = {NameOID.COMMON_NAME: "CN", NameOID.ORGANIZATION_NAME: "O"}[attribute.oid]
-            parts.append(f"{short} = {attribute.value}")
+            value = attribute.value
+            parts.append(f"{short} = {value if isinstance(value, str) else value.decode()}")
     return ", ".join(parts)
 
 
