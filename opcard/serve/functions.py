@@ -62,6 +62,7 @@ from opcard.pkcs11 import (
     SessionFlag,
     SessionState,
     SlotFlag,
+    TokenFlag,
     UserType,
     attribute_kind,
     normalise_attribute_value,
@@ -444,7 +445,12 @@ class Client:
         w = _reply(Call.GET_TOKEN_INFO, "ssssuuuuuuuuuuuvvs")
         w.space_string(info.label, 32).space_string(info.manufacturer, 32)
         w.space_string(info.model, 16).space_string(info.serial, 16)
-        w.ulong(int(info.flags))
+        flags = info.flags
+        if slot.logged_in:
+            # the daemon holds the PIN: the token authenticates by itself, as a reader with a
+            # keypad does — clients log in without a PIN (C_Login with NULL) and ask nobody
+            flags |= TokenFlag.PROTECTED_AUTHENTICATION_PATH
+        w.ulong(int(flags))
         w.ulong(0).ulong(UNAVAILABLE_INFORMATION)  # sessions: max (no limit), current
         w.ulong(0).ulong(UNAVAILABLE_INFORMATION)  # read/write sessions
         w.ulong(info.pin_max_length).ulong(info.pin_min_length)
@@ -562,6 +568,8 @@ class Client:
             raise Pkcs11Error(RV.USER_TYPE_INVALID)
         with self._card(slot, cs.generation) as session:
             if session.user_logged_in:
+                if pin is None:  # the protected authentication path: the daemon's PIN
+                    return _reply(Call.LOGIN)
                 raise Pkcs11Error(RV.USER_ALREADY_LOGGED_IN)
             if pin is None:
                 raise Pkcs11Error(RV.ARGUMENTS_BAD)

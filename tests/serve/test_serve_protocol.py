@@ -59,6 +59,16 @@ def closed(c: RawClient) -> bool:
         return False
 
 
+PROTECTED_AUTHENTICATION_PATH = 0x100
+
+
+def token_flags(c: RawClient, slot: int) -> int:
+    r = c.call(6, u64(slot))
+    for _ in range(4):
+        r.string()
+    return r.ulong()
+
+
 def key_handle(c: RawClient, session: int, cls: ObjectClass, slot_id: int) -> int:
     found = c.find(session, {A.CLASS: cls, A.ID: bytes((slot_id,))})
     assert len(found) == 1, found
@@ -321,8 +331,14 @@ def test_login_is_shared_and_never_an_oracle(served: Callable[..., Served]) -> N
         assert state.pw1_tries == 2
         assert rv_of(lambda: a.login(sa, b"12")) == ReturnValue.PIN_LEN_RANGE
         assert state.pw1_tries == 2  # refused before the card
+        assert rv_of(lambda: a.login(sa, None)) == ReturnValue.ARGUMENTS_BAD
+        assert not token_flags(a, s.slot.slot_id) & PROTECTED_AUTHENTICATION_PATH
         a.login(sa, PW1.encode())
         assert state.pw1_tries == 3
+        # the daemon holds the PIN: the token now says it authenticates by itself ("PIN pad")
+        # and a login without PIN succeeds, as with a reader's keypad
+        assert token_flags(b, s.slot.slot_id) & PROTECTED_AUTHENTICATION_PATH
+        b.login(sb, None)
         r = b.call(13, u64(sb))
         r.ulong()
         assert r.ulong() == SessionState.RW_USER_FUNCTIONS  # the other client is in too
