@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "touch": ("opcard.cli.admin", "touch"),
     "data": ("opcard.cli.data", "data"),
     "reset": ("opcard.cli.admin", "reset"),
+    "serve": ("opcard.cli.serve", "serve"),
 }
 
 

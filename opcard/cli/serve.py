@@ -1,0 +1,191 @@
+"""``opcard serve``: the cards as PKCS#11 tokens for every application, through p11-kit.
+
+The daemon owns the cards, keeps one authenticated session per card and serves them on a
+Unix socket in p11-kit's RPC protocol: applications load p11-kit's client module
+(``p11-kit-client.so``) with ``P11_KIT_SERVER_ADDRESS`` set to the line this command prints.
+It runs in the foreground until SIGTERM or Ctrl-C (see docs/serve.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from opcard.cli.common import State, pass_state
+from opcard.cli.errors import CliError
+from opcard.cli.pins import USER, read_pin, user_pin_options
+
+if TYPE_CHECKING:
+    from opcard.serve.pcsc import PcscMonitor
+    from opcard.serve.slots import Registry
+
+__all__ = ["serve"]
+
+P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+
+
+@click.command("serve")
+@click.option(
+    "--socket",
+    "socket_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Unix socket to serve on [default: $XDG_RUNTIME_DIR/opcard/pkcs11, else "
+    "/tmp/opcard-UID/pkcs11]. Its directory must be private (created 0700 when missing); "
+    "the socket is created 0600.",
+)
+@click.option(
+    "--reader",
+    "readers",
+    multiple=True,
+    metavar="NAME",
+    help="Serve only the cards in this reader (a name or part of one; repeatable). "
+    "Default: every reader.",
+)
+@click.option(
+    "--serial",
+    "serials",
+    multiple=True,
+    metavar="SERIAL",
+    help="Serve only the card with this serial number (8 hex digits; repeatable).",
+)
+@click.option(
+    "--login",
+    is_flag=True,
+    help="Ask for the user PIN now and log in to every card present: clients then sign "
+    "without asking for it, and their C_Logout keeps this login. (Implied by --pin or "
+    "--pin-file.)",
+)
+@user_pin_options
+@click.option(
+    "--log-level",
+    type=click.Choice(["error", "warning", "info", "debug"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="What to log on standard error (debug: every call; never a PIN or data).",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.05, 60),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to look for cards inserted and removed.",
+)
+@pass_state
+def serve(
+    state: State,
+    socket_path: Path | None,
+    readers: tuple[str, ...],
+    serials: tuple[str, ...],
+    login: bool,
+    pin: str | None,
+    pin_file: str | None,
+    log_level: str,
+    poll: float,
+) -> None:
+    """Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.
+
+    Prints the P11_KIT_SERVER_ADDRESS=unix:path=... line to export for applications:
+
+    \b
+      opcard serve --login     # then, where the applications run:
+      export P11_KIT_SERVER_ADDRESS=unix:path=...
+      p11tool --provider /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so --list-all-certs
+      ssh -I /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so host
+    """
+    from opcard.cli.backend import PcscBackend, current
+    from opcard.serve.errors import SocketError
+    from opcard.serve.server import Server, default_socket_path
+    from opcard.serve.slots import Registry
+
+    _configure_logging(log_level)
+    if state.reader:
+        readers = (*readers, state.reader)
+    if state.serial:
+        serials = (*serials, state.serial)
+    registry = Registry()
+    monitor: PcscMonitor | None = None
+    server: Server | None = None
+    try:
+        backend = current()
+        if isinstance(backend, PcscBackend):
+            from opcard.serve.pcsc import PcscMonitor
+
+            monitor = PcscMonitor(registry, readers=readers, serials=serials, interval=poll)
+            monitor.scan()
+        else:  # an embedder's (or the tests') cards
+            _attach_backend_cards(registry, readers, serials)
+        if login or pin is not None or pin_file is not None:
+            _operator_login(registry, read_pin(USER, pin, pin_file, prompt="User PIN"))
+        server = Server(registry, socket_path or default_socket_path())
+        try:
+            server.start()
+        except SocketError as e:
+            raise CliError(str(e)) from e
+        if monitor is not None:
+            monitor.start()
+        click.echo(f"P11_KIT_SERVER_ADDRESS={server.address}")
+        sys.stdout.flush()
+        present = len(registry.slots(present_only=True))
+        click.echo(
+            f"opcard serve: {present} card(s) served; clients load {P11_KIT_CLIENT} "
+            "with the variable above (Ctrl-C or SIGTERM stops)",
+            err=True,
+        )
+        _wait_for_a_signal()
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        if server is not None:
+            server.stop()
+        registry.close()
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("opcard.serve")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s opcard serve: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def _attach_backend_cards(
+    registry: Registry, readers: tuple[str, ...], serials: tuple[str, ...]
+) -> None:
+    from opcard.cli.backend import current
+
+    backend = current()
+    wanted: list[tuple[str | None, str | None]] = [(s, None) for s in serials]
+    wanted += [(None, r) for r in readers]
+    for serial, reader in wanted or [(None, None)]:
+        registry.attach(backend.open_card(serial=serial, reader=reader))
+
+
+def _operator_login(registry: Registry, pin: str) -> None:
+    from opcard.errors import NoCardError
+
+    slots = registry.slots(present_only=True)
+    if not slots:
+        raise NoCardError("no card to log in to")
+    for slot in slots:
+        slot.login_operator(pin)
+
+
+def _wait_for_a_signal() -> None:
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
