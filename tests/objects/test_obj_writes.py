@@ -444,3 +444,31 @@ def test_failed_write_still_invalidates(rig: Callable[..., Rig]) -> None:
         start = len(r.sent)
         r.card.application_data()
         assert reads_of_6e(r, start) == 1
+
+
+def test_generated_key_without_metadata_is_reported() -> None:
+    """A card that refuses the fingerprint after generating: the error says the key is there
+    and its fingerprint is missing (the user is told; nothing is silently half-written)."""
+    from apdu.transport.loopback import LoopbackTransport
+    from fixtures.card import OpenPGPCard
+    from fixtures.personalize import personalize
+    import opcard
+    from opcard.errors import CardOperationError
+
+    emu = OpenPGPCard("extended")
+    personalize(emu, "demo-ecc")
+    emu.power_on()
+
+    def refusing(apdu: bytes) -> bytes:
+        if apdu[1] == 0xDA and apdu[2:4] == b"\x00\xc9":  # PUT DATA C9 (AUT fingerprint)
+            return b"\x6a\x80"
+        return emu.transmit(apdu)
+
+    card = opcard.Card(LoopbackTransport(refusing, emu.atr))
+    with card.session() as s:
+        s.login_admin(PW3)
+        with pytest.raises(CardOperationError) as info:
+            s.generate_key("aut", "nistp256", created=CREATED)
+    message = str(info.value)
+    assert "AUT key is on the card" in message and "fingerprint" in message
+    assert info.value.sw == 0x6A80
