@@ -449,10 +449,10 @@ def test_failed_write_still_invalidates(rig: Callable[..., Rig]) -> None:
 def test_generated_key_without_metadata_is_reported() -> None:
     """A card that refuses the fingerprint after generating: the error says the key is there
     and its fingerprint is missing (the user is told; nothing is silently half-written)."""
+    import opcard
     from apdu.transport.loopback import LoopbackTransport
     from fixtures.card import OpenPGPCard
     from fixtures.personalize import personalize
-    import opcard
     from opcard.errors import CardOperationError
 
     emu = OpenPGPCard("extended")
