@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,7 @@ def serve(
     from opcard.serve.server import Server, default_socket_path
     from opcard.serve.slots import Registry
 
-    _configure_logging(log_level)
+    restore_logging = _configure_logging(log_level)
     if state.reader:
         readers = (*readers, state.reader)
     if state.serial:
@@ -141,20 +142,33 @@ def serve(
         )
         _wait_for_a_signal()
     finally:
-        if monitor is not None:
-            monitor.stop()
-        if server is not None:
-            server.stop()
-        registry.close()
+        try:
+            if monitor is not None:
+                monitor.stop()
+            if server is not None:
+                server.stop()
+            registry.close()
+        finally:
+            restore_logging()
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str) -> Callable[[], None]:
+    """The server's log on standard error; returns what undoes it (for embedders and tests
+    running the command in process)."""
     logger = logging.getLogger("opcard.serve")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s opcard serve: %(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+    return restore
 
 
 def _attach_backend_cards(
