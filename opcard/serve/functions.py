@@ -266,7 +266,8 @@ class Client:
         try:
             if known is not Call.INITIALIZE and not self.initialized:
                 raise Pkcs11Error(RV.CRYPTOKI_NOT_INITIALIZED)
-            return handler(self, reader).getvalue(), RV.OK
+            reply = handler(self, reader)
+            return reply.getvalue(), reply.rv
         except Pkcs11Error as e:
             return error_reply(e.return_value), e.return_value
 
@@ -683,6 +684,7 @@ class Client:
             rv = RV.BUFFER_TOO_SMALL
         else:
             rv = RV.OK
+        w.rv = rv
         return w.ulong(rv)
 
     @_handles(Call.GET_OBJECT_SIZE)

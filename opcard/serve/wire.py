@@ -597,6 +597,8 @@ class Writer:
     def __init__(self, call: int, signature: str) -> None:
         sig = signature.encode("ascii")
         self._parts: list[bytes] = [_U32.pack(call), _U32.pack(len(sig)), sig]
+        #: The CK_RV travelling inside the reply (C_GetAttributeValue), for the log.
+        self.rv = 0
 
     def getvalue(self) -> bytes:
         return b"".join(self._parts)

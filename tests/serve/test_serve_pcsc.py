@@ -191,3 +191,23 @@ def test_wrong_pin_at_start_is_refused(
     assert proc.returncode == 5, proc.stderr  # ExitCode.WrongPin
     assert b"654321" not in proc.stderr + proc.stdout
     assert not (socket_dir / "pkcs11").exists()
+
+
+def test_two_cards_in_two_readers(
+    emulator: Callable[..., Any], daemon: Callable[..., Daemon], p11_client: str
+) -> None:
+    emulator(profile="extended", personalize="demo-ecc", port=35963)
+    emulator(profile="short", personalize="demo-rsa", port=35964, serial=0x10000002)
+    d = daemon("--serial", "10000001", "--serial", "10000002", "--login")
+    assert sorted(present_slots(d)) == [(0xFF00 << 32) | 0x10000001, (0xFF00 << 32) | 0x10000002]
+    tokens = run(
+        [require_tool("p11tool"), "--provider", p11_client, "--list-tokens"], d.env()
+    ).stdout.decode()
+    assert "Serial: 10000001" in tokens and "Serial: 10000002" in tokens
+    for serial, variant in (("10000001", "demo-ecc"), ("10000002", "demo-rsa")):
+        der = run(
+            [require_tool("p11tool"), "--provider", p11_client, "--export", "--outder",
+             f"pkcs11:serial={serial};id=%01;type=cert"],
+            d.env(),
+        ).stdout  # fmt: skip
+        assert der == demo(variant)["sig"].cert_der
