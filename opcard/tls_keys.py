@@ -25,17 +25,23 @@ last one (``"intrinsic"`` for Ed25519).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from tlslite.utils.ecdsakey import ECDSAKey
-from tlslite.utils.eddsakey import EdDSAKey
-from tlslite.utils.rsakey import RSAKey
 
 from opcard.errors import UnsupportedMechanismError
 from opcard.mechanisms import HASH_ALGORITHMS, hash_name_of, parse_digest_info
 from opcard.pkcs11 import KeyType, Mechanism
+
+# tlslite-ng 0.8 imports asyncore (deprecated since Python 3.6, warned about in 3.11) for an
+# integration opcard does not use: keep that warning out of the applications' output.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from tlslite.utils.ecdsakey import ECDSAKey
+    from tlslite.utils.eddsakey import EdDSAKey
+    from tlslite.utils.rsakey import RSAKey
 
 if TYPE_CHECKING:
     from apdu.openpgp.constants import KeySlot
