@@ -640,8 +640,9 @@ def _as_nobody(path: str) -> str:
     """Connect as user nobody (setpriv) and say what happened."""
     import subprocess
 
-    from conftest import require_tool
+    from conftest import require_file, require_tool
 
+    python = str(require_file("/usr/bin/python3"))
     script = (
         "import socket,sys\n"
         "s=socket.socket(socket.AF_UNIX)\n"
@@ -658,7 +659,7 @@ def _as_nobody(path: str) -> str:
     )
     proc = subprocess.run(
         [require_tool("setpriv"), "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-         "/usr/bin/python3", "-c", script],
+         python, "-c", script],
         capture_output=True, timeout=20, check=True,
     )  # fmt: skip
     return proc.stdout.decode().strip()
