@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -194,8 +195,7 @@ def serving(
     finally:
         server.stop()
         registry.close()
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def run(

@@ -4,7 +4,9 @@ pcscd in test_serve_pcsc.py): a socket directory open to others, no card for --l
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -47,30 +49,32 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def test_socket_directory_open_to_others_is_refused(clean_env: None) -> None:
-    directory = private_dir()
+@pytest.fixture
+def directory() -> Iterator[Path]:
+    path = private_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_socket_directory_open_to_others_is_refused(clean_env: None, directory: Path) -> None:
     os.chmod(directory, 0o755)
     with use_backend(OneCard(present=True)):
         result = CliRunner().invoke(cli, ["serve", "--socket", f"{directory}/pkcs11"])
     assert result.exit_code == 1, result.output
     assert "open to other users" in result.output
     assert not (directory / "pkcs11").exists()
-    os.rmdir(directory)
 
 
-def test_login_without_a_card(clean_env: None) -> None:
-    directory = private_dir()
+def test_login_without_a_card(clean_env: None, directory: Path) -> None:
     with use_backend(OneCard(present=False)):
         result = CliRunner().invoke(
             cli, ["serve", "--socket", f"{directory}/pkcs11", "--login"], env={"OPCARD_PIN": "1"}
         )
     assert result.exit_code == 3, result.output  # ExitCode.NoCard
     assert not (directory / "pkcs11").exists()
-    os.rmdir(directory)
 
 
-def test_wrong_pin_at_login(clean_env: None) -> None:
-    directory = private_dir()
+def test_wrong_pin_at_login(clean_env: None, directory: Path) -> None:
     with use_backend(OneCard(present=True)):
         result = CliRunner().invoke(
             cli,
@@ -80,4 +84,3 @@ def test_wrong_pin_at_login(clean_env: None) -> None:
     assert result.exit_code == 5, result.output  # ExitCode.WrongPin
     assert "271828" not in result.output
     assert not (directory / "pkcs11").exists()
-    os.rmdir(directory)

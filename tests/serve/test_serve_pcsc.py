@@ -6,6 +6,7 @@ no PIN given to the client, showing the token gone when the card leaves the read
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,9 +54,11 @@ class Daemon:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[subprocess.Popen[bytes]] = []
+    directories: list[Path] = []
 
     def start(*args: str, pin: str | None = PW1) -> Daemon:
         socket_dir = private_dir()
+        directories.append(socket_dir)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO)
         env.pop("OPCARD_PIN", None)
@@ -88,6 +91,8 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
                     proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def present_slots(d: Daemon) -> list[int]:
@@ -191,6 +196,7 @@ def test_wrong_pin_at_start_is_refused(
     assert proc.returncode == 5, proc.stderr  # ExitCode.WrongPin
     assert b"654321" not in proc.stderr + proc.stdout
     assert not (socket_dir / "pkcs11").exists()
+    shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def test_two_cards_in_two_readers(
