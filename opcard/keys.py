@@ -9,7 +9,7 @@ key objects. The private key never leaves the card: ``private_numbers()`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, Self, TypeAlias
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
@@ -51,7 +51,35 @@ def _digest(
     return name, h.finalize()
 
 
-class CardRsaPrivateKey(rsa.RSAPrivateKey):
+class _OnCard:
+    """What every card key shares: the card object behind it, a private half that cannot be
+    exported, and copies that are the same key (``cryptography`` copies keys it is given)."""
+
+    _key: PrivateKey
+
+    @property
+    def card_key(self) -> PrivateKey:
+        return self._key
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _never_leaves()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+    def __repr__(self) -> str:  # no I/O: only what the object already holds
+        return f"<{type(self).__name__} {self._key.slot.name} slot>"
+
+
+class CardRsaPrivateKey(_OnCard, rsa.RSAPrivateKey):
     """An RSA key on the card (PKCS#1 v1.5 signatures; PKCS#1 v1.5 decryption for DEC)."""
 
     def __init__(self, key: PrivateKey) -> None:
@@ -59,10 +87,6 @@ class CardRsaPrivateKey(rsa.RSAPrivateKey):
         public = key.public().to_cryptography()
         assert isinstance(public, rsa.RSAPublicKey)
         self._public: rsa.RSAPublicKey = public
-
-    @property
-    def card_key(self) -> PrivateKey:
-        return self._key
 
     def sign(
         self,
@@ -99,28 +123,11 @@ class CardRsaPrivateKey(rsa.RSAPrivateKey):
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         _never_leaves()
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _never_leaves()
-
-    def __copy__(self) -> CardRsaPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CardRsaPrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<CardRsaPrivateKey {self._key.slot.name} {self.key_size} bits>"
-
 
 _PKCS1v15 = padding.PKCS1v15
 
 
-class CardEcPrivateKey(ec.EllipticCurvePrivateKey):
+class CardEcPrivateKey(_OnCard, ec.EllipticCurvePrivateKey):
     """An ECDSA (SIG/AUT) or ECDH (DEC) key on the card."""
 
     def __init__(self, key: PrivateKey) -> None:
@@ -128,10 +135,6 @@ class CardEcPrivateKey(ec.EllipticCurvePrivateKey):
         public = key.public().to_cryptography()
         assert isinstance(public, ec.EllipticCurvePublicKey)
         self._public: ec.EllipticCurvePublicKey = public
-
-    @property
-    def card_key(self) -> PrivateKey:
-        return self._key
 
     def sign(
         self,
@@ -164,25 +167,8 @@ class CardEcPrivateKey(ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         _never_leaves()
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _never_leaves()
 
-    def __copy__(self) -> CardEcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CardEcPrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<CardEcPrivateKey {self._key.slot.name} {self.curve.name}>"
-
-
-class CardEd25519PrivateKey(ed25519.Ed25519PrivateKey):
+class CardEd25519PrivateKey(_OnCard, ed25519.Ed25519PrivateKey):
     """An Ed25519 key on the card (PureEdDSA: the card signs the whole message)."""
 
     def __init__(self, key: PrivateKey) -> None:
@@ -190,10 +176,6 @@ class CardEd25519PrivateKey(ed25519.Ed25519PrivateKey):
         public = key.public().to_cryptography()
         assert isinstance(public, ed25519.Ed25519PublicKey)
         self._public: ed25519.Ed25519PublicKey = public
-
-    @property
-    def card_key(self) -> PrivateKey:
-        return self._key
 
     def sign(self, data: bytes | bytearray | memoryview) -> bytes:
         return self._key.session.sign(self._key, bytes(data), Mechanism.EDDSA)
@@ -204,25 +186,8 @@ class CardEd25519PrivateKey(ed25519.Ed25519PrivateKey):
     def private_bytes_raw(self) -> bytes:
         _never_leaves()
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _never_leaves()
 
-    def __copy__(self) -> CardEd25519PrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CardEd25519PrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<CardEd25519PrivateKey {self._key.slot.name}>"
-
-
-class CardX25519PrivateKey(x25519.X25519PrivateKey):
+class CardX25519PrivateKey(_OnCard, x25519.X25519PrivateKey):
     """An X25519 (cv25519) decryption key on the card: ``exchange()`` is ECDH on the card."""
 
     def __init__(self, key: PrivateKey) -> None:
@@ -230,10 +195,6 @@ class CardX25519PrivateKey(x25519.X25519PrivateKey):
         public = key.public().to_cryptography()
         assert isinstance(public, x25519.X25519PublicKey)
         self._public: x25519.X25519PublicKey = public
-
-    @property
-    def card_key(self) -> PrivateKey:
-        return self._key
 
     def exchange(self, peer_public_key: x25519.X25519PublicKey) -> bytes:
         point = peer_public_key.public_bytes(
@@ -246,23 +207,6 @@ class CardX25519PrivateKey(x25519.X25519PrivateKey):
 
     def private_bytes_raw(self) -> bytes:
         _never_leaves()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _never_leaves()
-
-    def __copy__(self) -> CardX25519PrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CardX25519PrivateKey:
-        return self
-
-    def __repr__(self) -> str:
-        return f"<CardX25519PrivateKey {self._key.slot.name}>"
 
 
 CardPrivateKey: TypeAlias = (
