@@ -45,3 +45,28 @@ def test_example(line: int, code: str) -> None:
         exec(compiled, {"card": rig.card, "__name__": "docs_example"})
     finally:
         rig.card.close()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Python example, with ``open_card()`` answering the in-process card; the
+    signature it makes verifies with the AUT certificate's key."""
+    import opcard
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from fixtures.personalize import demo_files
+
+    (code,) = [m.group(1) for m in BLOCK.finditer(README.read_text())]
+    rig = make_rig("extended", "demo-ecc")
+    monkeypatch.setattr(opcard, "open_card", lambda **_: rig.card)
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(code, str(README), "exec"), namespace)
+    cert = x509.load_pem_x509_certificate(demo_files("demo-ecc")["aut_cert"].read_bytes())
+    public = cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    signature = namespace["signature"]
+    assert isinstance(signature, bytes)
+    public.verify(signature, b"hello", ec.ECDSA(hashes.SHA256()))
