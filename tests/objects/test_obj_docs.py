@@ -53,10 +53,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_readme_example(monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's Python example, with ``open_card()`` answering the in-process card; the
     signature it makes verifies with the AUT certificate's key."""
-    import opcard
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    import opcard
     from fixtures.personalize import demo_files
 
     (code,) = [m.group(1) for m in BLOCK.finditer(README.read_text())]
