@@ -33,41 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchrig import OPENSC_CONF, PORTS, card_present, reader_of, wait_for  # noqa: E402
+
 from fixtures.apdulog import read_log  # noqa: E402
-
-PORTS = (35963, 35964)
-OPENSC_CONF = (
-    "app default {{\n"
-    '  ignored_readers = "{other}";\n'
-    "  framework pkcs15 {{\n    use_file_caching = no;\n  }}\n}}\n"
-)
-
-
-def reader_of(port: int) -> str:
-    return f"Virtual PCD 00 {port - PORTS[0]:02d}"
-
-
-def card_present(reader: str) -> bool:
-    import smartcard.scard as sc
-
-    hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit("no PC/SC service: is pcscd running?")
-    try:
-        hr, states = sc.SCardGetStatusChange(ctx, 0, [(reader, sc.SCARD_STATE_UNAWARE)])
-        return hr == sc.SCARD_S_SUCCESS and bool(states[0][1] & sc.SCARD_STATE_PRESENT)
-    finally:
-        sc.SCardReleaseContext(ctx)
-
-
-def wait_for(reader: str, present: bool, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while card_present(reader) != present:
-        if time.monotonic() > deadline:
-            raise SystemExit(
-                f"timeout waiting for the card {'in' if present else 'to leave'} {reader}"
-            )
-        time.sleep(0.05)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, bytes]:

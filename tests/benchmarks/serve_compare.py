@@ -46,44 +46,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "serve")]
 
+from benchrig import OPENSC_CONF, PORTS, card_present, reader_of, wait_for  # noqa: E402
 from serve_support import server_credentials  # noqa: E402
 
 from fixtures.apdulog import read_log  # noqa: E402
 from fixtures.personalize import demo_files  # noqa: E402
 
-PORTS = (35963, 35964)
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 P11_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 PIN = "123456"
-OPENSC_CONF = (
-    "app default {{\n"
-    '  ignored_readers = "{other}";\n'
-    "  framework pkcs15 {{\n    use_file_caching = no;\n  }}\n}}\n"
-)
 OPCARD_TOKENS = ["pkcs11:token=Jane%20Doe"]
 OPENSC_TOKENS = [
     "pkcs11:token=OpenPGP%20card%20%28User%20PIN%29",
     "pkcs11:token=OpenPGP%20card%20%28User%20PIN%20%28sig%29%29",
 ]
 KEY_URI = "pkcs11:id=%03"
-
-
-def reader_of(port: int) -> str:
-    return f"Virtual PCD 00 {port - PORTS[0]:02d}"
-
-
-def card_present(reader: str) -> bool:
-    from apdu.transport import pcsc
-
-    return any(s.reader == reader and s.present for s in pcsc.list_cards())
-
-
-def wait_for(reader: str, present: bool, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while card_present(reader) != present:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timeout waiting for the card in {reader}")
-        time.sleep(0.05)
 
 
 @dataclass
