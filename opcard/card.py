@@ -35,15 +35,15 @@ from apdu.openpgp.objects import (
 from apdu.session import Channel
 from apdu.transport import Transport
 from opcard.errors import NoCardError, SeveralCardsError
-from opcard.pkcs11 import TokenFlag
-from opcard.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
+    from opcard.pkcs11 import TokenFlag
     from opcard.publickeys import CardPublicKey, KeyAlgorithm
     from opcard.session import Session
+    from opcard.uri import Pkcs11Uri
 
-# opcard.publickeys (and with it cryptography) is imported where it is used, so that reading
-# a certificate (opcard cert export) does not pay for it.
+# opcard.publickeys (and with it cryptography), opcard.pkcs11 and opcard.uri are imported where
+# they are used, so that reading a certificate (opcard cert export) does not pay for them.
 
 __all__ = ["Card", "CardInfo", "TokenInfo", "list_cards", "open_card"]
 
@@ -102,6 +102,8 @@ class TokenInfo:
     @property
     def uri(self) -> Pkcs11Uri:
         """The token's ``pkcs11:`` URI (RFC 7512: token, manufacturer, model, serial)."""
+        from opcard.uri import Pkcs11Uri
+
         return Pkcs11Uri(
             token=self.label, manufacturer=self.manufacturer, model=self.model, serial=self.serial
         )
@@ -471,6 +473,8 @@ class Card:
         aid = ard.aid
         name = self.cardholder().name_text
         label = (name or f"OpenPGP card {aid.serial_hex}")[:_LABEL_LEN]
+        from opcard.pkcs11 import TokenFlag
+
         flags = TokenFlag.RNG | TokenFlag.LOGIN_REQUIRED | TokenFlag.USER_PIN_INITIALIZED
         flags |= TokenFlag.TOKEN_INITIALIZED
         pw = ard.pw_status
@@ -533,6 +537,8 @@ class Card:
 
 
 def _pin_flags(retries: int, *, user: bool) -> TokenFlag:
+    from opcard.pkcs11 import TokenFlag
+
     if retries == 0:
         return TokenFlag.USER_PIN_LOCKED if user else TokenFlag.SO_PIN_LOCKED
     if retries == 1:

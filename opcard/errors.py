@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opcard.pkcs11 import ReturnValue
+from opcard.pkcs11_rv import ReturnValue
 
 __all__ = [
     "DataLengthError",

@@ -2,13 +2,11 @@
 
 When the card's KDF-DO (F9) says algorithm 03, every command that carries a PIN (VERIFY,
 CHANGE REFERENCE DATA, RESET RETRY COUNTER, PUT DATA D3) carries ``S2K(salt ‖ PIN)`` instead
-of the PIN: the card only ever sees the hash. Stdlib only (hashlib, secrets).
+of the PIN: the card only ever sees the hash. Stdlib only (hashlib, secrets), both imported
+where they are used: a command that carries no PIN does not load them.
 """
 
 from __future__ import annotations
-
-import hashlib
-import secrets
 
 from apdu.openpgp.constants import KdfAlgorithm, KdfHash, Secret
 from apdu.openpgp.objects import KdfDo
@@ -45,6 +43,8 @@ def s2k(hash_algorithm: KdfHash, salt: bytes, secret: bytes, count: int) -> byte
     if not data:
         raise ValueError("nothing to hash")
     count = max(count, len(data))
+    import hashlib
+
     digest = hashlib.new(KdfHash(hash_algorithm).hashlib_name)
     full, rest = divmod(count, len(data))
     # Hash in large blocks: the count is millions of bytes.
@@ -91,6 +91,8 @@ def new_kdf_do(
     reference values (the PINs return to their defaults, as the spec requires).
     """
     if salts is None:
+        import secrets
+
         salts = (
             secrets.token_bytes(SALT_LENGTH),
             secrets.token_bytes(SALT_LENGTH),

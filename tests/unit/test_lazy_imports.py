@@ -1,0 +1,119 @@
+"""What importing a module loads (at run time, in a fresh interpreter): the lazy imports that
+keep the command line's start-up short must not silently become eager again.
+
+- ``apdu.openpgp`` resolves its package attributes on first use (PEP 562): importing
+  ``apdu.openpgp.constants`` loads neither the applet nor the data objects nor the session;
+- ``apdu.openpgp.kdf`` imports ``hashlib`` and ``secrets`` only when a PIN is derived or a
+  KDF-DO created;
+- ``opcard.errors`` takes :class:`~opcard.pkcs11.ReturnValue` from ``opcard.pkcs11_rv``, not
+  the whole ``opcard.pkcs11`` table; ``opcard.card`` loads ``opcard.pkcs11`` and
+  ``opcard.uri`` only for the token view;
+- ``opcard.cli.app`` does not load ``json``.
+
+The modules loaded by ``opcard cert export`` against a card are checked in
+tests/cli/test_cli_pcsc.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+
+def loaded_after(code: str) -> set[str]:
+    """The modules in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    script = f"{code}\nimport sys\nprint(sorted(sys.modules))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = ast.literal_eval(proc.stdout.splitlines()[-1])
+    assert isinstance(modules, list)
+    return set(modules)
+
+
+APPLET_AND_FRIENDS = {
+    "apdu.openpgp.applet",
+    "apdu.openpgp.objects",
+    "apdu.openpgp.commands",
+    "apdu.openpgp.kdf",
+    "apdu.openpgp.quirks",
+    "apdu.openpgp.keys",
+    "apdu.session",
+    "apdu.log",
+    "logging",
+    "hashlib",
+}
+
+
+@pytest.mark.parametrize("code", ["import apdu.openpgp.constants", "import apdu.openpgp"])
+def test_openpgp_package_is_lazy(code: str) -> None:
+    modules = loaded_after(code)
+    assert "apdu.openpgp" in modules
+    assert not modules & APPLET_AND_FRIENDS
+
+
+def test_openpgp_package_attributes_still_resolve() -> None:
+    code = (
+        "import apdu.openpgp as p\n"
+        "from apdu.openpgp import OpenPgpApplet, PinState, Do, KeySlot, Pw, Secret\n"
+        "from apdu.openpgp import DataObjectError, ApplicationRelatedData\n"
+        "from apdu.openpgp.applet import OpenPgpApplet as A\n"
+        "from apdu.openpgp.objects import ApplicationRelatedData as R\n"
+        "assert OpenPgpApplet is A and p.OpenPgpApplet is A and ApplicationRelatedData is R\n"
+        "assert set(p.__all__) <= set(dir(p))\n"
+        "try:\n"
+        "    p.NoSuchName\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchName' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    assert "apdu.openpgp.applet" in loaded_after(code)
+
+
+def test_kdf_imports_hashlib_only_when_deriving() -> None:
+    assert not loaded_after("import apdu.openpgp.applet") & {"hashlib", "secrets"}
+    code = (
+        "from apdu.openpgp.kdf import new_kdf_do, derive_pin\n"
+        "from apdu.openpgp.constants import Secret\n"
+        "kdf = new_kdf_do(iteration_count=1024)\n"
+        "assert len(derive_pin(kdf, Secret.PW1, '123456')) == 32\n"
+    )
+    assert {"hashlib", "secrets"} <= loaded_after(code)
+
+
+def test_errors_do_not_load_the_pkcs11_tables() -> None:
+    modules = loaded_after("import opcard.errors")
+    assert "opcard.pkcs11_rv" in modules
+    assert "opcard.pkcs11" not in modules
+
+
+def test_return_value_is_one_class() -> None:
+    from opcard import errors, pkcs11, pkcs11_rv
+
+    assert pkcs11.ReturnValue is pkcs11_rv.ReturnValue
+    assert errors.OpcardError.default_return_value is pkcs11.ReturnValue.GENERAL_ERROR
+    assert "ReturnValue" in pkcs11.__all__
+
+
+def test_card_loads_pkcs11_and_uri_only_for_the_token_view() -> None:
+    modules = loaded_after("import opcard.card")
+    assert not modules & {"opcard.pkcs11", "opcard.uri", "hashlib", "cryptography"}
+    code = (
+        "from opcard.card import TokenInfo, _pin_flags\n"
+        "from opcard.pkcs11 import TokenFlag\n"
+        "assert _pin_flags(0, user=True) is TokenFlag.USER_PIN_LOCKED\n"
+        "info = TokenInfo('L', 'M', 'OpenPGP', '0001', (3, 4), TokenFlag(0), 6, 127, {})\n"
+        "assert str(info.uri).startswith('pkcs11:')\n"
+    )
+    assert {"opcard.pkcs11", "opcard.uri"} <= loaded_after(code)
+
+
+def test_cli_root_does_not_load_json() -> None:
+    modules = loaded_after("import opcard.cli.app")
+    assert "click" in modules
+    assert "json" not in modules
