@@ -86,7 +86,7 @@ from opcard.serve.wire import (
 )
 from opcard.session import Session
 
-__all__ = ["Client", "LIBRARY_VERSION"]
+__all__ = ["Client", "LIBRARY_VERSION", "MAX_WAITS", "SlotWait"]
 
 logger = logging.getLogger("opcard.serve")
 
@@ -107,6 +107,8 @@ _MAX_RAW_INPUT = 64 * 1024
 _MAX_RANDOM = 1024 * 1024
 #: CKF_DONT_BLOCK (C_WaitForSlotEvent).
 _DONT_BLOCK = 0x1
+#: Blocking C_WaitForSlotEvent calls one client may have in progress at once.
+MAX_WAITS = 8
 #: Attributes of a private key that are secret (CKR_ATTRIBUTE_SENSITIVE, never served).
 _SECRET_ATTRIBUTES = frozenset(
     int(a)
@@ -201,7 +203,7 @@ class SessionObject:
         )
 
 
-Handler = Callable[["Client", Reader], Writer]
+Handler = Callable[["Client", Reader], "Writer | SlotWait"]
 _HANDLERS: dict[Call, Handler] = {}
 
 
@@ -234,6 +236,28 @@ def error_reply(return_value: int) -> bytes:
     return Writer(Call.ERROR, "u").ulong(return_value).getvalue()
 
 
+class SlotWait:
+    """A blocking C_WaitForSlotEvent in progress. :meth:`outcome` — called on a thread of its
+    own, the connection goes on serving the client's other calls — blocks until a token
+    comes or goes (the reply carries its slot id), or the client finalizes or goes away
+    (CKR_CRYPTOKI_NOT_INITIALIZED, as PKCS#11 wants for a C_Finalize during a wait)."""
+
+    def __init__(self, client: Client, epoch: int) -> None:
+        self.client = client
+        self.epoch = epoch
+
+    def outcome(self) -> tuple[bytes, int]:
+        """The reply body and the CK_RV (blocks)."""
+        try:
+            slot_id = self.client.events.wait(since=self.epoch)
+        finally:
+            self.client.wait_ended()
+        if slot_id is None:
+            return error_reply(RV.CRYPTOKI_NOT_INITIALIZED), RV.CRYPTOKI_NOT_INITIALIZED
+        reply = _reply(Call.WAIT_FOR_SLOT_EVENT, "u").ulong(slot_id)
+        return reply.getvalue(), reply.rv
+
+
 class Client:
     """One client connection's PKCS#11 state; :meth:`handle` answers its requests."""
 
@@ -249,11 +273,16 @@ class Client:
         self.objects: dict[int, SessionObject] = {}
         #: The call being answered (C_DeriveKey and C_DeriveKey2 share a handler).
         self._current = Call.ERROR
+        #: Blocking C_WaitForSlotEvent calls in progress.
+        self._waits = 0
+        self._waits_lock = threading.Lock()
 
     # -- dispatch -----------------------------------------------------------------------------
 
-    def handle(self, call: int, reader: Reader) -> tuple[bytes, int]:
-        """The reply body for ``call`` (its arguments in ``reader``) and the CK_RV.
+    def handle(self, call: int, reader: Reader) -> tuple[bytes, int] | SlotWait:
+        """The reply body for ``call`` (its arguments in ``reader``) and the CK_RV — or, for a
+        blocking C_WaitForSlotEvent with no event pending, a :class:`SlotWait` whose
+        :meth:`~SlotWait.outcome` gives them later.
         Raises :class:`~opcard.serve.errors.FrameError` when the arguments are malformed."""
         try:
             known = Call(call)
@@ -267,15 +296,24 @@ class Client:
             if known is not Call.INITIALIZE and not self.initialized:
                 raise Pkcs11Error(RV.CRYPTOKI_NOT_INITIALIZED)
             reply = handler(self, reader)
+            if isinstance(reply, SlotWait):
+                return reply
             return reply.getvalue(), reply.rv
         except Pkcs11Error as e:
             return error_reply(e.return_value), e.return_value
 
     def close(self) -> None:
-        """The connection ended: forget its sessions and objects (the cards' logins stay)."""
+        """C_Finalize, or the connection ended: forget its sessions and objects (the cards'
+        logins stay) and end its blocking waits."""
         self.sessions.clear()
         self.objects.clear()
         self.initialized = False
+        self.events.interrupt()
+
+    def wait_ended(self) -> None:
+        """A :class:`SlotWait` is over."""
+        with self._waits_lock:
+            self._waits -= 1
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -927,17 +965,21 @@ class Client:
         raise Pkcs11Error(RV.RANDOM_SEED_NOT_SUPPORTED)
 
     @_handles(Call.WAIT_FOR_SLOT_EVENT)
-    def c_wait_for_slot_event(self, r: Reader) -> Writer:
+    def c_wait_for_slot_event(self, r: Reader) -> Writer | SlotWait:
         flags = r.ulong()
         r.end()
-        if not flags & _DONT_BLOCK:
-            # A blocking wait would hold up every other call of the client's threads on this
-            # connection (p11-kit multiplexes them on one socket): clients then poll.
-            raise Pkcs11Error(RV.FUNCTION_NOT_SUPPORTED)
         slot_id = self.events.pop()
-        if slot_id is None:
+        if slot_id is not None:
+            return _reply(Call.WAIT_FOR_SLOT_EVENT, "u").ulong(slot_id)
+        if flags & _DONT_BLOCK:
             raise Pkcs11Error(RV.NO_EVENT)
-        return _reply(Call.WAIT_FOR_SLOT_EVENT, "u").ulong(slot_id)
+        # Blocking: the server waits on a thread of its own and keeps answering the
+        # client's other threads, whose calls p11-kit multiplexes on this connection.
+        with self._waits_lock:
+            if self._waits >= MAX_WAITS:
+                raise Pkcs11Error(RV.FUNCTION_FAILED, "too many waits in progress")
+            self._waits += 1
+        return SlotWait(self, self.events.epoch)
 
 
 # -- attribute values ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from opcard.pkcs11 import ReturnValue
 from opcard.serve.errors import FrameError, SocketError
-from opcard.serve.functions import Client
+from opcard.serve.functions import Client, SlotWait
 from opcard.serve.slots import Registry
 from opcard.serve.wire import (
     HEADER,
@@ -270,21 +270,71 @@ class Server:
                 self._connections.pop(conn, None)
 
     def _conversation(self, conn: socket.socket, client: Client, peer: str) -> None:
-        while not self._stopping.is_set():
-            header = _recv_exact(conn, HEADER.size, eof_ok=True)
-            if header is None:
-                logger.debug("%s disconnected", peer)
-                return
-            code, options_length, body_length = HEADER.unpack(header)
-            if options_length > MAX_OPTIONS or body_length > MAX_BODY:
-                raise FrameError(f"frame too large ({options_length} + {body_length} bytes)")
-            _recv_exact(conn, options_length)
-            body = _recv_exact(conn, body_length)
-            assert body is not None
-            reply = self._answer(client, body, peer)
-            conn.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+        """Read requests and answer them in turn; a blocking C_WaitForSlotEvent is answered
+        by a thread of its own (:meth:`_finish_wait`) while the loop goes on. Every frame is
+        written under ``write_lock``: frames never interleave."""
+        write_lock = threading.Lock()
+        closing = threading.Event()
+        waits: list[threading.Thread] = []
+        try:
+            while not self._stopping.is_set():
+                header = _recv_exact(conn, HEADER.size, eof_ok=True)
+                if header is None:
+                    logger.debug("%s disconnected", peer)
+                    return
+                code, options_length, body_length = HEADER.unpack(header)
+                if options_length > MAX_OPTIONS or body_length > MAX_BODY:
+                    raise FrameError(f"frame too large ({options_length} + {body_length} bytes)")
+                _recv_exact(conn, options_length)
+                body = _recv_exact(conn, body_length)
+                assert body is not None
+                answer = self._answer(client, body, peer)
+                waits[:] = [t for t in waits if t.is_alive()]
+                if isinstance(answer, SlotWait):
+                    thread = threading.Thread(
+                        target=self._finish_wait,
+                        args=(conn, write_lock, closing, answer, code, peer),
+                        name="opcard-serve-wait",
+                        daemon=True,
+                    )
+                    waits.append(thread)
+                    thread.start()
+                    continue
+                reply, rv = answer
+                if rv == ReturnValue.OK and Reader(body).u32() == Call.FINALIZE:
+                    # C_Finalize ended the waits in progress (CKR_CRYPTOKI_NOT_INITIALIZED):
+                    # their replies go first, so that p11-kit's client reads each before
+                    # it closes the socket after the C_Finalize reply.
+                    for thread in waits:
+                        thread.join(HANDSHAKE_TIMEOUT)
+                with write_lock:
+                    conn.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+        finally:
+            closing.set()
+            client.events.interrupt()
+            for thread in waits:
+                thread.join(HANDSHAKE_TIMEOUT)
 
-    def _answer(self, client: Client, body: bytes, peer: str) -> bytes:
+    def _finish_wait(
+        self,
+        conn: socket.socket,
+        write_lock: threading.Lock,
+        closing: threading.Event,
+        wait: SlotWait,
+        code: int,
+        peer: str,
+    ) -> None:
+        reply, rv = wait.outcome()
+        _log_result(peer, Call.WAIT_FOR_SLOT_EVENT, Call.WAIT_FOR_SLOT_EVENT, rv)
+        with write_lock:
+            if closing.is_set():
+                return  # the connection is going away: nobody reads the reply
+            try:
+                conn.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+            except OSError as e:
+                logger.debug("cannot answer the wait of %s: %s", peer, e)
+
+    def _answer(self, client: Client, body: bytes, peer: str) -> tuple[bytes, int] | SlotWait:
         reader = Reader(body)
         call_id = reader.u32()
         signature = reader.byte_array()
@@ -303,12 +353,19 @@ class Server:
             # the whole body first: a malformed one closes the connection even when the
             # call would fail before reading all of it (an invalid session, say)
             check_arguments(Reader(body, reader.offset), expected, client.version)
-        reply, rv = client.handle(call_id, reader)
-        if logger.isEnabledFor(logging.DEBUG):
-            name = call.function if call is not None else f"call {call_id}"
-            try:
-                result = ReturnValue(rv).name
-            except ValueError:
-                result = f"{rv:#x}"
-            logger.debug("%s: %s -> CKR_%s", peer, name, result)
-        return reply
+        answer = client.handle(call_id, reader)
+        if isinstance(answer, SlotWait):
+            logger.debug("%s: C_WaitForSlotEvent: waiting", peer)
+        else:
+            _log_result(peer, call, call_id, answer[1])
+        return answer
+
+
+def _log_result(peer: str, call: Call | None, call_id: int, rv: int) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        name = call.function if call is not None else f"call {call_id}"
+        try:
+            result = ReturnValue(rv).name
+        except ValueError:
+            result = f"{rv:#x}"
+        logger.debug("%s: %s -> CKR_%s", peer, name, result)

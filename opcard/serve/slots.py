@@ -78,12 +78,22 @@ class Slot:
 
 
 class SlotEvents:
-    """Slot events (a token came or went) not yet reported to one client."""
+    """Slot events (a token came or went) not yet reported to one client.
+
+    Blocking waits (:meth:`wait`) end with an event, or without one when the client finalizes
+    (:meth:`interrupt`) or goes away (:meth:`close`)."""
 
     def __init__(self) -> None:
         self._pending: list[int] = []
         self._cond = threading.Condition()
+        self._epoch = 0
         self.closed = False
+
+    @property
+    def epoch(self) -> int:
+        """Changes at every :meth:`interrupt`: give it to :meth:`wait` as ``since``."""
+        with self._cond:
+            return self._epoch
 
     def add(self, slot_id: int) -> None:
         with self._cond:
@@ -96,11 +106,27 @@ class SlotEvents:
         with self._cond:
             return self._pending.pop(0) if self._pending else None
 
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Block until an event (its slot) or :meth:`close` / ``timeout`` (None)."""
+    def wait(self, timeout: float | None = None, *, since: int | None = None) -> int | None:
+        """Block until an event (its slot), or None: :meth:`close`, ``timeout``, or — with
+        ``since`` (an :attr:`epoch` read when the wait was asked for) — an :meth:`interrupt`
+        after that epoch, even one that came before this call."""
+
+        def done() -> bool:
+            interrupted = since is not None and self._epoch != since
+            return bool(self._pending) or self.closed or interrupted
+
         with self._cond:
-            self._cond.wait_for(lambda: self._pending or self.closed, timeout)
+            self._cond.wait_for(done, timeout)
+            if since is not None and self._epoch != since:
+                return None
             return self._pending.pop(0) if self._pending else None
+
+    def interrupt(self) -> None:
+        """End the waits in progress without an event (the client finalized); events stay
+        pending for the next look."""
+        with self._cond:
+            self._epoch += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:

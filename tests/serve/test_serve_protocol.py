@@ -572,7 +572,6 @@ def test_card_removal_and_reinsertion(served: Callable[..., Served]) -> None:
         c.login(session, PW1.encode())
         key = key_handle(c, session, ObjectClass.PRIVATE_KEY, 3)
         assert len(c.sign(session, key, M.RSA_PKCS, SIG_INPUT, 256)) == 256
-        assert rv_of(lambda: c.call(65, u64(0))) == ReturnValue.FUNCTION_NOT_SUPPORTED
 
 
 def test_card_pulled_during_use_reports_device_removed(served: Callable[..., Served]) -> None:
