@@ -10,6 +10,7 @@ OpenSSH, OpenSSL) the other test modules run.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
 import os
@@ -18,7 +19,8 @@ import socket
 import struct
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -535,6 +537,69 @@ class RawClient:
         out, _ = self.call(43, u64(session) + ay(data) + u32(capacity)).ay()
         assert out is not None
         return out
+
+
+# --- p11-kit's client module through ctypes ------------------------------------------------
+
+CK_RV = ctypes.c_ulong
+CK_ULONG = ctypes.c_ulong
+#: Indexes in CK_FUNCTION_LIST (after the version), PKCS#11 2.40 order.
+_INDEX = {"C_Initialize": 0, "C_Finalize": 1, "C_GetSlotList": 4, "C_GetTokenInfo": 6}
+_INDEX["C_WaitForSlotEvent"] = 67
+_PROTOTYPES: dict[str, tuple[Any, ...]] = {
+    "C_Initialize": (ctypes.c_void_p,),
+    "C_Finalize": (ctypes.c_void_p,),
+    "C_GetSlotList": (ctypes.c_ubyte, ctypes.POINTER(CK_ULONG), ctypes.POINTER(CK_ULONG)),
+    "C_GetTokenInfo": (CK_ULONG, ctypes.c_char_p),
+    "C_WaitForSlotEvent": (CK_ULONG, ctypes.POINTER(CK_ULONG), ctypes.c_void_p),
+}
+
+
+class Module:
+    """p11-kit-client.so's function list (C_GetFunctionList reads P11_KIT_SERVER_ADDRESS)."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        table = ctypes.POINTER(ctypes.c_void_p)()
+        rv = lib.C_GetFunctionList(ctypes.byref(table))
+        assert rv == 0
+        # CK_FUNCTION_LIST: a CK_VERSION (2 bytes, padded to 8), then the pointers
+        pointers = ctypes.cast(table, ctypes.POINTER(ctypes.c_void_p))
+        self.f: dict[str, Any] = {}
+        for name, index in _INDEX.items():
+            address = pointers[1 + index]
+            self.f[name] = ctypes.CFUNCTYPE(CK_RV, *_PROTOTYPES[name])(address)
+
+    def slots(self) -> list[int]:
+        ids = (CK_ULONG * 8)()
+        count = CK_ULONG(8)
+        rv = self.f["C_GetSlotList"](1, ids, ctypes.byref(count))
+        assert rv == 0, hex(rv)
+        return list(ids[: count.value])
+
+    def token_label(self, slot: int) -> bytes:
+        info = ctypes.create_string_buffer(512)
+        rv = self.f["C_GetTokenInfo"](slot, info)
+        assert rv == 0, hex(rv)
+        return info.raw[:32].rstrip()
+
+
+class ModuleCall:
+    """A module call on a daemon thread, so that a hang fails the test instead of hanging it."""
+
+    def __init__(self, f: Callable[[], int]) -> None:
+        self.rv: int | None = None
+        self.thread = threading.Thread(target=self._run, args=(f,), daemon=True)
+        self.thread.start()
+
+    def _run(self, f: Callable[[], int]) -> None:
+        self.rv = f()
+
+    def result(self, timeout: float = 5.0) -> int:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the call did not return"
+        assert self.rv is not None
+        return self.rv
 
 
 # --- TLS servers ----------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """``opcard serve`` as a process, on a card in a PC/SC reader (pcscd + vpcd + the emulator):
 started with ``--login`` (the PIN from OPCARD_PIN), serving p11tool and a TLS handshake with
 no PIN given to the client, showing the token gone when the card leaves the reader and back
-(same slot, logged out) when it returns, and stopping cleanly on SIGTERM."""
+(same slot, logged out) when it returns — a client blocked in C_WaitForSlotEvent hears of
+both — and stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -18,7 +20,10 @@ from typing import Any
 import pytest
 from conftest import REPO, require_tool
 from serve_support import (
+    CK_ULONG,
     PW1,
+    Module,
+    ModuleCall,
     RawClient,
     ServerCredentials,
     background,
@@ -122,6 +127,7 @@ def test_serve_a_pcsc_card(
     p11_client: str,
     credentials: ServerCredentials,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = emulator(profile="extended", personalize="demo-ecc")
     d = daemon("--reader", READER, "--login")
@@ -161,11 +167,32 @@ def test_serve_a_pcsc_card(
     commands = [e.text for e in emu.log_entries() if e.direction == ">"][before:]
     assert any(text[2:4].upper() == "88" for text in commands), commands
 
-    # the card leaves the reader: token gone; it comes back: same slot, logged out
+    # the card leaves the reader: token gone; it comes back: same slot, logged out. An
+    # application blocked in C_WaitForSlotEvent (p11-kit's client) hears of both, and its
+    # other threads' calls are answered while it waits.
+    monkeypatch.setenv("P11_KIT_SERVER_ADDRESS", d.address)
+    m = Module(p11_client)
+    assert ModuleCall(lambda: m.f["C_Initialize"](None)).result() == 0
+    event = CK_ULONG(0)
+
+    def wait_for_event(count: int) -> ModuleCall:
+        call = ModuleCall(lambda: m.f["C_WaitForSlotEvent"](0, ctypes.byref(event), None))
+        wait_until(lambda: d.log.read_text().count("C_WaitForSlotEvent: waiting") == count)
+        return call
+
+    wait = wait_for_event(1)
+    assert m.slots() == slots  # another thread's call, answered during the wait
     emu.stop()
+    assert wait.result(10) == 0
+    assert event.value == slots[0]
     wait_until(lambda: present_slots(d) == [])
+    wait = wait_for_event(2)
     emu.start()
+    assert wait.result(10) == 0
+    assert event.value == slots[0]
     wait_until(lambda: present_slots(d) == slots)
+    assert m.slots() == slots
+    assert ModuleCall(lambda: m.f["C_Finalize"](None)).result() == 0
     with RawClient(d.path) as c:
         c.initialize()
         session = c.open(slots[0])

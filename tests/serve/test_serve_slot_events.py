@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from serve_support import RawClient, Served, byte_array, u32, u64
+from serve_support import CK_ULONG, Module, ModuleCall, RawClient, Served, byte_array, u32, u64
 
 from opcard.pkcs11 import ReturnValue
 
@@ -172,66 +172,6 @@ def test_waits_per_connection_are_bounded(served: Callable[..., Served]) -> None
 
 # --- p11-kit's client module --------------------------------------------------------------
 
-CK_RV = ctypes.c_ulong
-CK_ULONG = ctypes.c_ulong
-#: Indexes in CK_FUNCTION_LIST (after the version), PKCS#11 2.40 order.
-_INDEX = {"C_Initialize": 0, "C_Finalize": 1, "C_GetSlotList": 4, "C_GetTokenInfo": 6}
-_INDEX["C_WaitForSlotEvent"] = 67
-_PROTOTYPES: dict[str, tuple[Any, ...]] = {
-    "C_Initialize": (ctypes.c_void_p,),
-    "C_Finalize": (ctypes.c_void_p,),
-    "C_GetSlotList": (ctypes.c_ubyte, ctypes.POINTER(CK_ULONG), ctypes.POINTER(CK_ULONG)),
-    "C_GetTokenInfo": (CK_ULONG, ctypes.c_char_p),
-    "C_WaitForSlotEvent": (CK_ULONG, ctypes.POINTER(CK_ULONG), ctypes.c_void_p),
-}
-
-
-class Module:
-    """p11-kit-client.so's function list (C_GetFunctionList reads P11_KIT_SERVER_ADDRESS)."""
-
-    def __init__(self, path: str) -> None:
-        lib = ctypes.CDLL(path)
-        table = ctypes.POINTER(ctypes.c_void_p)()
-        rv = lib.C_GetFunctionList(ctypes.byref(table))
-        assert rv == 0
-        # CK_FUNCTION_LIST: a CK_VERSION (2 bytes, padded to 8), then the pointers
-        pointers = ctypes.cast(table, ctypes.POINTER(ctypes.c_void_p))
-        self.f: dict[str, Any] = {}
-        for name, index in _INDEX.items():
-            address = pointers[1 + index]
-            self.f[name] = ctypes.CFUNCTYPE(CK_RV, *_PROTOTYPES[name])(address)
-
-    def slots(self) -> list[int]:
-        ids = (CK_ULONG * 8)()
-        count = CK_ULONG(8)
-        rv = self.f["C_GetSlotList"](1, ids, ctypes.byref(count))
-        assert rv == 0, hex(rv)
-        return list(ids[: count.value])
-
-    def token_label(self, slot: int) -> bytes:
-        info = ctypes.create_string_buffer(512)
-        rv = self.f["C_GetTokenInfo"](slot, info)
-        assert rv == 0, hex(rv)
-        return info.raw[:32].rstrip()
-
-
-class Call:
-    """A module call on a daemon thread, so that a hang fails the test instead of hanging it."""
-
-    def __init__(self, f: Callable[[], int]) -> None:
-        self.rv: int | None = None
-        self.thread = threading.Thread(target=self._run, args=(f,), daemon=True)
-        self.thread.start()
-
-    def _run(self, f: Callable[[], int]) -> None:
-        self.rv = f()
-
-    def result(self, timeout: float = 5.0) -> int:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the call did not return"
-        assert self.rv is not None
-        return self.rv
-
 
 @pytest.fixture
 def module(
@@ -240,13 +180,13 @@ def module(
     s = served()
     monkeypatch.setenv("P11_KIT_SERVER_ADDRESS", s.address)
     m = Module(p11_client)
-    assert Call(lambda: m.f["C_Initialize"](None)).result() == 0
+    assert ModuleCall(lambda: m.f["C_Initialize"](None)).result() == 0
     yield s, m
 
 
-def start_wait(m: Module) -> tuple[Call, Any]:
+def start_wait(m: Module) -> tuple[ModuleCall, Any]:
     slot = CK_ULONG(0)
-    call = Call(lambda: m.f["C_WaitForSlotEvent"](0, ctypes.byref(slot), None))
+    call = ModuleCall(lambda: m.f["C_WaitForSlotEvent"](0, ctypes.byref(slot), None))
     until(lambda: len(wait_threads()) == 1)  # the daemon is waiting for this client
     return call, slot
 
@@ -264,7 +204,7 @@ def test_real_client_waits_while_its_other_threads_work(
         labels.append(m.token_label(m.slots()[0]))
         return 0
 
-    assert Call(other_thread).result() == 0
+    assert ModuleCall(other_thread).result() == 0
     assert time.monotonic() - started < 2.0
     assert labels == [b"Jane Doe"]  # the demo card's cardholder
     assert wait.thread.is_alive()  # still waiting
@@ -273,13 +213,13 @@ def test_real_client_waits_while_its_other_threads_work(
     assert wait.result() == 0
     assert slot.value == slot_id
     assert m.slots() == []
-    assert Call(lambda: m.f["C_Finalize"](None)).result() == 0
+    assert ModuleCall(lambda: m.f["C_Finalize"](None)).result() == 0
 
 
 def test_real_client_finalize_ends_the_wait(module: tuple[Served, Module]) -> None:
     s, m = module
     wait, _slot = start_wait(m)
-    assert Call(lambda: m.f["C_Finalize"](None)).result() == 0
+    assert ModuleCall(lambda: m.f["C_Finalize"](None)).result() == 0
     assert wait.result() == ReturnValue.CRYPTOKI_NOT_INITIALIZED
     until(lambda: not wait_threads())
     assert s.slot.present  # nothing happened to the card
