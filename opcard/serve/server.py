@@ -11,6 +11,11 @@ owned by the server's user; created so when missing). Each connection's peer is 
 SO_PEERCRED and a peer of another uid is disconnected before a byte is read. Frames are
 bounded (:data:`~opcard.serve.wire.MAX_BODY`); a malformed frame closes that connection only.
 Nothing that crosses the socket is logged but call names and return values: no PIN, no data.
+
+A blocking C_WaitForSlotEvent is answered by a thread of its own while the connection goes on
+with the client's next calls: p11-kit's client multiplexes an application's threads on one
+socket and matches each reply to its call by the frame's message code (docs/serve.md,
+*Slot events*). Writes to a connection are serialised by one lock.
 """
 
 from __future__ import annotations
