@@ -310,3 +310,14 @@ def test_log_apdus_through_pcscd_is_redacted(emu: Emulator, run_opcard) -> None:
     assert "313233343536" not in result.stderr and "123456" not in result.stderr
     entries = [e for e in emu.log_entries() if e.direction == ">"]
     assert entries, "the emulator logged nothing"
+
+
+
+def test_output_into_a_closed_pipe_ends_quietly(emu: Emulator, opcard_exe: Path) -> None:
+    """`opcard status | head -1`: the command ends quietly, with no "Broken pipe" error."""
+    import shlex
+
+    command = f"{shlex.quote(str(opcard_exe))} --reader {shlex.quote(emu.reader)} status | head -1"
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, check=False)
+    assert proc.stdout.startswith(b"Reader"), proc
+    assert b"Broken pipe" not in proc.stderr and b"error" not in proc.stderr, proc.stderr
