@@ -21,6 +21,7 @@ from apdu.errors import (
     CardStatusError,
     NoReaderError,
     TransportError,
+    WrongLengthError,
 )
 from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
@@ -254,24 +255,43 @@ class Card:
         self._cardholder: CardholderData | None = None
         self._data: dict[int, bytes] = {}
         self._kdf_known = False
+        #: The card answered 6700 to an extended APDU its ATR promised: short APDUs only.
+        self._short_only = False
         with _translated(f"opening the OpenPGP application on {transport.name!r}"):
-            self._preconfigure(transport)
-            self._ard = self.applet.start()
+            self._ard = self._start(transport)
             #: The AID never changes: kept apart from the cache that writes invalidate.
             self._aid: Aid = self._ard.aid
             if roaming:
                 self.channel.transport = _RoamingTransport(transport, self._aid.serial)
 
-    def _preconfigure(self, transport: Transport) -> None:
-        """Take the framing from the ATR's historical bytes before the first command, so that
-        the first read of 6E already uses extended lengths where the card has them (one
-        GET RESPONSE saved per card session). 6E's own declarations then refine it."""
+    def _start(self, transport: Transport) -> ApplicationRelatedData:
+        """SELECT and read 6E, with the framing taken first from the ATR's historical bytes, so
+        that the first read of 6E already uses extended lengths where the card has them (one
+        GET RESPONSE saved per card session); 6E's own declarations then refine it. A card
+        whose ATR promises extended lengths that it (or its reader) then refuses with 6700 is
+        read again with short APDUs."""
         from apdu.atr import historical_bytes
         from apdu.openpgp.objects import HistoricalBytes
+        from apdu.session import Framing
 
         # An unusual ATR: short APDUs until 6E says more.
         with contextlib.suppress(ApduError):
             self.applet.configure_framing(HistoricalBytes.parse(historical_bytes(transport.atr)))
+        if not self.channel.framing.extended:
+            return self.applet.start()
+        try:
+            return self.applet.start()
+        except WrongLengthError:
+            self._short_only = True
+            self.channel.framing = Framing()
+            with self.channel.transaction():
+                self.applet.select()
+                return self.applet.get_application_related_data()
+
+    def _configure(self, ard: ApplicationRelatedData) -> None:
+        """Adopt the framing 6E declares, unless the card already refused extended APDUs."""
+        if not self._short_only:
+            self.applet.configure(ard)
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -342,7 +362,7 @@ class Card:
             if self._ard is None:
                 with _translated("reading the application related data"):
                     self._ard = self.applet.get_application_related_data()
-                    self.applet.configure(self._ard)
+                    self._configure(self._ard)
             return self._ard
 
     @property

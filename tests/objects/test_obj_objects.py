@@ -385,3 +385,36 @@ def test_open_card_in_process_card_repr(card_rig: Rig) -> None:
     assert isinstance(card, opcard.Card)
     assert card.serial == f"{card_rig.emu.serial:08X}"
     assert card.serial in repr(card)
+
+
+def test_card_promising_extended_lengths_it_refuses_is_read_with_short_apdus() -> None:
+    """The ATR says extended Lc/Le, but the card (or its reader) answers 6700 to extended
+    APDUs: the card is opened with short APDUs and everything still reads."""
+    from cryptography import x509
+
+    import opcard
+    from apdu.transport.loopback import LoopbackTransport
+    from fixtures.card import OpenPGPCard
+    from fixtures.personalize import demo_files, personalize
+
+    emu = OpenPGPCard("extended")
+    personalize(emu, "demo-ecc")
+    emu.power_on()
+    sent: list[bytes] = []
+
+    def no_extended(apdu: bytes) -> bytes:
+        sent.append(apdu)
+        if len(apdu) > 5 and apdu[4] == 0:  # an extended Lc or Le
+            return b"\x67\x00"
+        return emu.transmit(apdu)
+
+    card = opcard.Card(LoopbackTransport(no_extended, emu.atr))
+    assert any(len(a) > 5 and a[4] == 0 for a in sent)  # extended was tried first
+    refused = len(sent)
+    with card.session() as s:
+        cert = s.get_key("aut", object_class=opcard.ObjectClass.CERTIFICATE)
+        expected = x509.load_pem_x509_certificate(demo_files("demo-ecc")["aut_cert"].read_bytes())
+        assert cert[Attribute.VALUE] == expected.public_bytes(serialization.Encoding.DER)
+        s.login(PW1)
+        assert len(s.digest_signer("aut").sign_digest(bytes(32), "sha256")) == 64
+    assert not any(len(a) > 5 and a[4] == 0 for a in sent[refused:])  # short APDUs from then on
