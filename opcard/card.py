@@ -128,9 +128,7 @@ def _read_aid(transport: Transport) -> Aid | None:
         with channel.transaction():
             channel.send(select())
             return Aid.parse(channel.send(get_data(Do.AID)))
-    except CardStatusError:
-        return None
-    except ApduError:
+    except ApduError:  # not an OpenPGP card, or one that cannot be read now
         return None
 
 
