@@ -24,8 +24,6 @@ end, the s_server killed; pcscd is left as found (stopped if this script started
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import os
 import signal
 import socket
@@ -40,64 +38,19 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "serve")]
 
 from benchrig import PORTS, card_present, reader_of, wait_for  # noqa: E402
+from serve_support import free_port, server_credentials  # noqa: E402
 
 from fixtures.apdulog import read_log  # noqa: E402
 
 DEMO = REPO / "fixtures" / "demo"
 
 
-def make_server_credentials(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    ca = x509.load_pem_x509_certificate((DEMO / "ca.pem").read_bytes())
-    ca_key = serialization.load_pem_private_key((DEMO / "ca-key.pem").read_bytes(), None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def start_server(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    cert, key = make_server_credentials(work)
+    credentials = server_credentials(work)  # the same server certificate the tests use
+    cert, key = credentials.cert, credentials.key
     port = free_port()
     argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-naccept", "100000"]
     argv += ["-Verify", "1", "-verify_return_error", "-CAfile", str(DEMO / "ca.pem")]
