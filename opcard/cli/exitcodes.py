@@ -41,7 +41,8 @@ EXIT_CODE_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.PinBlocked: "the PIN is blocked (unblock it with the reset code or the admin PIN)",
     ExitCode.CertificateTooLarge: "the certificate is larger than the card can store",
     ExitCode.Unsupported: (
-        "algorithm, key or mechanism the card cannot do (e.g. RSA-PSS, TLS 1.3 with RSA)"
+        "algorithm, key, mechanism or feature the card cannot do or does not have (e.g. "
+        "RSA-PSS, TLS 1.3 with RSA, KDF, touch, a second certificate)"
     ),
     ExitCode.CardError: "the card or the reader failed, or the card refused the operation",
     ExitCode.NotFound: "the slot is empty (no key, or no certificate)",
