@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from opcard.pkcs11_rv import ReturnValue
 
 __all__ = [
+    "AlgorithmRefusedError",
     "DataLengthError",
     "MechanismError",
+    "NotSupportedByCardError",
     "OpcardError",
     "OpenPgpError",
     "OpenPgpFormatError",
@@ -167,3 +169,23 @@ class CertificateTooLargeError(OpcardError, ValueError):
     """The certificate exceeds the card's maximum certificate size (nothing was written)."""
 
     default_return_value = ReturnValue.DATA_LEN_RANGE
+
+class NotSupportedByCardError(OpcardError):
+    """The card lacks a feature (KDF, touch/UIF, attestation, reset code, private DOs, a
+    certificate slot, changeable algorithms, …), as the card itself declares it (C0, the spec
+    version, the DOs of 6E): refused before any PIN is asked or anything is written.
+    ``feature`` names the feature (the keys of :class:`opcard.card.CardFeatures`)."""
+
+    default_return_value = ReturnValue.FUNCTION_NOT_SUPPORTED
+
+    def __init__(self, message: str, feature: str) -> None:
+        self.feature = feature
+        super().__init__(message)
+
+
+class AlgorithmRefusedError(CardOperationError):
+    """The card refused the algorithm attributes (PUT DATA C1/C2/C3) for a slot: it does not
+    take that algorithm there. This is the card's own answer (``sw``), given before any key
+    was generated or imported: nothing on the card changed."""
+
+    default_return_value = ReturnValue.TEMPLATE_INCONSISTENT

@@ -47,7 +47,11 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     # not imported (with cryptography) just to test for it: if opcard.publickeys was never
     # imported, the exception cannot be one of its classes
     publickeys = sys.modules.get("opcard.publickeys")
-    unsupported: tuple[type[BaseException], ...] = (e.UnsupportedMechanismError,)
+    unsupported: tuple[type[BaseException], ...] = (
+        e.UnsupportedMechanismError,
+        e.NotSupportedByCardError,
+        e.AlgorithmRefusedError,
+    )
     if publickeys is not None:
         unsupported += (publickeys.UnsupportedKeyError,)
 
