@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from apdu.errors import (
     ApduError,
@@ -28,6 +28,8 @@ from apdu.openpgp.commands import get_data, select
 from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, KeyStatus
 from apdu.openpgp.objects import (
     Aid,
+    AlgorithmAttributes,
+    AlgorithmInformation,
     ApplicationRelatedData,
     CardholderData,
     KdfDo,
@@ -87,8 +89,18 @@ class TokenInfo:
     flags: TokenFlag
     pin_min_length: int
     pin_max_length: int
-    #: Algorithms each slot can hold (from FA when the card has it, else the current one).
-    algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]]
+    #: The algorithms each slot takes, as the card lists them in its algorithm information
+    #: (DO FA). None when the card does not publish that list (no FA: every card before spec
+    #: 3.4 and many 3.4 cards): None is not "nothing" — opcard then asks the card itself, by
+    #: writing the algorithm attributes when a key is generated or imported.
+    algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]] | None
+
+    def supports(self, slot: KeySlot, algorithm: KeyAlgorithm) -> bool | None:
+        """Whether the card lists ``algorithm`` for ``slot`` in its algorithm information:
+        True or False when it publishes the list, None when it does not say."""
+        if self.algorithms is None:
+            return None
+        return algorithm in self.algorithms.get(slot, ())
 
     def uri_attributes(self) -> dict[str, str]:
         """The token's RFC 7512 attributes (``token``, ``manufacturer``, ``model``,
@@ -108,6 +120,69 @@ class TokenInfo:
         return Pkcs11Uri(
             token=self.label, manufacturer=self.manufacturer, model=self.model, serial=self.serial
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CardFeatures:
+    """What a card can do, as the card itself declares it — never guessed from its maker.
+
+    Read by :meth:`Card.features`. Each field names its source: the extended capabilities C0
+    (bits GnuPG reads the same way), the spec version in the AID where only the version tells,
+    the DOs the card puts into 6E, or the card's answer to GET DATA. A feature that is False
+    is "not supported by this card": opcard reports it so and refuses the commands that need
+    it (:class:`~opcard.errors.NotSupportedByCardError`) before any PIN is asked.
+    """
+
+    #: Spec version from the AID (3.4 = ``(3, 4)``).
+    version: tuple[int, int]
+    #: The card lists the algorithms each slot takes (DO FA): spec 3.4 or later, C0 says the
+    #: algorithm attributes are changeable, and GET DATA FA answers a list.
+    algorithm_information: bool
+    #: C0 bit 04: PUT DATA C1/C2/C3 may change a slot's algorithm.
+    algorithm_attributes_changeable: bool
+    #: C0 bit 20: private keys can be imported.
+    key_import: bool
+    #: C0 bit 01: the KDF-DO (F9): PINs stored and sent as salted hashes.
+    kdf: bool
+    #: The slots whose user interaction flag DO (D6/D7/D8, touch policy) is in 6E.
+    touch: tuple[KeySlot, ...]
+    #: Yubico's attestation key: its algorithm attributes (DA) or UIF (D9) are in 6E.
+    attestation: bool
+    #: The reset code (DO D3; RESET RETRY COUNTER with it): spec 2.0 or later.
+    reset_code: bool
+    #: Private-use DOs 0101-0104: C0 bit 08 (without C0: spec 2.0 or later).
+    private_dos: bool
+    #: The digital signature counter: GET DATA 7A answers it (93).
+    signature_counter: bool
+    #: The key slots that have a cardholder certificate (7F21): all three on spec 3 cards
+    #: (SELECT DATA chooses one), only AUT on spec 2 (one 7F21, as GnuPG and OpenSC read it),
+    #: none before.
+    certificate_slots: tuple[KeySlot, ...]
+
+    #: Field name → how status output names the feature.
+    NAMES: ClassVar[dict[str, str]] = {
+        "algorithm_information": "algorithm information (FA)",
+        "algorithm_attributes_changeable": "changing a slot's algorithm",
+        "key_import": "key import",
+        "kdf": "PIN KDF (KDF-DO)",
+        "touch": "touch (UIF)",
+        "attestation": "attestation",
+        "reset_code": "reset code",
+        "private_dos": "private DOs (0101-0104)",
+        "signature_counter": "signature counter",
+        "certificate_slots": "certificates",
+    }
+
+    def supported(self, feature: str) -> bool:
+        """Whether the card has ``feature`` (a field name; touch: any slot; certificates:
+        at least one)."""
+        value = getattr(self, feature)
+        return bool(value) if not isinstance(value, bool) else value
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The field names of the features the card does not have, in field order."""
+        return tuple(name for name in self.NAMES if not self.supported(name))
 
 
 @contextlib.contextmanager
@@ -409,11 +484,41 @@ class Card:
                 self._public_keys[slot] = key
             return self._public_keys[slot]
 
+    def certificate_slots(self) -> tuple[KeySlot, ...]:
+        """The key slots that have a cardholder certificate (from the spec version, no I/O):
+        SIG, DEC and AUT on spec 3 cards; on spec 2 cards only AUT — the one 7F21, read with
+        plain GET DATA (no SELECT DATA, no GET NEXT DATA), which GnuPG (``OPENPGP.3``) and
+        OpenSC's PKCS#15 layer (ID 03) both take for the authentication key; none before."""
+        if self.aid.is_v3:
+            return (KeySlot.SIG, KeySlot.DEC, KeySlot.AUT)
+        if self.aid.version >= (2, 0):
+            return (KeySlot.AUT,)
+        return ()
+
+    def check_certificate_slot(self, slot: KeySlot) -> None:
+        """Raise :class:`NotSupportedByCardError` (before any I/O) when ``slot`` has no
+        certificate on this card (spec 2 cards hold one certificate, for AUT)."""
+        slots = self.certificate_slots()
+        if slot in slots:
+            return
+        from opcard.errors import NotSupportedByCardError
+
+        what = f"this card (OpenPGP card {self.aid.version_text})"
+        if not slots:
+            message = f"{what} holds no certificate"
+        else:
+            message = (
+                f"{what} holds one certificate, for the AUT key; it has no certificate slot "
+                f"for {slot.name}"
+            )
+        raise NotSupportedByCardError(message, "certificate_slots")
+
     def certificates(self) -> dict[KeySlot, bytes]:
-        """The three cardholder certificates (b"" for an empty occurrence), read once.
+        """The cardholder certificates (b"" for an empty occurrence), read once, keyed by the
+        slots the card has (:meth:`certificate_slots`: three on spec 3 cards, AUT on spec 2).
 
         On v3 cards SELECT DATA + GET DATA + two GET NEXT DATA read all three; the current
-        occurrence is set back to AUT (0) as GnuPG expects.
+        occurrence is set back to AUT (0) as GnuPG expects. On v2 cards one GET DATA 7F21.
         """
         with self.lock:
             if self._certificates is None:
@@ -423,14 +528,17 @@ class Card:
 
     def certificate(self, slot: KeySlot) -> bytes:
         """One certificate (b"" when empty); only that one is read (and cached) when the three
-        are not cached: SELECT DATA + GET DATA (+ SELECT DATA back to AUT for SIG and DEC)."""
+        are not cached: SELECT DATA + GET DATA (+ SELECT DATA back to AUT for SIG and DEC).
+        A slot the card has no certificate for (SIG and DEC on spec 2 cards) raises
+        :class:`~opcard.errors.NotSupportedByCardError` without I/O."""
+        self.check_certificate_slot(slot)
         with self.lock:
             if self._certificates is not None:
                 return self._certificates[slot]
             if slot not in self._certificate:
                 with _translated(f"reading the {slot.name} certificate"):
-                    if not self.aid.is_v3:
-                        der = self._get_current_certificate() if slot is KeySlot.AUT else b""
+                    if not self.aid.is_v3:  # the one 7F21: plain GET DATA
+                        der = self._get_current_certificate()
                     else:
                         der = self.applet.get_certificate(slot)
                 self._certificate[slot] = der
@@ -438,12 +546,11 @@ class Card:
 
     def _read_certificates(self) -> dict[KeySlot, bytes]:
         applet = self.applet
+        slots = self.certificate_slots()
+        if not slots:
+            return {}
         if not self.aid.is_v3:  # one certificate, no SELECT DATA
-            return {
-                KeySlot.AUT: self._get_current_certificate(),
-                KeySlot.DEC: b"",
-                KeySlot.SIG: b"",
-            }
+            return {KeySlot.AUT: self._get_current_certificate()}
         out: dict[KeySlot, bytes] = {}
         with self.channel.transaction():
             applet.select_certificate(KeySlot.AUT)  # occurrence 0
@@ -486,6 +593,13 @@ class Card:
 
     # -- token view ---------------------------------------------------------------------------
 
+    #: What the card declares about itself (:meth:`features`), read once per Card.
+    _features: CardFeatures | None = None
+    #: The card's algorithm information (FA), parsed; read once per Card (None: the card
+    #: does not publish it).
+    _fa: AlgorithmInformation | None = None
+    _fa_read = False
+
     def token_info(self) -> TokenInfo:
         ard = self.application_data()
         aid = ard.aid
@@ -498,14 +612,6 @@ class Card:
         pw = ard.pw_status
         if pw is not None:
             flags |= _pin_flags(pw.retries_pw1, user=True) | _pin_flags(pw.retries_pw3, user=False)
-        algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]] = {}
-        info = self._algorithm_information()
-        for slot in KeySlot:
-            listed = info.get(slot, ())
-            current = self.algorithm(slot)
-            if not listed and current is not None:
-                listed = (current,)
-            algorithms[slot] = listed
         return TokenInfo(
             label=label,
             manufacturer=aid.manufacturer_name[:32],
@@ -517,38 +623,152 @@ class Card:
             pin_max_length=(pw.max_length_pw1 & 0x7F)
             if pw is not None and pw.max_length_pw1
             else 127,
-            algorithms=algorithms,
+            algorithms=self.supported_algorithms(),
         )
 
-    def _algorithm_information(self) -> dict[KeySlot, tuple[KeyAlgorithm, ...]]:
-        caps = self.application_data().extended_capabilities
-        if caps is None or not self.aid.is_v3 or self.aid.version < (3, 4):
-            return {}
+    def algorithm_information(self) -> AlgorithmInformation | None:
+        """The card's algorithm information (DO FA), or None when the card does not publish
+        it: before spec 3.4, when C0 says the algorithm attributes cannot be changed, or when
+        GET DATA FA answers an error or nothing usable (many 3.4 cards). Read once per Card
+        (never on a card below 3.4); YubiKey's X25519-as-EdDSA entries are read as X25519 in
+        the DEC slot (:func:`apdu.openpgp.quirks.fix_x25519_under_eddsa`)."""
         with self.lock:
-            if Do.ALGORITHM_INFORMATION not in self._data:
-                try:
-                    self._data[Do.ALGORITHM_INFORMATION] = self.applet.get_data(
-                        Do.ALGORITHM_INFORMATION
-                    )
-                except CardStatusError:
-                    self._data[Do.ALGORITHM_INFORMATION] = b""
-            raw = self._data[Do.ALGORITHM_INFORMATION]
+            if not self._fa_read:
+                self._fa = self._read_algorithm_information()
+                self._fa_read = True
+            return self._fa
+
+    def _read_algorithm_information(self) -> AlgorithmInformation | None:
+        caps = self.application_data().extended_capabilities
+        if (
+            caps is None
+            or self.aid.version < (3, 4)
+            or not caps.flags & ExtendedCapability.ALGORITHM_ATTRIBUTES_CHANGEABLE
+        ):
+            return None
+        from apdu.openpgp import quirks
+
+        with _translated("reading the algorithm information (FA)"):
+            try:
+                raw = self.applet.get_data(Do.ALGORITHM_INFORMATION)
+            except CardStatusError:  # 6A88 and the like: the card does not publish it
+                return None
         if not raw:
-            return {}
-        from apdu.openpgp.objects import AlgorithmInformation
+            return None
+        try:
+            parsed = quirks.fix_x25519_under_eddsa(AlgorithmInformation.parse(raw))
+        except ApduError:  # unreadable: as if the card did not publish it
+            return None
+        if not any(KeySlot.from_attributes_tag(tag) is not None for tag, _ in parsed.entries):
+            return None
+        return parsed
+
+    def supported_algorithms(self) -> dict[KeySlot, tuple[KeyAlgorithm, ...]] | None:
+        """The algorithms each slot takes, as the card lists them in FA
+        (:meth:`algorithm_information`); None when the card does not publish the list."""
+        info = self.algorithm_information()
+        if info is None:
+            return None
         from opcard.publickeys import algorithm_of
 
-        result: dict[KeySlot, list[KeyAlgorithm]] = {}
-        try:
-            parsed = AlgorithmInformation.parse(raw)
-        except ApduError:
-            return {}
-        for tag, attributes in parsed.entries:
+        result: dict[KeySlot, list[KeyAlgorithm]] = {slot: [] for slot in KeySlot}
+        for tag, attributes in info.entries:
             slot = KeySlot.from_attributes_tag(tag)
             algorithm = algorithm_of(attributes)
-            if slot is not None and algorithm is not None and algorithm not in result.get(slot, []):
-                result.setdefault(slot, []).append(algorithm)
+            if slot is not None and algorithm is not None and algorithm not in result[slot]:
+                result[slot].append(algorithm)
         return {slot: tuple(algs) for slot, algs in result.items()}
+
+    def listed_attributes(
+        self, slot: KeySlot, algorithm: KeyAlgorithm
+    ) -> AlgorithmAttributes | None:
+        """The exact attributes the card lists in FA for ``algorithm`` in ``slot`` (the first
+        such entry); None when it does not publish FA or does not list the algorithm there."""
+        info = self.algorithm_information()
+        if info is None:
+            return None
+        from opcard.publickeys import algorithm_of
+
+        for tag, attributes in info.entries:
+            if KeySlot.from_attributes_tag(tag) is slot and algorithm_of(attributes) == algorithm:
+                return attributes
+        return None
+
+    def has_private_dos(self) -> bool:
+        """Private-use DOs 0101-0104: C0 bit 08 (without C0: spec 2.0 or later). From the
+        cached 6E (no I/O after the first read)."""
+        caps = self.application_data().extended_capabilities
+        if caps is None:
+            return self.aid.version >= (2, 0)
+        return bool(caps.flags & ExtendedCapability.PRIVATE_USE_DOS)
+
+    def features(self) -> CardFeatures:
+        """What the card declares it can do (:class:`CardFeatures`), read once per Card: from
+        6E (cached), plus GET DATA 7A (signature counter) and, on 3.4 cards whose C0 allows
+        algorithm changes, GET DATA FA."""
+        with self.lock:
+            if self._features is None:
+                self._features = self._read_features()
+            return self._features
+
+    def supports(self, feature: str) -> bool:
+        """Whether the card declares ``feature`` (a :class:`CardFeatures` field; touch: any
+        slot). Only ``signature_counter`` and ``algorithm_information`` need a GET DATA (7A,
+        FA, once); the others come from the cached 6E and the AID."""
+        if feature in ("signature_counter", "algorithm_information"):
+            return self.features().supported(feature)
+        declared = self._declared_features()
+        if feature not in declared:
+            raise ValueError(f"unknown card feature {feature!r}")
+        value = declared[feature]
+        return value if isinstance(value, bool) else bool(value)
+
+    def _declared_features(self) -> dict[str, bool | tuple[KeySlot, ...]]:
+        """The features 6E (cached) and the AID tell, without further I/O."""
+        ard = self.application_data()
+        caps = ard.extended_capabilities
+        flags = caps.flags if caps is not None else ExtendedCapability(0)
+        return {
+            "algorithm_attributes_changeable": bool(
+                flags & ExtendedCapability.ALGORITHM_ATTRIBUTES_CHANGEABLE
+            ),
+            "key_import": bool(flags & ExtendedCapability.KEY_IMPORT),
+            "kdf": bool(flags & ExtendedCapability.KDF),
+            "touch": tuple(slot for slot in KeySlot if ard.uif(slot) is not None),
+            "attestation": ard.attributes_att is not None or ard.uif_att is not None,
+            "reset_code": self.aid.version >= (2, 0),
+            "private_dos": self.has_private_dos(),
+            "certificate_slots": self.certificate_slots(),
+        }
+
+    def _read_features(self) -> CardFeatures:
+        from apdu.errors import TlvError
+        from apdu.openpgp.errors import DataObjectError
+        from apdu.openpgp.objects import SecuritySupportTemplate
+
+        declared = self._declared_features()
+        with _translated("reading the signature counter (7A)"):
+            try:
+                SecuritySupportTemplate.parse(self.applet.get_data(Do.SECURITY_SUPPORT_TEMPLATE))
+                counter = True
+            except (CardStatusError, DataObjectError, TlvError):  # 6A88 …, or 7A without 93
+                counter = False
+        touch = declared["touch"]
+        slots = declared["certificate_slots"]
+        assert isinstance(touch, tuple) and isinstance(slots, tuple)
+        return CardFeatures(
+            version=self.aid.version,
+            algorithm_information=self.algorithm_information() is not None,
+            algorithm_attributes_changeable=bool(declared["algorithm_attributes_changeable"]),
+            key_import=bool(declared["key_import"]),
+            kdf=bool(declared["kdf"]),
+            touch=touch,
+            attestation=bool(declared["attestation"]),
+            reset_code=bool(declared["reset_code"]),
+            private_dos=bool(declared["private_dos"]),
+            signature_counter=counter,
+            certificate_slots=slots,
+        )
 
     def __repr__(self) -> str:
         return f"<Card serial={self._aid.serial_hex} reader={self.channel.transport.name!r}>"

@@ -1,9 +1,10 @@
 """The card's objects as PKCS#11 sees them: certificates, public keys, private keys, data.
 
 Per key slot — SIG (CKA_ID 01), DEC (02), AUT (03) — a private key, a public key, and a
-certificate when one is stored; plus data objects for the URL, the login data and the four
-private DOs. Attribute values are computed on demand from the card's (cached) data, so listing
-objects costs only the reads their attributes need.
+certificate when one is stored (a spec 2 card has one certificate, for AUT: SIG and DEC never
+have one there); plus data objects for the URL, the login data and the four private DOs (when
+the card has them: C0). Attribute values are computed on demand from the card's (cached) data,
+so listing objects costs only the reads their attributes need.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ DATA_OBJECTS: dict[int, tuple[str, str | None]] = {
     Do.PRIVATE_USE_4: ("Private DO 4", "admin"),
 }
 _APPLICATION = "OpenPGP card"
+_PRIVATE_DOS = frozenset(
+    {Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4}
+)
 
 
 class CardObject:
@@ -201,6 +205,8 @@ class _KeyObject(CardObject):
         if attribute is Attribute.START_DATE or attribute is Attribute.END_DATE:
             return None
         if attribute is Attribute.SUBJECT:
+            if self.slot not in self.card.certificate_slots():  # spec 2: AUT only
+                raise KeyError(attribute)
             der = self.card.certificate(self.slot)
             if not der:
                 raise KeyError(attribute)
@@ -425,8 +431,9 @@ def card_objects(
 
     certificates: dict[KeySlot, bytes] = {}
     if wanted(ObjectClass.CERTIFICATE):
+        held = card.certificate_slots()  # spec 2 cards: AUT only (no SELECT DATA is sent)
         if slots is not None and len(slots) == 1:  # one slot named: read only its certificate
-            certificates = {s: card.certificate(s) for s in KeySlot if int(s) in slots}
+            certificates = {s: card.certificate(s) for s in held if int(s) in slots}
         else:
             certificates = card.certificates()
     for slot in KeySlot:
@@ -442,5 +449,8 @@ def card_objects(
         if certificates.get(slot):
             yield Certificate(session, _handle(ObjectClass.CERTIFICATE, slot), slot)
     if slots is None and wanted(ObjectClass.DATA):
+        private_dos = card.has_private_dos()
         for tag in DATA_OBJECTS:
+            if tag in _PRIVATE_DOS and not private_dos:  # the card has none (C0)
+                continue
             yield DataObject(session, _handle(ObjectClass.DATA, tag), tag)

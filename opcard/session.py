@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING
 from apdu import errors as apdu_errors
 from apdu.command import Command
 from apdu.openpgp import commands as cmds
-from apdu.openpgp.constants import Do, KeySlot, Pw, Secret, UifMode
+from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, Pw, Secret, UifMode
 from apdu.openpgp.kdf import kdf_off, new_kdf_do
 from apdu.openpgp.keys import ec_import_template, rsa_import_template
-from apdu.openpgp.objects import EcAttributes, RsaAttributes, Uif
+from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes, Uif
 from opcard.errors import (
+    AlgorithmRefusedError,
     CardError,
     CardOperationError,
     CertificateTooLargeError,
     DataLengthError,
     NotLoggedInError,
+    NotSupportedByCardError,
     ObjectNotFoundError,
     OpcardError,
     PinBlockedError,
@@ -61,9 +63,16 @@ from opcard.uri import Pkcs11Uri
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-    from opcard.card import Card, TokenInfo
+    from opcard.card import Card, CardFeatures, TokenInfo
 
-__all__ = ["CertificateFormatError", "DigestSigner", "Session", "translate_error"]
+__all__ = [
+    "CertificateFormatError",
+    "DigestSigner",
+    "Session",
+    "algorithm_attributes",
+    "require_feature",
+    "translate_error",
+]
 
 _SW_SECURITY = 0x6982
 
@@ -121,6 +130,75 @@ def translate_error(err: apdu_errors.ApduError, what: str) -> OpcardError:
     return CardError(f"{what}: the card's answer is malformed: {err}")
 
 
+#: Feature (a :class:`~opcard.card.CardFeatures` field) → what messages call it.
+_FEATURE_TEXT = {
+    "kdf": "the PIN KDF (KDF-DO)",
+    "reset_code": "the reset code",
+    "private_dos": "private DOs (0101-0104)",
+    "attestation": "attestation",
+    "signature_counter": "the signature counter",
+    "key_import": "key import",
+}
+
+
+def require_feature(card: Card, feature: str, what: str | None = None) -> None:
+    """Raise :class:`NotSupportedByCardError` ("… is not supported by this card") when the card
+    does not declare ``feature`` (a :class:`~opcard.card.CardFeatures` field). Reads only what
+    the card declares (:meth:`~opcard.card.Card.supports`: the cached 6E, except for the
+    signature counter and FA): call it before asking for a PIN."""
+    if not card.supports(feature):
+        text = what or _FEATURE_TEXT.get(feature, feature)
+        raise NotSupportedByCardError(f"{text} is not supported by this card", feature)
+
+
+def algorithm_attributes(
+    card: Card, slot: KeySlot, algorithm: KeyAlgorithm
+) -> AlgorithmAttributes | None:
+    """The algorithm attributes to write into ``slot`` for ``algorithm``; None when the slot
+    already declares it. Reads only (cached 6E, FA once): nothing is written, no PIN is asked.
+
+    Where the card publishes its algorithm information (FA), an algorithm it does not list
+    there is refused (:class:`~opcard.publickeys.UnsupportedKeyError`, naming what it lists)
+    and the attributes are the card's own entry. Where it does not publish FA, nothing is
+    refused on a guess: the attributes are built in the format the card uses in its current
+    C1-C3 (:func:`apdu.openpgp.quirks.in_card_format`, as GnuPG) and the card is asked by
+    writing them (:meth:`Session.set_algorithm`). A card whose C0 says the algorithm
+    attributes cannot be changed refuses any other algorithm than the slot's
+    (:class:`NotSupportedByCardError`), as GnuPG does.
+    """
+    from apdu.openpgp import quirks
+
+    if algorithm.curve is None and algorithm.bits not in (2048, 3072, 4096):
+        raise UnsupportedKeyError(
+            f"RSA-{algorithm.bits}: OpenPGP cards take RSA 2048, 3072 or 4096 (nothing was written)"
+        )
+    wanted = attributes_for(algorithm, decryption=slot is KeySlot.DEC)
+    ard = card.application_data()
+    current = ard.attributes(slot)
+    if _same_algorithm(current, wanted):
+        return None
+    caps = ard.extended_capabilities
+    if caps is not None and not caps.flags & ExtendedCapability.ALGORITHM_ATTRIBUTES_CHANGEABLE:
+        held = card.algorithm(slot)
+        raise NotSupportedByCardError(
+            f"this card cannot change the algorithm of a key slot (its extended capabilities "
+            f"say so): the {slot.name} slot takes {held.name if held else 'its current one'}, "
+            f"not {algorithm.name}",
+            "algorithm_attributes_changeable",
+        )
+    listed = card.supported_algorithms()
+    if listed is not None:
+        names = ", ".join(dict.fromkeys(a.name for a in listed.get(slot, ()))) or "none"
+        exact = card.listed_attributes(slot, algorithm)
+        if exact is None:
+            raise UnsupportedKeyError(
+                f"this card does not support {algorithm.name} in the {slot.name} slot "
+                f"(it supports: {names})"
+            )
+        return exact
+    return quirks.in_card_format(wanted, current)
+
+
 class Session:
     """A session with the card: login state, objects, operations. Use it as a context manager;
     leaving it logs out (the card forgets the verified PINs) and forgets the PINs."""
@@ -152,6 +230,10 @@ class Session:
 
     def token_info(self) -> TokenInfo:
         return self.card.token_info()
+
+    def features(self) -> CardFeatures:
+        """What the card declares it can do (:meth:`opcard.card.Card.features`)."""
+        return self.card.features()
 
     def __repr__(self) -> str:
         state = "user" if self.user_logged_in else "public"
@@ -284,6 +366,8 @@ class Session:
         code = (
             None if reset_code is None else _pin_bytes(reset_code, Secret.RESET_CODE, "reset code")
         )
+        if code is not None:
+            require_feature(self.card, "reset_code")
         if code is None:
             self._ensure(Pw.PW3)
         self.card.prepare_pin()
@@ -295,6 +379,9 @@ class Session:
             self.card.invalidate()
 
     def set_reset_code(self, code: str | bytes | None) -> None:
+        """Set the reset code (PUT DATA D3, admin PIN), or delete it with None. A card without
+        a reset code raises :class:`NotSupportedByCardError` before anything is sent."""
+        require_feature(self.card, "reset_code")
         value = None if code is None else _pin_bytes(code, Secret.RESET_CODE, "reset code")
         self.card.prepare_pin()
         self._write(lambda: self.card.applet.set_reset_code(value), "set reset code")
@@ -501,8 +588,10 @@ class Session:
 
     def store_certificate(self, slot: KeySlot | str, certificate: bytes) -> None:
         """Write a DER certificate into ``slot`` (checked against the card's size limit first;
-        nothing is sent when it is too large)."""
+        nothing is sent when it is too large). On a spec 2 card only the AUT slot has a
+        certificate: another slot raises :class:`NotSupportedByCardError` before any I/O."""
         slot = _slot(slot)
+        self.card.check_certificate_slot(slot)
         der = _certificate_der(certificate)
         caps = self.card.application_data().extended_capabilities
         limit = caps.max_certificate_length if caps is not None else 0
@@ -516,25 +605,45 @@ class Session:
 
     def delete_certificate(self, slot: KeySlot | str) -> None:
         slot = _slot(slot)
+        self.card.check_certificate_slot(slot)
         self._write(
             lambda: self.card.applet.put_certificate(slot, b""), f"delete {slot.name} certificate"
         )
 
     def set_algorithm(self, slot: KeySlot | str, algorithm: KeyAlgorithm | str) -> None:
+        """Declare ``algorithm`` for ``slot`` (PUT DATA C1/C2/C3, needs the admin PIN); this
+        deletes the key in the slot. Nothing happens when the slot already declares it.
+
+        What the card lists in FA is checked first (:func:`algorithm_attributes`); a card
+        that does not list its algorithms is asked: when it refuses the attributes,
+        :class:`~opcard.errors.AlgorithmRefusedError` carries its status word, and nothing
+        on the card changed (PUT DATA C1-C3 is the first write of a key generation or
+        import)."""
         slot = _slot(slot)
         alg = parse_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
-        if alg.curve is None and alg.bits not in (2048, 3072, 4096):
-            raise UnsupportedKeyError(
-                f"RSA-{alg.bits}: OpenPGP cards take RSA 2048, 3072 or 4096 (nothing was written)"
-            )
-        attrs = attributes_for(alg, decryption=slot is KeySlot.DEC)
-        current = self.card.application_data().attributes(slot)
-        if _same_algorithm(current, attrs):
+        attrs = algorithm_attributes(self.card, slot, alg)
+        if attrs is None:
             return
-        self._write(
-            lambda: self.card.applet.set_algorithm_attributes(slot, attrs),
-            f"set the {slot.name} algorithm to {alg}",
-        )
+        self._ensure(Pw.PW3)
+        what = f"set the {slot.name} algorithm to {alg}"
+        try:
+            self.card.applet.set_algorithm_attributes(slot, attrs)
+        except (
+            apdu_errors.SecurityStatusNotSatisfiedError,
+            apdu_errors.WrongPinError,
+            apdu_errors.PinBlockedError,
+        ) as e:
+            raise translate_error(e, what) from e
+        except apdu_errors.CardStatusError as e:
+            raise AlgorithmRefusedError(
+                f"the card refused {alg.name} for the {slot.name} slot (SW {e.sw:04X}): it may "
+                "not support this algorithm; nothing on the card was changed",
+                e.sw,
+            ) from e
+        except apdu_errors.ApduError as e:
+            raise translate_error(e, what) from e
+        finally:
+            self.card.invalidate()
 
     def generate_key(
         self,
@@ -669,7 +778,10 @@ class Session:
 
     def set_data(self, tag: int, value: bytes) -> None:
         """PUT DATA of a simple DO (URL 5F50, login 5E, name 5B, language 5F2D, sex 5F35,
-        private DOs 0101-0104). Private DOs 1 and 3 need the user PIN, the rest the admin PIN."""
+        private DOs 0101-0104). Private DOs 1 and 3 need the user PIN, the rest the admin PIN.
+        A card without private DOs raises :class:`NotSupportedByCardError` before any PIN."""
+        if tag in _PRIVATE_DOS:
+            require_feature(self.card, "private_dos", f"private DO {tag - 0x0100}")
         if tag in (Do.PRIVATE_USE_1, Do.PRIVATE_USE_3):
             self._ensure(Pw.PW1_OTHER)
             try:
@@ -685,20 +797,29 @@ class Session:
         self._write(lambda: self.card.applet.set_pw1_policy(several_signatures), "set PW1 policy")
 
     def set_touch(self, slot: KeySlot | str, mode: UifMode) -> None:
+        """Set the slot's touch policy (UIF, PUT DATA D6/D7/D8). A slot without a UIF DO in 6E
+        raises :class:`NotSupportedByCardError` before any PIN."""
         slot = _slot(slot)
+        if not self.card.supports("touch") or self.card.application_data().uif(slot) is None:
+            raise NotSupportedByCardError(
+                f"touch (UIF) is not supported by this card for the {slot.name} key", "touch"
+            )
         self._write(
             lambda: self.card.applet.set_uif(slot, Uif(int(mode))), f"set {slot.name} touch policy"
         )
 
     def enable_kdf(self) -> None:
         """Switch KDF on. The card resets PW1 and PW3 to their factory values (123456 /
-        12345678), as the spec requires: change them afterwards."""
+        12345678), as the spec requires: change them afterwards. A card without KDF raises
+        :class:`NotSupportedByCardError` before any PIN."""
+        require_feature(self.card, "kdf")
         self._write(lambda: self.card.applet.set_kdf(new_kdf_do()), "enable KDF")
         self.card.kdf_changed()
         self._so_pin = self._user_pin = None
         self.so_logged_in = self.user_logged_in = self._pw81 = False
 
     def disable_kdf(self) -> None:
+        require_feature(self.card, "kdf")
         self._write(lambda: self.card.applet.set_kdf(kdf_off()), "disable KDF")
         self.card.kdf_changed()
         self._so_pin = self._user_pin = None
@@ -772,6 +893,8 @@ class DigestSigner:
             SignatureFormat.ECDSA_RAW if self.key.key_type is KeyType.EC else SignatureFormat.EDDSA
         )
 
+
+_PRIVATE_DOS = frozenset({Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4})
 
 _DEFAULT_SIGN = {
     KeyType.RSA: Mechanism.RSA_PKCS,

@@ -33,6 +33,7 @@ __all__ = [
     "YUBIKEY_SELECT_DATA_LENGTH_BYTE",
     "certificate_absent",
     "fix_x25519_under_eddsa",
+    "in_card_format",
     "keep_exponent_length",
     "select_data_needs_length_byte",
 ]
@@ -132,3 +133,25 @@ def keep_exponent_length(n_bits: int, current: AlgorithmAttributes | None) -> Rs
     if isinstance(current, RsaAttributes):
         return RsaAttributes(n_bits, current.e_bits, current.import_format)
     return RsaAttributes(n_bits)
+
+
+def in_card_format(
+    wanted: AlgorithmAttributes, current: AlgorithmAttributes | None
+) -> AlgorithmAttributes:
+    """``wanted`` written in the format the card itself uses in its current attributes, for
+    a card that does not list its algorithms (no FA), as GnuPG does (``change_rsa_keyattr``:
+    RSA to RSA changes only the modulus size and keeps the exponent length — 17 bits on
+    YubiKey 4 and NEO, 32 on most others — and the import format byte; ``change_keyattr``:
+    otherwise RSA is ``01 ‖ n ‖ 0020 ‖ 00`` and ECC ``algorithm ‖ OID``). An ECC slot whose
+    current attributes end with an import format byte keeps that byte for the new curve."""
+    if isinstance(wanted, RsaAttributes):
+        if isinstance(current, RsaAttributes):
+            return keep_exponent_length(wanted.n_bits, current)
+        return wanted
+    if (
+        isinstance(wanted, EcAttributes)
+        and isinstance(current, EcAttributes)
+        and current.import_format is not None
+    ):
+        return EcAttributes(wanted.algorithm, wanted.oid, current.import_format)
+    return wanted

@@ -28,17 +28,23 @@ def key() -> None:
 
 
 def check_algorithm(card: Card, slot: KeySlot, algorithm: KeyAlgorithm) -> None:
-    """Refuse (exit code 8) an algorithm the slot cannot take, before any PIN is asked."""
+    """Refuse (exit code 8), before any PIN is asked, an algorithm the slot cannot take: one
+    the card does not list in its algorithm information (FA), or any change on a card whose
+    C0 says the algorithm cannot be changed. A card that publishes no list is not refused on
+    a guess: the card itself is asked when the key is generated or imported (and its refusal
+    is reported with its status word, nothing changed)."""
     from opcard.publickeys import UnsupportedKeyError, attributes_for
+    from opcard.session import algorithm_attributes
 
     attributes_for(algorithm, decryption=slot.name == "DEC")  # e.g. ed25519 cannot decrypt
-    supported = card.token_info().algorithms.get(slot, ())
-    if supported and algorithm not in supported:
-        names = ", ".join(dict.fromkeys(a.name for a in supported))
+    supported = card.token_info().algorithms
+    if supported is not None and algorithm not in supported.get(slot, ()):
+        names = ", ".join(dict.fromkeys(a.name for a in supported.get(slot, ()))) or "none"
         raise UnsupportedKeyError(
             f"this card does not support {algorithm.name} in the {slot.name} slot "
             f"(it supports: {names})"
         )
+    algorithm_attributes(card, slot, algorithm)  # C0: may the slot's algorithm change?
 
 
 def _confirm_replace(card: Card, slot: KeySlot, yes: bool) -> None:
