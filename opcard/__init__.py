@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opcard.card import Card, CardInfo, TokenInfo, list_cards, open_card
     from opcard.errors import (
         CardError,
+        CardInUseError,
         NoCardError,
         NotLoggedInError,
         ObjectNotFoundError,
@@ -40,6 +41,7 @@ _LAZY = {
     **dict.fromkeys(
         (
             "CardError",
+            "CardInUseError",
             "NoCardError",
             "NotLoggedInError",
             "ObjectNotFoundError",
@@ -77,6 +79,7 @@ __all__ = [
     "Attribute",
     "Card",
     "CardError",
+    "CardInUseError",
     "CardInfo",
     "Certificate",
     "DataObject",

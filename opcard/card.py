@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, ClassVar
 from apdu.errors import (
     ApduError,
     CardNotPresentError,
+    CardRemovedError,
     CardStatusError,
     NoReaderError,
+    SharingViolationError,
     TransportError,
     WrongLengthError,
 )
@@ -37,7 +39,7 @@ from apdu.openpgp.objects import (
 )
 from apdu.session import Channel
 from apdu.transport import Transport
-from opcard.errors import NoCardError, SeveralCardsError
+from opcard.errors import CardError, CardInUseError, NoCardError, SeveralCardsError
 
 if TYPE_CHECKING:
     from opcard.pkcs11 import TokenFlag
@@ -48,7 +50,17 @@ if TYPE_CHECKING:
 # opcard.publickeys (and with it cryptography), opcard.pkcs11 and opcard.uri are imported where
 # they are used, so that reading a certificate (opcard cert export) does not pay for them.
 
-__all__ = ["Card", "CardInfo", "TokenInfo", "list_cards", "open_card"]
+__all__ = [
+    "Card",
+    "CardFeatures",
+    "CardInfo",
+    "CardScan",
+    "TokenInfo",
+    "list_cards",
+    "open_card",
+    "scan_cards",
+    "scdaemon_running",
+]
 
 #: PKCS#11 limits: label 32, manufacturer 32, model 16, serial 16 characters.
 _LABEL_LEN = 32
@@ -197,36 +209,101 @@ def _translated(what: str) -> Iterator[None]:
 
 
 def _read_aid(transport: Transport) -> Aid | None:
-    """SELECT + GET DATA 4F on a fresh transport; None when it is no OpenPGP card."""
+    """SELECT + GET DATA 4F on a fresh transport; None when it is no OpenPGP card.
+
+    A card reset by another program between our connect and our SELECT (SCARD_W_RESET_CARD)
+    is reconnected and asked once more; a card that another program took exclusively meanwhile
+    raises :class:`~apdu.errors.SharingViolationError`."""
     channel = Channel(transport)
+    for attempt in (1, 2):
+        try:
+            with channel.transaction():
+                channel.send(select())
+                return Aid.parse(channel.send(get_data(Do.AID)))
+        except SharingViolationError:
+            raise
+        except CardRemovedError:
+            if attempt == 2:
+                return None
+        except ApduError:  # not an OpenPGP card, or one that cannot be read now
+            return None
+    return None  # pragma: no cover - the loop returns
+
+
+@dataclass(frozen=True, slots=True)
+class CardScan:
+    """One look at the readers: the OpenPGP cards opcard can use, and the readers whose card
+    another program holds exclusively (their card cannot be asked what it is)."""
+
+    cards: tuple[CardInfo, ...]
+    #: Readers whose card another program holds exclusively (SCARD_E_SHARING_VIOLATION).
+    held: tuple[str, ...] = ()
+
+    def in_use_error(self, wanted: str | None = None) -> CardInUseError:
+        """The :class:`CardInUseError` naming :attr:`held` (which must not be empty)."""
+        return _in_use(list(self.held), wanted)
+
+
+def scdaemon_running() -> bool | None:
+    """Whether a process named ``scdaemon`` of this user runs (a cheap look at /proc; None
+    where there is no /proc). PC/SC cannot tell who holds a card: this is only a hint."""
+    import os
+
+    uid = os.getuid()
     try:
-        with channel.transaction():
-            channel.send(select())
-            return Aid.parse(channel.send(get_data(Do.AID)))
-    except ApduError:  # not an OpenPGP card, or one that cannot be read now
+        entries = os.scandir("/proc")
+    except OSError:
         return None
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid != uid:
+                    continue
+                with open(f"/proc/{entry.name}/comm", "rb") as f:
+                    if f.read().strip() == b"scdaemon":
+                        return True
+            except OSError:  # the process ended meanwhile
+                continue
+    return False
 
 
-def list_cards() -> list[CardInfo]:
-    """Every OpenPGP card in every reader (readers holding other cards are left out)."""
+def scan_cards() -> CardScan:
+    """Every OpenPGP card in every reader, and the readers whose card is held exclusively by
+    another program (GnuPG's scdaemon, by default). Readers holding other cards are left out."""
     from apdu.transport.pcsc import PcscTransport
     from apdu.transport.pcsc import list_cards as list_readers_with_cards
 
     found: list[CardInfo] = []
+    held: list[str] = []
     for status in list_readers_with_cards():
         if not status.present:
             continue
         try:
             transport = PcscTransport.open(status.reader)
+        except SharingViolationError:
+            held.append(status.reader)
+            continue
         except TransportError:
             continue
         try:
             aid = _read_aid(transport)
+        except SharingViolationError:
+            held.append(status.reader)
+            continue
         finally:
             transport.close()
         if aid is not None:
             found.append(CardInfo(status.reader, aid))
-    return found
+    return CardScan(tuple(found), tuple(held))
+
+
+def list_cards() -> list[CardInfo]:
+    """Every OpenPGP card opcard can use, in every reader (readers holding other cards, and
+    readers whose card another program holds exclusively, are left out: :func:`scan_cards`
+    names the latter)."""
+    return list(scan_cards().cards)
 
 
 def _normalise_serial(serial: str | int) -> int:
@@ -241,38 +318,76 @@ def _normalise_serial(serial: str | int) -> int:
         raise ValueError(f"{serial!r} is not a card serial (8 hex digits)") from None
 
 
+def _reader_name(wanted: str) -> str:
+    """The full name of the reader ``wanted`` names (exactly or as the only match), for
+    messages; ``wanted`` itself when the readers cannot be listed or it is ambiguous."""
+    from apdu.transport.pcsc import list_readers
+
+    try:
+        readers = list_readers()
+    except TransportError:
+        return wanted
+    if wanted in readers:
+        return wanted
+    matches = [r for r in readers if wanted.lower() in r.lower()]
+    return matches[0] if len(matches) == 1 else wanted
+
+
+def _in_use(readers: list[str], wanted: str | None = None) -> CardInUseError:
+    return CardInUseError(readers, scdaemon_running=scdaemon_running(), wanted=wanted)
+
+
 def open_card(*, serial: str | int | None = None, reader: str | None = None) -> Card:
     """Open an OpenPGP card through PC/SC.
 
     With ``reader``: the card in that reader. With ``serial``: the card with that AID serial,
     wherever it is. With neither: the only OpenPGP card present. Raises :class:`NoCardError`
-    when there is none, :class:`SeveralCardsError` (listing them) when the choice is ambiguous.
+    when there is none, :class:`SeveralCardsError` (listing them) when the choice is ambiguous,
+    and :class:`CardInUseError` (a :class:`NoCardError`) when the card asked for — or, without
+    a choice, every card there is — is held exclusively by another program (GnuPG's scdaemon
+    by default). A usable card is opened even when another reader's card is held.
     """
     from apdu.transport.pcsc import PcscTransport
 
     if reader is not None:
         try:
             transport = PcscTransport.open(reader)
+        except SharingViolationError as e:
+            raise _in_use([_reader_name(reader)]) from e
         except (CardNotPresentError, NoReaderError) as e:
             raise NoCardError(str(e)) from e
-        card = Card(transport)
+        try:
+            card = Card(transport)
+        except CardError as e:
+            if isinstance(e.__cause__, SharingViolationError):
+                raise _in_use([transport.name]) from e
+            raise
         if serial is not None and card.aid.serial != _normalise_serial(serial):
             card.close()
             raise NoCardError(
                 f"the card in {reader!r} has serial {card.aid.serial_hex}, not {serial}"
             )
         return card
-    cards = list_cards()
+    scan = scan_cards()
+    cards = list(scan.cards)
     if serial is not None:
         wanted = _normalise_serial(serial)
         cards = [c for c in cards if c.aid.serial == wanted]
         if not cards:
+            if scan.held:
+                raise scan.in_use_error(f"the card with serial {wanted:08X}")
             raise NoCardError(f"no OpenPGP card with serial {wanted:08X} is present")
     if not cards:
+        if scan.held:
+            raise scan.in_use_error()
         raise NoCardError("no OpenPGP card is present (is the card inserted and pcscd running?)")
     if len(cards) > 1:
         raise SeveralCardsError(cards)
-    return Card(PcscTransport.open(cards[0].reader), roaming=True)
+    try:
+        transport = PcscTransport.open(cards[0].reader)
+    except SharingViolationError as e:  # taken between the look and the connect
+        raise _in_use([cards[0].reader]) from e
+    return Card(transport, roaming=True)
 
 
 class _RoamingTransport:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from opcard.pkcs11_rv import ReturnValue
 
 __all__ = [
+    "CARD_IN_USE_REMEDY",
+    "CardInUseError",
     "AlgorithmRefusedError",
     "DataLengthError",
     "MechanismError",
@@ -100,6 +102,65 @@ class NoCardError(CardError):
     default_return_value = ReturnValue.TOKEN_NOT_PRESENT
 
 
+#: What to do when another program holds a card exclusively (GnuPG's scdaemon by default).
+#: scdaemon 2.2.40 (Debian 12) accepts ``pcsc-shared`` (``scdaemon --dump-options`` lists it;
+#: the 2.2 manual does not); ``disable-ccid`` keeps scdaemon's own USB driver off the reader so
+#: that it goes through pcscd at all.
+CARD_IN_USE_REMEDY = (
+    "run 'gpgconf --kill scdaemon' (GnuPG lets go until it needs the card again), or put "
+    "'pcsc-shared' and 'disable-ccid' in ~/.gnupg/scdaemon.conf so that GnuPG shares the card"
+)
+
+
+class CardInUseError(NoCardError):
+    """A card is in a reader, but another program holds it exclusively (PC/SC answered
+    SCARD_E_SHARING_VIOLATION): GnuPG's scdaemon does so unless ``pcsc-shared`` is set.
+
+    ``readers`` names the readers; ``scdaemon_running`` is True when an scdaemon process of
+    this user was seen (None: not looked). PC/SC cannot tell which program holds a card. The
+    message names the readers and what to do (:attr:`problem` and :attr:`remedy` apart).
+    A subclass of :class:`NoCardError`: there is no card opcard can use.
+    """
+
+    def __init__(
+        self,
+        readers: Sequence[str],
+        *,
+        scdaemon_running: bool | None = None,
+        wanted: str | None = None,
+    ) -> None:
+        self.readers = list(readers)
+        self.scdaemon_running = scdaemon_running
+        self.wanted = wanted
+        names = " and ".join(repr(r) for r in self.readers) or "a reader"
+        several = len(self.readers) > 1
+        who = "other programs" if several else "another program"
+        why = "GnuPG's scdaemon holds cards this way"
+        if scdaemon_running:
+            why += ", and one is running for this user"
+        problem = (
+            f"the card{'s' if several else ''} in {names} {'are' if several else 'is'} in "
+            f"exclusive use by {who} ({why})"
+        )
+        if wanted is not None:
+            problem = f"{wanted} is not among the cards opcard can use; {problem}"
+        self.problem = problem
+        self.remedy = CARD_IN_USE_REMEDY
+        super().__init__(f"{problem}: {self.remedy}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _card_in_use,
+            (self.readers, self.scdaemon_running, self.wanted),
+        )
+
+
+def _card_in_use(
+    readers: list[str], scdaemon_running: bool | None, wanted: str | None
+) -> CardInUseError:
+    return CardInUseError(readers, scdaemon_running=scdaemon_running, wanted=wanted)
+
+
 class SeveralCardsError(CardError):
     """More than one OpenPGP card is present and none was chosen; ``cards`` lists them."""
 
@@ -169,6 +230,7 @@ class CertificateTooLargeError(OpcardError, ValueError):
     """The certificate exceeds the card's maximum certificate size (nothing was written)."""
 
     default_return_value = ReturnValue.DATA_LEN_RANGE
+
 
 class NotSupportedByCardError(OpcardError):
     """The card lacks a feature (KDF, touch/UIF, attestation, reset code, private DOs, a

@@ -89,7 +89,8 @@ _CONNECT: Final[dict[int, tuple[type[TransportError], str]]] = {
     ),
     scard.SCARD_E_SHARING_VIOLATION: (
         SharingViolationError,
-        "another program holds the card in {reader!r} exclusively (scdaemon without pcsc-shared?)",
+        "another program holds the card in {reader!r} exclusively (GnuPG's scdaemon does, "
+        "unless 'pcsc-shared' is in its scdaemon.conf)",
     ),
 }
 

@@ -23,12 +23,10 @@ def kdf() -> None:
 
 
 def _kdf_supported(state: State) -> None:
-    from apdu.openpgp.constants import ExtendedCapability
-    from opcard.publickeys import UnsupportedKeyError
+    """Exit code 8 before any PIN when the card's C0 does not declare the KDF-DO."""
+    from opcard.session import require_feature
 
-    caps = state.card().application_data().extended_capabilities
-    if caps is None or not caps.flags & ExtendedCapability.KDF:
-        raise UnsupportedKeyError("this card does not support the PIN KDF (KDF-DO)")
+    require_feature(state.card(), "kdf")
 
 
 @kdf.command("enable")
@@ -81,7 +79,7 @@ def touch(
 ) -> None:
     """Show or set the touch (user interaction flag) policy of the keys."""
     from apdu.openpgp.constants import KeySlot, UifMode
-    from opcard.publickeys import UnsupportedKeyError
+    from opcard.errors import NotSupportedByCardError
 
     names = {v: k for k, v in TOUCH_POLICIES.items()}
     ard = state.card().application_data()
@@ -90,14 +88,18 @@ def touch(
             raise click.UsageError("--slot needs --policy (without both: show the policies)")
         for s in KeySlot:
             uif = ard.uif(s)
-            shown = "not supported" if uif is None else names.get(uif.mode, hex(uif.mode))
+            shown = (
+                "not supported by this card" if uif is None else names.get(uif.mode, hex(uif.mode))
+            )
             click.echo(f"{s.name}: {shown}")
         return
     if slot is None:
         raise click.UsageError("--policy needs --slot")
     key_slot = to_slot(slot)
     if ard.uif(key_slot) is None:
-        raise UnsupportedKeyError(f"this card has no touch policy for the {key_slot.name} key")
+        raise NotSupportedByCardError(
+            f"touch (UIF) is not supported by this card for the {key_slot.name} key", "touch"
+        )
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.set_touch(key_slot, UifMode(TOUCH_POLICIES[policy.lower()]))

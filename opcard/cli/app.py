@@ -107,6 +107,6 @@ def cli(
 
     Exit codes: 0 success, 1 error, 2 usage, 3 no card, 4 several cards, 5 wrong PIN,
     6 PIN blocked, 7 certificate too large, 8 unsupported, 9 card error, 10 not found,
-    11 bad input (details: docs/cli.md).
+    11 bad input, 12 card in use by another program (details: docs/cli.md).
     """
     ctx.obj = State(reader=reader, serial=serial, debug=debug, log_apdus=log_apdus)

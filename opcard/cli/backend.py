@@ -29,7 +29,8 @@ class ReaderEntry:
     #: The OpenPGP card in the reader; None when empty or when the card has no OpenPGP
     #: application.
     card: CardInfo | None = None
-    #: Another process holds the card exclusively (it could not be asked for its AID).
+    #: Another program holds the card exclusively (it could not be asked for its AID; PC/SC
+    #: answered SCARD_E_SHARING_VIOLATION, or reports the reader in exclusive use).
     exclusive: bool = False
 
 
@@ -56,11 +57,18 @@ class PcscBackend:
 
     def readers(self) -> list[ReaderEntry]:
         from apdu.transport.pcsc import list_cards as list_reader_status
-        from opcard.card import list_cards
+        from opcard.card import scan_cards
 
-        cards = {info.reader: info for info in list_cards()}
+        scan = scan_cards()
+        cards = {info.reader: info for info in scan.cards}
+        held = set(scan.held)
         return [
-            ReaderEntry(s.reader, s.atr, cards.get(s.reader), s.exclusive)
+            ReaderEntry(
+                s.reader,
+                s.atr,
+                cards.get(s.reader),
+                s.reader in held or (s.exclusive and s.reader not in cards),
+            )
             for s in list_reader_status()
         ]
 

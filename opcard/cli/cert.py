@@ -1,5 +1,8 @@
 """``opcard cert export|import|delete``: the cardholder certificates of the three slots.
 
+A spec 2 card holds one certificate, for the AUT key: the other slots are refused (exit code 8)
+before any PIN is asked and without any command the card would not know.
+
 ``cert export`` is the fast path: it imports neither ``cryptography`` nor the session and
 object layers; PEM is written with :mod:`base64` (the same text ``openssl x509`` writes).
 """
@@ -71,10 +74,12 @@ def import_command(
     admin_pin_file: str | None,
 ) -> None:
     """Store the certificate in FILE (PEM or DER) in a slot (needs the admin PIN)."""
+    key_slot = to_slot(slot)
+    state.card().check_certificate_slot(key_slot)  # spec 2 cards: AUT only, before the PIN
     der = load_certificate(file.read(), file.name)
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
-    session.store_certificate(to_slot(slot), der)
+    session.store_certificate(key_slot, der)
     click.echo(f"certificate stored in the {slot.upper()} slot", err=True)
 
 
@@ -102,7 +107,9 @@ def delete_command(
     state: State, slot: str, admin_pin: str | None, admin_pin_file: str | None
 ) -> None:
     """Delete a slot's certificate (needs the admin PIN)."""
+    key_slot = to_slot(slot)
+    state.card().check_certificate_slot(key_slot)  # spec 2 cards: AUT only, before the PIN
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
-    session.delete_certificate(to_slot(slot))
+    session.delete_certificate(key_slot)
     click.echo(f"certificate deleted from the {slot.upper()} slot", err=True)

@@ -73,6 +73,10 @@ def get_command(
     """Print a field (private data objects: their raw bytes)."""
     tag, text, read_pin_kind, _ = FIELDS[field.lower()]
     card = state.card()
+    if field.lower().startswith("private-"):  # exit code 8 before any PIN on a card without
+        from opcard.session import require_feature
+
+        require_feature(card, "private_dos", f"private DO {field[-1]}")
     if tag == 0x5B:
         value = card.cardholder().name_text.encode("utf-8")
     else:
@@ -123,6 +127,10 @@ def set_command(
         raw = b""
     key = field.lower()
     tag, _, _, write_pin_kind = FIELDS[key]
+    if key.startswith("private-"):  # exit code 8 before any PIN on a card without them
+        from opcard.session import require_feature
+
+        require_feature(state.card(), "private_dos", f"private DO {key[-1]}")
     session = state.session()
     _login(state, write_pin_kind, (pin, pin_file, admin_pin, admin_pin_file))
     if key == "name":

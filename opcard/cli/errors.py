@@ -39,6 +39,18 @@ def _pin_name(message: str) -> str:
     return min(found)[1] if found else "PIN"
 
 
+def _sharing_violation(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The ``kind`` exception (PC/SC sharing violation) in ``exc``'s chain of causes, if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     """(exit code, message, hint) for an exception raised by a command."""
     from apdu import errors as apdu_errors
@@ -55,6 +67,11 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     if publickeys is not None:
         unsupported += (publickeys.UnsupportedKeyError,)
 
+    if isinstance(exc, e.CardInUseError):
+        return ExitCode.CardInUse, exc.problem, exc.remedy
+    held = _sharing_violation(exc, apdu_errors.SharingViolationError)
+    if held is not None:  # a card taken exclusively by another program during the command
+        return ExitCode.CardInUse, str(exc), e.CARD_IN_USE_REMEDY
     if isinstance(exc, e.SeveralCardsError):
         listing = "\n".join(f"  {card}" for card in exc.cards)
         return (

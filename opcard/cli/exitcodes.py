@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     CardError = 9
     NotFound = 10
     BadInput = 11
+    CardInUse = 12
     Interrupted = 130
 
 
@@ -47,5 +48,9 @@ EXIT_CODE_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.CardError: "the card or the reader failed, or the card refused the operation",
     ExitCode.NotFound: "the slot is empty (no key, or no certificate)",
     ExitCode.BadInput: "the input is not usable: not a certificate or key, a PIN of bad length",
+    ExitCode.CardInUse: (
+        "the card is in exclusive use by another program (GnuPG's scdaemon): "
+        "'gpgconf --kill scdaemon', or 'pcsc-shared' in scdaemon.conf"
+    ),
     ExitCode.Interrupted: "interrupted (Ctrl-C)",
 }

@@ -130,6 +130,9 @@ def unblock_command(
         session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
         session.unblock_pin(read_new_pin("user PIN", new_pin, new_pin_file))
     else:
+        from opcard.session import require_feature
+
+        require_feature(state.card(), "reset_code")  # exit code 8 before any PIN
         code = read_pin(RESET_CODE, reset_code, reset_code_file)
         session.unblock_pin(read_new_pin("user PIN", new_pin, new_pin_file), reset_code=code)
     click.echo("user PIN unblocked")
@@ -149,6 +152,9 @@ def set_reset_code_command(
     new_pin_file: str | None,
 ) -> None:
     """Set the reset code, which unblocks the user PIN (needs the admin PIN)."""
+    from opcard.session import require_feature
+
+    require_feature(state.card(), "reset_code")  # exit code 8 before any PIN
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     if clear:

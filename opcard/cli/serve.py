@@ -124,6 +124,10 @@ def serve(
         else:  # an embedder's (or the tests') cards
             _attach_backend_cards(registry, readers, serials)
         if login or pin is not None or pin_file is not None:
+            if monitor is not None and not registry.slots(present_only=True):
+                in_use = monitor.in_use_error()  # nothing to log in to: say why
+                if in_use is not None:
+                    raise in_use
             _operator_login(registry, read_pin(USER, pin, pin_file, prompt="User PIN"))
         server = Server(registry, socket_path or default_socket_path())
         try:
@@ -135,8 +139,13 @@ def serve(
         click.echo(f"P11_KIT_SERVER_ADDRESS={server.address}")
         sys.stdout.flush()
         present = len(registry.slots(present_only=True))
+        held = (
+            ""
+            if monitor is None or not monitor.held
+            else f", {len(monitor.held)} held by another program"
+        )
         click.echo(
-            f"opcard serve: {present} card(s) served; clients load {P11_KIT_CLIENT} "
+            f"opcard serve: {present} card(s) served{held}; clients load {P11_KIT_CLIENT} "
             "with the variable above (Ctrl-C or SIGTERM stops)",
             err=True,
         )

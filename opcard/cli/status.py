@@ -10,7 +10,7 @@ import click
 from opcard.cli.common import echo_json, pass_state
 
 if TYPE_CHECKING:
-    from opcard.card import Card
+    from opcard.card import Card, CardFeatures
     from opcard.cli.common import State
 
 __all__ = ["SCHEMA_VERSION", "card_status", "list_command", "status"]
@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 _UIF_NAMES = {0: "off", 1: "on", 2: "fixed", 3: "cached", 4: "cached-fixed"}
 _KEY_STATUS = {0: "none", 1: "generated", 2: "imported"}
 _SALUTATION = {0x31: "Mr.", 0x32: "Ms."}
+_NOT_SUPPORTED = "not supported by this card"
 
 
 @click.command("list")
@@ -47,6 +48,7 @@ def list_command(as_json: bool) -> None:
                     "reader": e.reader,
                     "atr": None if e.atr is None else e.atr.hex().upper(),
                     "openpgp_card": card,
+                    "in_use_by_another_program": e.exclusive and e.card is None,
                 }
             )
         echo_json({"schema_version": SCHEMA_VERSION, "readers": readers})
@@ -64,10 +66,14 @@ def list_command(as_json: bool) -> None:
         elif e.atr is None:
             what = "empty"
         elif e.exclusive:
-            what = "card in use by another program"
+            what = "card in exclusive use by another program (e.g. GnuPG's scdaemon)"
         else:
             what = "card without an OpenPGP application"
         click.echo(f"{e.reader}: {what}")
+    if any(e.exclusive and e.card is None and e.atr is not None for e in entries):
+        from opcard.errors import CARD_IN_USE_REMEDY
+
+        click.echo(f"opcard: to use a card in exclusive use: {CARD_IN_USE_REMEDY}", err=True)
 
 
 def _iso(timestamp: int | None) -> str | None:
@@ -107,7 +113,7 @@ def _certificate(der: bytes) -> dict[str, Any] | None:
 def card_status(card: Card) -> dict[str, Any]:
     """Everything ``opcard status`` shows, as the JSON document (schema_version 1)."""
     from apdu.errors import CardStatusError
-    from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot
+    from apdu.openpgp.constants import Do, KeySlot
     from opcard.errors import OpcardError
 
     ard = card.application_data()
@@ -132,12 +138,15 @@ def card_status(card: Card) -> dict[str, Any]:
             "admin": {"tries_left": pw.retries_pw3, "max_length": pw.max_length_pw3},
             "user_pin_valid_for_several_signatures": pw.pw1_valid_for_several_signatures,
         }
-    try:
-        counter: int | None = card.applet.get_security_support_template().signature_counter
-    except CardStatusError:
-        counter = None
+    features = card.features()
+    counter: int | None = None
+    if features.signature_counter:
+        try:
+            counter = card.applet.get_security_support_template().signature_counter
+        except CardStatusError:
+            counter = None
     caps = ard.extended_capabilities
-    kdf_supported = caps is not None and bool(caps.flags & ExtendedCapability.KDF)
+    kdf_supported = features.kdf
     certificates = card.certificates()
     keys: dict[str, Any] = {}
     for slot in KeySlot:
@@ -154,6 +163,7 @@ def card_status(card: Card) -> dict[str, Any]:
             "origin": None if key_status is None else _KEY_STATUS.get(int(key_status)),
             "touch": None if uif is None else _UIF_NAMES.get(uif.mode, f"0x{uif.mode:02X}"),
             "certificate": _certificate(certificates.get(slot, b"")),
+            "certificate_supported": slot in features.certificate_slots,
         }
     sex = holder.sex[0] if holder.sex and len(holder.sex) == 1 else None
     return {
@@ -177,13 +187,33 @@ def card_status(card: Card) -> dict[str, Any]:
             "enabled": kdf_supported and (kdf := card.kdf()) is not None and kdf.enabled,
         },
         "max_certificate_length": None if caps is None else caps.max_certificate_length,
+        "features": _features(features),
         "keys": keys,
+    }
+
+
+def _features(features: CardFeatures) -> dict[str, Any]:
+    """The ``features`` object: true/false per feature as the card declares it (false = not
+    supported by this card); ``touch`` and ``certificate_slots`` list slot names."""
+    return {
+        "algorithm_information": features.algorithm_information,
+        "algorithm_attributes_changeable": features.algorithm_attributes_changeable,
+        "key_import": features.key_import,
+        "kdf": features.kdf,
+        "touch": [slot.name.lower() for slot in features.touch],
+        "attestation": features.attestation,
+        "reset_code": features.reset_code,
+        "private_dos": features.private_dos,
+        "signature_counter": features.signature_counter,
+        "certificate_slots": [slot.name.lower() for slot in features.certificate_slots],
     }
 
 
 def _render(doc: dict[str, Any]) -> list[str]:
     def v(value: object) -> str:
         return "[not set]" if value is None or value == "" else str(value)
+
+    features = doc["features"]
 
     lines = [
         f"Reader ............: {doc['reader']}",
@@ -200,17 +230,33 @@ def _render(doc: dict[str, Any]) -> list[str]:
     pins = doc["pins"]
     if pins is not None:
         forced = "not forced" if pins["user_pin_valid_for_several_signatures"] else "forced"
+        reset_code = (
+            f"reset code {pins['reset_code']['tries_left']}, " if features["reset_code"] else ""
+        )
         lines += [
             f"Signature PIN .....: {forced}",
-            f"PIN retry counter .: user {pins['user']['tries_left']}, reset code "
-            f"{pins['reset_code']['tries_left']}, admin {pins['admin']['tries_left']}",
+            f"PIN retry counter .: user {pins['user']['tries_left']}, {reset_code}"
+            f"admin {pins['admin']['tries_left']}",
         ]
-    lines.append(f"Signature counter .: {v(doc['signature_counter'])}")
+    if not features["reset_code"]:
+        lines.append(f"Reset code ........: {_NOT_SUPPORTED}")
+    counter = doc["signature_counter"] if features["signature_counter"] else _NOT_SUPPORTED
+    lines.append(f"Signature counter .: {v(counter)}")
     kdf = doc["kdf"]
-    lines.append(
-        f"KDF setting .......: {'on' if kdf['enabled'] else 'off'}"
-        + ("" if kdf["supported"] else " (not supported)")
-    )
+    if kdf["supported"]:
+        lines.append(f"KDF setting .......: {'on' if kdf['enabled'] else 'off'}")
+    else:
+        lines.append(f"KDF setting .......: {_NOT_SUPPORTED}")
+    lines += [
+        f"Private DOs .......: {'supported' if features['private_dos'] else _NOT_SUPPORTED}",
+        f"Attestation .......: {'supported' if features['attestation'] else _NOT_SUPPORTED}",
+        "Algorithm list ....: "
+        + (
+            "published by the card"
+            if features["algorithm_information"]
+            else f"{_NOT_SUPPORTED} (it is asked when a key is generated)"
+        ),
+    ]
     for name, title in (("sig", "Signature key"), ("dec", "Encryption key"), ("aut", "Auth key")):
         key = doc["keys"][name]
         fingerprint = key["fingerprint"]
@@ -222,10 +268,16 @@ def _render(doc: dict[str, Any]) -> list[str]:
         if key["present"]:
             lines.append(f"      fingerprint .: {v(fingerprint)}")
             lines.append(f"      created .....: {v(key['created'])}")
-        if key["touch"] is not None:
-            lines.append(f"      touch .......: {key['touch']}")
+        touch = key["touch"] if name in features["touch"] else _NOT_SUPPORTED
+        lines.append(f"      touch .......: {v(touch)}")
         cert = key["certificate"]
-        if cert is None:
+        if not key["certificate_supported"]:
+            lines.append(
+                f"      certificate .: {_NOT_SUPPORTED} (it holds one certificate, for the AUT key)"
+                if features["certificate_slots"]
+                else f"      certificate .: {_NOT_SUPPORTED}"
+            )
+        elif cert is None:
             lines.append("      certificate .: [none]")
         elif "error" in cert:
             lines.append(f"      certificate .: {cert['size']} bytes, {cert['error']}")

@@ -10,6 +10,12 @@ detached: its token is gone, its sessions end, its login ends.
 A card pulled out and put back between two looks is not seen as removed: the next operation
 finds the connection reset, reconnects and re-verifies the PIN the daemon holds (as
 :class:`opcard.Session` does after any card reset).
+
+A card that another program holds exclusively (SCARD_E_SHARING_VIOLATION: GnuPG's scdaemon
+without ``pcsc-shared``) is logged once, with what to do, and its reader gets a slot without a
+token (:meth:`~opcard.serve.slots.Registry.hold`). While pcscd reports the reader in exclusive
+use nothing is tried; as soon as it does not (``gpgconf --kill scdaemon``), the next look
+connects, and the card's token appears in that slot.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from apdu.errors import ApduError, TransportError
-from apdu.transport import pcsc
-from opcard.card import Card
-from opcard.errors import OpcardError
-from opcard.serve.slots import Registry
+from apdu.errors import ApduError, SharingViolationError, TransportError
+from apdu.transport import ReaderStatus, pcsc
+from opcard.card import Card, scdaemon_running
+from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
+from opcard.serve.slots import Registry, held_slot_id
 
 __all__ = ["PcscMonitor", "parse_serial"]
 
@@ -59,6 +65,9 @@ class PcscMonitor:
         self._attached: dict[str, int] = {}
         #: reader → ATR of a card that is not served (not OpenPGP, not wanted, unusable)
         self._ignored: dict[str, bytes] = {}
+        #: reader → ATR of a card held exclusively by another program (tried again when pcscd
+        #: no longer reports the reader in exclusive use)
+        self._held: dict[str, bytes] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,43 +88,86 @@ class PcscMonitor:
             except TransportError as e:
                 logger.debug("no readers: %s", e)
                 statuses = []
-            present = {
-                s.reader: s.atr
-                for s in statuses
-                if s.atr is not None and self._wanted_reader(s.reader)
+            present: dict[str, ReaderStatus] = {
+                s.reader: s for s in statuses if s.atr is not None and self._wanted_reader(s.reader)
             }
             for reader, slot_id in list(self._attached.items()):
                 if reader not in present:
                     del self._attached[reader]
                     self.registry.detach(slot_id)
             for reader, atr in list(self._ignored.items()):
-                if present.get(reader) != atr:
+                if reader not in present or present[reader].atr != atr:
                     del self._ignored[reader]
-            for reader, atr in present.items():
+            for reader, atr in list(self._held.items()):
+                if reader not in present or present[reader].atr != atr:
+                    self._unhold(reader)
+            for reader, status in present.items():
                 if reader in self._attached or reader in self._ignored:
                     continue
-                self._open(reader, atr)
+                if reader in self._held and status.exclusive:
+                    continue  # still held: no connect attempt, no log line
+                assert status.atr is not None
+                self._open(reader, status.atr)
+
+    @property
+    def held(self) -> list[str]:
+        """The readers whose card another program holds exclusively (as of the last look)."""
+        with self._scan_lock:
+            return list(self._held)
+
+    def in_use_error(self) -> CardInUseError | None:
+        """The :class:`CardInUseError` for the held readers (None when there are none)."""
+        held = self.held
+        return CardInUseError(held, scdaemon_running=scdaemon_running()) if held else None
+
+    def _hold(self, reader: str, atr: bytes, error: TransportError) -> None:
+        if reader in self._held:
+            return
+        self._held[reader] = atr
+        running = scdaemon_running()
+        logger.warning(
+            "the card in %r is in exclusive use by another program (GnuPG's scdaemon holds "
+            "cards this way%s): %s; it is served as soon as it is free (%s)",
+            reader,
+            ", and one is running for this user" if running else "",
+            CARD_IN_USE_REMEDY,
+            error,
+        )
+        self.registry.hold(reader)
+
+    def _unhold(self, reader: str) -> None:
+        del self._held[reader]
+        self.registry.release_hold(held_slot_id(reader))
 
     def _open(self, reader: str, atr: bytes) -> None:
         try:
             transport = pcsc.PcscTransport.open(reader)
+        except SharingViolationError as e:
+            self._hold(reader, atr, e)
+            return
         except TransportError as e:
             logger.info("cannot connect to the card in %r: %s", reader, e)
             self._ignored[reader] = atr
             return
+        if reader in self._held:
+            del self._held[reader]
+            logger.info("the card in %r is no longer held by another program", reader)
         try:
             card = Card(transport)
         except (OpcardError, ApduError) as e:
             transport.close()
             logger.debug("the card in %r is not served: %s", reader, e)
             self._ignored[reader] = atr
+            self.registry.release_hold(held_slot_id(reader))
             return
         if self.serials and card.aid.serial not in self.serials:
             card.close()
             logger.info("card %s in %r is not one of --serial", card.serial, reader)
             self._ignored[reader] = atr
+            self.registry.release_hold(held_slot_id(reader))
             return
-        slot = self.registry.attach(card, reader)
+        slot = self.registry.attach(card, reader, into=held_slot_id(reader))
+        self.registry.release_hold(held_slot_id(reader))  # unless the card went into it
         self._attached[reader] = slot.slot_id
 
     # -- background ---------------------------------------------------------------------------

@@ -10,6 +10,11 @@ and its login ends: the PIN is forgotten.
 
 :class:`Registry` is the set of slots; who attaches and detaches cards is up to the caller
 (:class:`opcard.serve.pcsc.PcscMonitor` for PC/SC readers, tests for in-process cards).
+
+A card that another program holds exclusively (GnuPG's scdaemon, by default) cannot be asked
+for its serial: :meth:`Registry.hold` gives its reader a slot without a token (its id derived
+from the reader name, :func:`held_slot_id`), and the card, once free, is attached into that
+same slot (the registry remembers the card's slot from then on).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,7 +30,7 @@ from opcard.card import Card
 from opcard.errors import NoCardError, OpcardError
 from opcard.session import Session
 
-__all__ = ["Registry", "Slot", "SlotEvents", "slot_id_of"]
+__all__ = ["Registry", "Slot", "SlotEvents", "held_slot_id", "slot_id_of"]
 
 logger = logging.getLogger("opcard.serve")
 
@@ -33,6 +39,19 @@ def slot_id_of(card: Card) -> int:
     """The card's slot id: ``manufacturer << 32 | serial`` (stable for the card)."""
     aid = card.aid
     return (aid.manufacturer << 32) | aid.serial
+
+
+#: Slot ids of readers whose card is held by another program: above every
+#: ``manufacturer << 32 | serial`` (manufacturer ids are 16 bits).
+_HELD_SLOT_BASE = 1 << 48
+#: Added to a held reader's slot description (C_GetSlotInfo shows it).
+_HELD_SUFFIX = " (card in use by another program)"
+
+
+def held_slot_id(reader: str) -> int:
+    """The slot id for ``reader`` while its card is held by another program (stable for the
+    reader name; never equal to a card's :func:`slot_id_of`)."""
+    return _HELD_SLOT_BASE | zlib.crc32(reader.encode("utf-8", "surrogateescape"))
 
 
 @dataclass(eq=False)
@@ -53,6 +72,8 @@ class Slot:
     operator_login: bool = False
     #: The card's version (from its AID), kept while the card is away.
     version: tuple[int, int] = (0, 0)
+    #: The reader's card is held exclusively by another program (no token until it is free).
+    held: bool = False
 
     @property
     def present(self) -> bool:
@@ -73,7 +94,7 @@ class Slot:
             self.operator_login = True
 
     def __repr__(self) -> str:
-        state = "present" if self.present else "absent"
+        state = "present" if self.present else "held" if self.held else "absent"
         return f"<Slot {self.slot_id:#x} {self.description!r} {state}>"
 
 
@@ -140,6 +161,9 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[int, Slot] = {}
+        #: card slot id (slot_id_of) → the slot it was attached into, when that is a slot
+        #: made for a held reader (see :meth:`hold`)
+        self._moved: dict[int, int] = {}
         self._listeners: set[SlotEvents] = set()
         #: Called (without arguments) when a client operation finds the card gone, so that a
         #: monitor can look at the readers now instead of at its next poll.
@@ -157,17 +181,28 @@ class Registry:
         with self._lock:
             return self._slots.get(slot_id)
 
-    def attach(self, card: Card, description: str | None = None) -> Slot:
+    def attach(
+        self, card: Card, description: str | None = None, *, into: int | None = None
+    ) -> Slot:
         """Serve ``card``: in its existing slot (same manufacturer and serial) or a new one.
-        The registry owns the card from now on (it closes it on detach)."""
-        slot_id = slot_id_of(card)
+        ``into``: the slot made by :meth:`hold` for the reader the card was held in; the card
+        goes there unless it has a slot already, and keeps it from then on. The registry owns
+        the card from now on (it closes it on detach)."""
+        own_id = slot_id_of(card)
         name = description if description is not None else card.channel.transport.name
         with self._lock:
+            slot_id = self._moved.get(own_id, own_id)
             slot = self._slots.get(slot_id)
+            if slot is None and into is not None:
+                held = self._slots.get(into)
+                if held is not None and held.held and held.card is None:
+                    slot_id, slot = into, held
+                    self._moved[own_id] = into
             if slot is None:
                 slot = Slot(slot_id, len(self._slots) + 1, name)
                 self._slots[slot_id] = slot
         with slot.lock:
+            slot.held = False
             if slot.card is not None:
                 if slot.card is not card:
                     card.close()
@@ -203,6 +238,39 @@ class Registry:
                 with contextlib.suppress(OpcardError):
                     card.close()
         logger.info("token removed from slot %#x (%s)", slot_id, slot.description)
+        self._notify(slot_id)
+
+    def hold(self, reader: str) -> Slot:
+        """``reader``'s card is held exclusively by another program: a slot without a token
+        for it (made once; :func:`held_slot_id`), so that clients see the reader before the
+        card is free. :meth:`attach` with ``into=`` puts the card there later."""
+        slot_id = held_slot_id(reader)
+        with self._lock:
+            slot = self._slots.get(slot_id)
+            created = slot is None
+            if slot is None:
+                slot = Slot(slot_id, len(self._slots) + 1, reader)
+                self._slots[slot_id] = slot
+        with slot.lock:
+            if slot.card is None:
+                slot.held = True
+                slot.description = reader + _HELD_SUFFIX
+        if created:
+            self._notify(slot_id)
+        return slot
+
+    def release_hold(self, slot_id: int) -> None:
+        """The held reader's card went away, or turned out not to be one to serve: its slot
+        goes too (unless a card was attached into it: then it stays that card's slot)."""
+        with self._lock:
+            slot = self._slots.get(slot_id)
+            if slot is None or not slot.held or slot.card is not None:
+                return
+            if slot_id in self._moved.values():
+                slot.held = False
+                slot.description = slot.description.removesuffix(_HELD_SUFFIX)
+                return
+            del self._slots[slot_id]
         self._notify(slot_id)
 
     def card_lost(self) -> None:
