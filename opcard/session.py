@@ -600,14 +600,16 @@ class Session:
                 f"the certificate is {len(der)} bytes; this card stores at most {limit}"
             )
         self._write(
-            lambda: self.card.applet.put_certificate(slot, der), f"store {slot.name} certificate"
+            lambda: self.card.applet.put_certificate(slot, der, select=self.card.aid.is_v3),
+            f"store {slot.name} certificate",
         )
 
     def delete_certificate(self, slot: KeySlot | str) -> None:
         slot = _slot(slot)
         self.card.check_certificate_slot(slot)
         self._write(
-            lambda: self.card.applet.put_certificate(slot, b""), f"delete {slot.name} certificate"
+            lambda: self.card.applet.put_certificate(slot, b"", select=self.card.aid.is_v3),
+            f"delete {slot.name} certificate",
         )
 
     def set_algorithm(self, slot: KeySlot | str, algorithm: KeyAlgorithm | str) -> None:

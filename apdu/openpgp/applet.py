@@ -320,16 +320,31 @@ class OpenPgpApplet:
             finally:
                 self._reset_current_certificate(slot)
 
-    def put_certificate(self, slot: KeySlot, der: bytes, *, max_length: int | None = None) -> None:
+    def put_certificate(
+        self,
+        slot: KeySlot,
+        der: bytes,
+        *,
+        max_length: int | None = None,
+        select: bool = True,
+    ) -> None:
         """Write the certificate of ``slot`` (needs PW3); b"" deletes it.
 
         ``max_length`` (C0's maximum certificate length) is checked before any I/O.
+        ``select=False`` writes the one 7F21 of a spec 2 card (the AUT certificate) with a plain
+        PUT DATA: those cards know neither SELECT DATA nor several occurrences.
         """
         slot = KeySlot(slot)
         if max_length is not None and len(der) > max_length:
             raise ValueError(
                 f"certificate of {len(der)} bytes exceeds the card's limit of {max_length}"
             )
+        if not select:
+            self._send(
+                commands.put_data(Do.CARDHOLDER_CERTIFICATE, der),
+                f"PUT DATA 7F21 (certificate, {len(der)} bytes)",
+            )
+            return
         with self.channel.transaction():
             self.select_certificate(slot)
             try:
