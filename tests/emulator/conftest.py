@@ -9,7 +9,7 @@ from card_apdus import Driver
 
 from fixtures.card import OpenPGPCard
 from fixtures.personalize import personalize
-from fixtures.profiles import PROFILES
+from fixtures.profiles import GENERIC_PROFILES
 
 
 def make_driver(
@@ -35,8 +35,10 @@ def make() -> Callable[..., Driver]:
     return make_driver
 
 
-@pytest.fixture(params=sorted(PROFILES))
+@pytest.fixture(params=sorted(GENERIC_PROFILES))
 def profile(request: pytest.FixtureRequest) -> str:
+    """The generic (full v3.4) profiles; the card families have tests of their own
+    (test_emu_families.py)."""
     return str(request.param)
 
 
