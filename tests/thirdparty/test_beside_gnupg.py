@@ -220,6 +220,16 @@ def test_serve_keeps_the_slot_and_takes_the_card_when_scdaemon_lets_go(
     assert listing.returncode == 0, listing.stderr
     assert f"{emu.reader} (card in use by another program)" in listing.stdout
     assert "(empty)" in listing.stdout, listing.stdout
+    p11tool = require_tool("p11tool")
+    tokens = subprocess.run(
+        [p11tool, "--provider", P11_CLIENT, "--list-tokens"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert tokens.returncode == 0, tokens.stderr
+    assert tokens.stdout.strip() == ""  # no token while the card is held
     time.sleep(1.0)  # five polls: the card is still held, and the log says so once
     log = d.log.read_text()
     assert log.count("exclusive use by another program") == 1, log
@@ -230,7 +240,6 @@ def test_serve_keeps_the_slot_and_takes_the_card_when_scdaemon_lets_go(
     wait_until(lambda: d.slots(present=True) == [slot], timeout=5)
     took = time.monotonic() - released
     assert took < 2.0, took  # scdaemon takes some time to exit; then one poll
-    p11tool = require_tool("p11tool")
     certs = subprocess.run(
         [p11tool, "--provider", P11_CLIENT, "--list-all-certs"],
         env=env,
