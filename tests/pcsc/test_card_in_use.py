@@ -331,3 +331,24 @@ def test_turns_with_a_shared_client_and_pin_state(emulator: Any, pcsc_connect: A
             with pytest.raises(NotLoggedInError):
                 fresh.sign("sig", digest, opcard.Mechanism.ECDSA)
             assert emu.commands() == before  # nothing was sent
+
+
+def test_card_reset_by_another_program_between_signatures(emulator: Any, pcsc_connect: Any) -> None:
+    """Another program resets the card (SCardReconnect with SCARD_RESET_CARD): opcard's next
+    signature sees SCARD_W_RESET_CARD, reconnects, SELECTs the application again, verifies its
+    own PIN again and signs; no PIN try is lost."""
+    emu = emulator(personalize="demo-ecc", serial=SERIAL)
+    other = pcsc_connect(emu.reader)
+    digest = hashlib.sha256(b"after a reset").digest()
+    with opcard.open_card(reader=emu.reader) as card, card.session() as session:
+        session.login(PW1)
+        signer = session.digest_signer("aut")
+        _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
+        other.reconnect()  # a warm reset: the card forgets the application and the PINs
+        before = emu.commands()
+        _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
+        sent = [e.text[:4].upper() for e in emu.log_entries() if e.direction == ">"][before:]
+        # SELECT (re-selected after the reconnect), then the signature refused (6982), VERIFY
+        # with opcard's own PIN, the signature again
+        assert sent[0] == "00A4" and sent[-3:] == ["0088", "0020", "0088"], sent
+        assert session.pin_status()["user"] == 3
