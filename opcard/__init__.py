@@ -18,12 +18,14 @@ attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.mechanisms`), ``pkc
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from opcard.card import Card, CardInfo, TokenInfo, list_cards, open_card
+    from opcard.card import Card, CardFeatures, CardInfo, TokenInfo, list_cards, open_card
     from opcard.errors import (
+        AlgorithmRefusedError,
         CardError,
         CardInUseError,
         NoCardError,
         NotLoggedInError,
+        NotSupportedByCardError,
         ObjectNotFoundError,
         OpcardError,
         PinBlockedError,
@@ -37,13 +39,17 @@ if TYPE_CHECKING:
 # The names above are imported on first use (PEP 562), so that ``import opcard.cli`` or
 # ``import opcard.errors`` does not load every layer: the command line starts faster.
 _LAZY = {
-    **dict.fromkeys(("Card", "CardInfo", "TokenInfo", "list_cards", "open_card"), "opcard.card"),
+    **dict.fromkeys(
+        ("Card", "CardFeatures", "CardInfo", "TokenInfo", "list_cards", "open_card"), "opcard.card"
+    ),
     **dict.fromkeys(
         (
+            "AlgorithmRefusedError",
             "CardError",
             "CardInUseError",
             "NoCardError",
             "NotLoggedInError",
+            "NotSupportedByCardError",
             "ObjectNotFoundError",
             "OpcardError",
             "PinBlockedError",
@@ -76,9 +82,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AlgorithmRefusedError",
     "Attribute",
     "Card",
     "CardError",
+    "CardFeatures",
     "CardInUseError",
     "CardInfo",
     "Certificate",
@@ -88,6 +96,7 @@ __all__ = [
     "Mechanism",
     "NoCardError",
     "NotLoggedInError",
+    "NotSupportedByCardError",
     "ObjectClass",
     "ObjectNotFoundError",
     "OpcardError",
