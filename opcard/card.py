@@ -417,12 +417,19 @@ class _RoamingTransport:
 
         try:
             self.inner.reconnect()
-        except (CardNotPresentError, NoReaderError):
+        except (CardNotPresentError, NoReaderError) as e:
             assert isinstance(self.inner, PcscTransport)
-            for info in list_cards():
+            scan = scan_cards()
+            for info in scan.cards:
                 if info.aid.serial == self.serial:
                     self.inner.reconnect(reader=info.reader)
                     return
+            if scan.held:  # it may be there, held by another program: say so
+                readers = ", ".join(repr(r) for r in scan.held)
+                raise SharingViolationError(
+                    f"the card {self.serial:08X} is in no reader opcard can use; another "
+                    f"program holds the card in {readers} exclusively"
+                ) from e
             raise
 
     def close(self) -> None:

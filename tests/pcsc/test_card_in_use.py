@@ -352,3 +352,32 @@ def test_card_reset_by_another_program_between_signatures(emulator: Any, pcsc_co
         # with opcard's own PIN, the signature again
         assert sent[0] == "00A4" and sent[-3:] == ["0088", "0020", "0088"], sent
         assert session.pin_status()["user"] == 3
+
+
+def test_a_roaming_card_that_moves_into_a_held_reader(emulator: Any, pcsc_connect: Any) -> None:
+    """A card opened without a reader follows its serial to another reader; when the only
+    other card is held there by another program, the error says so (and the command line
+    exits 12); once released, the same session goes on there."""
+    first = emulator(personalize="demo-ecc", serial=SERIAL)
+    require_alone(first)
+    digest = hashlib.sha256(b"moving").digest()
+    with opcard.open_card(serial=SERIAL) as card, card.session() as session:
+        session.login(PW1)
+        signer = session.digest_signer("aut")
+        _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
+        first.stop()
+        moved = emulator(personalize="demo-ecc", serial=SERIAL, port=OTHER_PORT)
+        holder = pcsc_connect(moved.reader, exclusive=True)
+        with pytest.raises(opcard.CardError):  # the card left its reader
+            signer.sign_digest_der(digest, "sha256")
+        with pytest.raises(opcard.CardError) as raised:  # it is held where it went
+            signer.sign_digest_der(digest, "sha256")
+        assert f"another program holds the card in '{moved.reader}' exclusively" in str(
+            raised.value
+        )
+        from opcard.cli.errors import classify
+
+        assert classify(raised.value)[0] is ExitCode.CardInUse
+        holder.close()
+        _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
+        assert card.channel.transport.name == moved.reader
