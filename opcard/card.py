@@ -36,6 +36,7 @@ from apdu.openpgp.objects import (
     CardholderData,
     KdfDo,
     PublicKey,
+    Uif,
 )
 from apdu.session import Channel
 from apdu.transport import Transport
@@ -156,7 +157,9 @@ class CardFeatures:
     key_import: bool
     #: C0 bit 01: the KDF-DO (F9): PINs stored and sent as salted hashes.
     kdf: bool
-    #: The slots whose user interaction flag DO (D6/D7/D8, touch policy) is in 6E.
+    #: The slots with a touch policy (user interaction flag D6/D7/D8): those in 6E, or all
+    #: three when 7F74 declares a button and the card keeps D6-D8 out of 6E
+    #: (:meth:`Card.touch_slots`).
     touch: tuple[KeySlot, ...]
     #: Yubico's attestation key: its algorithm attributes (DA) or UIF (D9) are in 6E.
     attestation: bool
@@ -816,6 +819,60 @@ class Card:
                 return attributes
         return None
 
+    #: Whether the card declares a button (7F74), read once per Card (None: not read yet).
+    _button: bool | None = None
+
+    def touch_slots(self) -> tuple[KeySlot, ...]:
+        """The key slots with a touch policy (user interaction flag, D6/D7/D8): those whose
+        UIF DO is in 6E; on a card that keeps them out of 6E but declares a button in its
+        general feature management DO 7F74 (YubiKey 4, the Ledger app — GnuPG's
+        ``has_button``), all three. 7F74 comes from 6E, or once from GET DATA 7F74."""
+        ard = self.application_data()
+        in_6e = tuple(slot for slot in KeySlot if ard.uif(slot) is not None)
+        if in_6e:
+            return in_6e
+        return tuple(KeySlot) if self._has_button() else ()
+
+    def _has_button(self) -> bool:
+        from apdu.errors import TlvError
+        from apdu.openpgp.constants import GeneralFeature
+        from apdu.openpgp.errors import DataObjectError
+        from apdu.openpgp.objects import GeneralFeatureManagement
+
+        with self.lock:
+            if self._button is None:
+                gfm = self.application_data().general_feature_management
+                if gfm is None:
+                    with _translated("reading the general feature management (7F74)"):
+                        try:
+                            raw = self.applet.get_data(Do.GENERAL_FEATURE_MANAGEMENT)
+                        except CardStatusError:  # 6A88 and the like: no such DO
+                            raw = b""
+                    try:
+                        gfm = GeneralFeatureManagement.parse(raw) if raw else None
+                    except (DataObjectError, TlvError):
+                        # the bare feature byte (the Ledger app answers 20)
+                        if len(raw) == 1:
+                            gfm = GeneralFeatureManagement(GeneralFeature(raw[0]))
+                self._button = gfm is not None and bool(gfm.features & GeneralFeature.BUTTON)
+            return self._button
+
+    def uif(self, slot: KeySlot) -> Uif | None:
+        """The slot's touch policy: from 6E, or (cards that keep D6-D8 out of 6E) GET DATA
+        D6/D7/D8, cached like the other simple DOs; None when the slot has none."""
+        value = self.application_data().uif(slot)
+        if value is not None or slot not in self.touch_slots():
+            return value
+        from apdu.errors import TlvError
+        from apdu.openpgp.errors import DataObjectError
+
+        try:
+            return Uif.parse(self.data_object(slot.uif_tag))
+        except CardError:  # the card does not answer it after all
+            return None
+        except (DataObjectError, TlvError):
+            return None
+
     def has_private_dos(self) -> bool:
         """Private-use DOs 0101-0104: C0 bit 08 (without C0: spec 2.0 or later). From the
         cached 6E (no I/O after the first read)."""
@@ -835,8 +892,9 @@ class Card:
 
     def supports(self, feature: str) -> bool:
         """Whether the card declares ``feature`` (a :class:`CardFeatures` field; touch: any
-        slot). Only ``signature_counter`` and ``algorithm_information`` need a GET DATA (7A,
-        FA, once); the others come from the cached 6E and the AID."""
+        slot). ``signature_counter`` and ``algorithm_information`` need a GET DATA (7A, FA,
+        once), ``touch`` one of 7F74 when neither UIF nor 7F74 is in 6E; the others come from
+        the cached 6E and the AID."""
         if feature in ("signature_counter", "algorithm_information"):
             return self.features().supported(feature)
         declared = self._declared_features()
@@ -856,7 +914,7 @@ class Card:
             ),
             "key_import": bool(flags & ExtendedCapability.KEY_IMPORT),
             "kdf": bool(flags & ExtendedCapability.KDF),
-            "touch": tuple(slot for slot in KeySlot if ard.uif(slot) is not None),
+            "touch": self.touch_slots(),
             "attestation": ard.attributes_att is not None or ard.uif_att is not None,
             "reset_code": self.aid.version >= (2, 0),
             "private_dos": self.has_private_dos(),

@@ -802,7 +802,7 @@ class Session:
         """Set the slot's touch policy (UIF, PUT DATA D6/D7/D8). A slot without a UIF DO in 6E
         raises :class:`NotSupportedByCardError` before any PIN."""
         slot = _slot(slot)
-        if not self.card.supports("touch") or self.card.application_data().uif(slot) is None:
+        if slot not in self.card.touch_slots():
             raise NotSupportedByCardError(
                 f"touch (UIF) is not supported by this card for the {slot.name} key", "touch"
             )

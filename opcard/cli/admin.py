@@ -82,12 +82,12 @@ def touch(
     from opcard.errors import NotSupportedByCardError
 
     names = {v: k for k, v in TOUCH_POLICIES.items()}
-    ard = state.card().application_data()
+    card = state.card()
     if policy is None:
         if slot is not None:
             raise click.UsageError("--slot needs --policy (without both: show the policies)")
         for s in KeySlot:
-            uif = ard.uif(s)
+            uif = card.uif(s)
             shown = (
                 "not supported by this card" if uif is None else names.get(uif.mode, hex(uif.mode))
             )
@@ -96,7 +96,7 @@ def touch(
     if slot is None:
         raise click.UsageError("--policy needs --slot")
     key_slot = to_slot(slot)
-    if ard.uif(key_slot) is None:
+    if key_slot not in card.touch_slots():
         raise NotSupportedByCardError(
             f"touch (UIF) is not supported by this card for the {key_slot.name} key", "touch"
         )

@@ -153,7 +153,7 @@ def card_status(card: Card) -> dict[str, Any]:
         fingerprint = ard.fingerprint(slot)
         info = ard.key_information
         key_status = None if info is None else info.status(slot)
-        uif = ard.uif(slot)
+        uif = card.uif(slot)
         algorithm = card.algorithm(slot)
         keys[slot.name.lower()] = {
             "present": card.key_present(slot),

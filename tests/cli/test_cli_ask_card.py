@@ -1,8 +1,9 @@
 """The command line asks the card (issue #10), in process: key generate on cards without FA,
 spec 2 cards with one certificate, and status / refusals for features a card lacks.
 
-Cards are ``tests.limited_card.LimitedCard`` (the emulator with answers taken away) put into a
-reader of the loopback backend. Refusals are checked to come before any PIN: no PIN is given
+Cards are emulated cards with a profile that lacks one thing at a time
+(``tests.limited_card.limited``: the emulator's own Profile fields), put into a reader of the
+loopback backend. Refusals are checked to come before any PIN: no PIN is given
 (none in the environment, no input), and the retry counters stay where they were.
 """
 
@@ -18,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from fixtures.card_state import AUT
+from fixtures.card_state import AUT, DEC
 from fixtures.personalize import demo_files, personalize
 from opcard.cli.exitcodes import ExitCode
-from tests.limited_card import KDF, PRIVATE_DOS, LimitedCard
+from tests.limited_card import RSA_AND_P256, LimitedCard, limited
 
 ADMIN = {"OPCARD_ADMIN_PIN": "12345678"}
 USER = {"OPCARD_PIN": "123456"}
@@ -29,12 +30,10 @@ P256_OID = bytes.fromhex("2A8648CE3D030107")
 NOT_SUPPORTED = "not supported by this card"
 
 
-def rsa_and_p256(slot: int, attributes: bytes) -> bool:
-    return attributes[0] == 0x01 or attributes[1:9] == P256_OID
-
-
-def insert(backend: Any, variant: str = "demo-rsa", **options: Any) -> LimitedCard:
-    card = LimitedCard(**options)
+def insert(
+    backend: Any, variant: str = "demo-rsa", *, counter: bool = True, **fields: Any
+) -> LimitedCard:
+    card = LimitedCard(limited("extended", **fields), counter=counter)
     personalize(card, variant)
     card.power_on()
     backend.cards["Loopback 00"] = card
@@ -55,7 +54,7 @@ def key_state(card: LimitedCard) -> tuple[Any, ...]:
 
 
 def test_generate_without_fa_accepted_and_the_key_signs(run, backend) -> None:
-    card = insert(backend, fa=False, accepts=rsa_and_p256)
+    card = insert(backend, algorithm_info=False, slot_algorithms=RSA_AND_P256)
     result = run("key", "generate", "--slot", "aut", "--algo", "nistp256", "--yes", env=ADMIN)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("AUT key: nistp256, fingerprint ")
@@ -69,7 +68,7 @@ def test_generate_without_fa_accepted_and_the_key_signs(run, backend) -> None:
 
 
 def test_generate_without_fa_refused_by_the_card(run, backend) -> None:
-    card = insert(backend, fa=False, accepts=rsa_and_p256)
+    card = insert(backend, algorithm_info=False, slot_algorithms=RSA_AND_P256)
     before = key_state(card)
     result = run("key", "generate", "--slot", "aut", "--algo", "ed25519", "--yes", env=ADMIN)
     assert result.exit_code == ExitCode.Unsupported == 8
@@ -86,18 +85,19 @@ def test_generate_without_fa_refused_by_the_card(run, backend) -> None:
 
 def test_generate_with_fa_still_refuses_early(run, backend) -> None:
     """A card that publishes FA and does not list an algorithm: refused before the PIN."""
-    card = insert(backend, accepts=rsa_and_p256)
+    card = insert(backend, slot_algorithms=RSA_AND_P256)
+    before = card.state.attrs[DEC]
     result = run("key", "generate", "--slot", "dec", "--algo", "ed25519", "--yes")
     assert result.exit_code == ExitCode.Unsupported
     assert "Ed25519 signs; the decryption slot takes cv25519" in result.stderr
-    assert card.attribute_writes == [] and card.state.pw3_tries == 3
+    assert card.state.attrs[DEC] == before and card.state.pw3_tries == 3
 
 
 # --- spec 2 cards: one certificate ---------------------------------------------------------------
 
 
 def test_v2_card_certificate_commands(run, backend, tmp_path: Path) -> None:
-    card = insert(backend, version=0x0201)
+    card = insert(backend, version=0x0201, cert_slots=1, algorithm_info=False)
     message = (
         "opcard: error: this card (OpenPGP card 2.1) holds one certificate, for the AUT key; "
         "it has no certificate slot for {}\n"
@@ -138,7 +138,14 @@ def test_v2_card_certificate_commands(run, backend, tmp_path: Path) -> None:
 
 def bare(backend: Any) -> LimitedCard:
     return insert(
-        backend, version=0x0303, fa=False, counter=False, uif=False, c0_clear=KDF | PRIVATE_DOS
+        backend,
+        version=0x0303,
+        algorithm_info=False,
+        counter=False,
+        uif=False,
+        general_feature_do=None,
+        kdf=False,
+        private_dos=False,
     )
 
 
@@ -215,7 +222,7 @@ def test_touch_listing_says_not_supported(run, backend) -> None:
 
 
 def test_reset_code_refused_on_a_card_without_one(run, backend) -> None:
-    card = insert(backend, version=0x0101)
+    card = insert(backend, version=0x0101, reset_code=False, cert_slots=1, algorithm_info=False)
     for args in (("pin", "set-reset-code"), ("pin", "unblock")):
         result = run(*args)
         assert (result.exit_code, result.stderr) == (

@@ -1,10 +1,12 @@
 """The driver asks the card (issue #10): algorithms on cards without FA, spec 2 cards with one
 certificate, and features a card lacks — through the API, over the in-process emulator.
 
-The cards are ``tests.limited_card.LimitedCard``: the emulator with answers taken away as
-real card families lack them (no FA, spec 2.1, no UIF/KDF/private DOs/signature counter, a
-narrower set of accepted algorithm attributes). Bytes on the wire are checked where they
-matter: which commands were sent, and which were not.
+The cards are emulated cards with a profile derived from the generic one
+(``tests.limited_card.limited``: the emulator's own Profile fields, as the card-family
+profiles use them) that lacks one thing at a time: no FA, spec 2.1, no UIF/KDF/private
+DOs/signature counter, a narrower set of accepted algorithm attributes. The family profiles
+themselves are checked at the end. Bytes on the wire are checked where they matter: which
+commands were sent, and which were not.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from apdu.openpgp.constants import Do, KeySlot, UifMode
 from apdu.transport.loopback import LoopbackTransport
 from fixtures.card_state import AUT, DEC, SIG
 from fixtures.personalize import personalize
+from fixtures.profiles import PROFILES
 from opcard.card import CardFeatures
 from opcard.errors import AlgorithmRefusedError, NotLoggedInError, NotSupportedByCardError
 from opcard.pkcs11 import Attribute, ObjectClass
 from opcard.publickeys import UnsupportedKeyError, parse_algorithm
-from tests.limited_card import ALGORITHM_CHANGE, KDF, PRIVATE_DOS, LimitedCard, rsa_e17
+from tests.limited_card import RSA_AND_P256, LimitedCard, attribute_writes, limited
 
 P256_OID = bytes.fromhex("2A8648CE3D030107")
 ED25519_OID = bytes.fromhex("2B06010401DA470F01")
@@ -37,13 +40,10 @@ INS_SELECT_DATA, INS_GET_NEXT_DATA = 0xA5, 0xCC
 INS_GENERATE, INS_PUT_DATA, INS_PUT_DATA_ODD, INS_VERIFY = 0x47, 0xDA, 0xDB, 0x20
 
 
-def rsa_and_p256(slot: int, attributes: bytes) -> bool:
-    """A card that takes RSA and NIST P-256 (ECDSA, or ECDH in DEC) and nothing else."""
-    return attributes[0] == 0x01 or attributes[1:9] == P256_OID
-
-
-def limited_rig(variant: str = "demo-rsa", **options: Any) -> Rig:
-    emu = LimitedCard(**options)
+def limited_rig(
+    variant: str = "demo-rsa", *, base: str = "extended", counter: bool = True, **fields: Any
+) -> Rig:
+    emu = LimitedCard(limited(base, **fields), counter=counter)
     personalize(emu, variant)
     emu.power_on()
     sent: list[bytes] = []
@@ -80,7 +80,7 @@ def commands(rig: Rig, start: int = 0) -> list[bytes]:
 
 
 def test_no_fa_token_info_says_the_card_does_not_say() -> None:
-    r = limited_rig(fa=False, accepts=rsa_and_p256)
+    r = limited_rig(algorithm_info=False, slot_algorithms=RSA_AND_P256)
     info = r.card.token_info()
     assert info.algorithms is None
     assert info.supports(KeySlot.AUT, parse_algorithm("ed25519")) is None
@@ -93,14 +93,15 @@ def test_no_fa_token_info_says_the_card_does_not_say() -> None:
 
 
 def test_no_fa_generate_accepted_key_signs() -> None:
-    r = limited_rig(fa=False, accepts=rsa_and_p256)
+    r = limited_rig(algorithm_info=False, slot_algorithms=RSA_AND_P256)
     with r.card.session() as s:
         s.login_admin(PW3)
         public = s.generate_key(KeySlot.AUT, "nistp256", created=1_750_000_000)
         s.login(PW1)
         signature = s.sign_digest(KeySlot.AUT, bytes(32), "sha256")
     # the card was asked with GnuPG's form of the attributes: 13 ‖ OID, no import byte
-    assert r.emu.attribute_writes == [(0xC3, b"\x13" + P256_OID, True)]
+    assert attribute_writes(r.sent) == [("aut", b"\x13" + P256_OID)]
+    assert r.emu.state.attrs[AUT] == b"\x13" + P256_OID
     key = public.to_cryptography()
     assert isinstance(key, ec.EllipticCurvePublicKey)
     der = encode_dss_signature(
@@ -114,7 +115,7 @@ def test_no_fa_generate_accepted_key_signs() -> None:
 
 @pytest.mark.parametrize("operation", ["generate", "import"])
 def test_no_fa_refusal_is_the_cards_and_nothing_changes(operation: str) -> None:
-    r = limited_rig(fa=False, accepts=rsa_and_p256)
+    r = limited_rig(algorithm_info=False, slot_algorithms=RSA_AND_P256)
     before = card_state(r)
     tries = r.tries()
     with r.card.session() as s:
@@ -135,14 +136,13 @@ def test_no_fa_refusal_is_the_cards_and_nothing_changes(operation: str) -> None:
     # the one write sent is the refused PUT DATA C3: no GENERATE, no key import, nothing else
     writes = [c for c in after_refusal if c[1] in (INS_PUT_DATA, INS_PUT_DATA_ODD, INS_GENERATE)]
     assert writes == [bytes.fromhex("00DA00C30A16") + ED25519_OID]
-    assert r.emu.attribute_writes == [(0xC3, b"\x16" + ED25519_OID, False)]
     assert card_state(r) == before
     assert r.tries() == tries
 
 
 def test_no_fa_refusal_is_not_a_guess_on_a_spec_33_card() -> None:
     """Below 3.4 FA is never asked for; nistp256 goes to the card, which takes it."""
-    r = limited_rig(version=0x0303, accepts=rsa_and_p256)
+    r = limited_rig(version=0x0303, slot_algorithms=RSA_AND_P256)
     assert r.card.token_info().algorithms is None
     with r.card.session() as s:
         s.login_admin(PW3)
@@ -155,13 +155,8 @@ def test_no_fa_rsa_keeps_the_cards_17_bit_exponent_format() -> None:
     """A YubiKey-4-like card declares e as 17 bits and refuses 32: the new size is written in
     the card's own format (GnuPG's change_rsa_keyattr), and an imported key fits it."""
 
-    def e17_only(slot: int, attributes: bytes) -> bool:
-        return attributes[0] == 0x01 and attributes[3:5] == b"\x00\x11"
-
-    r = limited_rig(fa=False, accepts=e17_only)
-    for slot in (SIG, DEC, AUT):
-        r.emu.state.attrs[slot] = rsa_e17(r.emu.state.attrs[slot])
-    assert bytes(r.card.refresh().attributes_sig) == bytes.fromhex("010800001100")  # type: ignore[arg-type]
+    r = limited_rig(algorithm_info=False, rsa_e_bits=17, rsa_e_bits_accepted=(17,))
+    assert bytes(r.card.application_data().attributes_sig) == bytes.fromhex("010800001100")  # type: ignore[arg-type]
     private = rsa.generate_private_key(65537, 3072)
     digest = hashlib.sha256(b"e17").digest()
     with r.card.session() as s:
@@ -169,12 +164,13 @@ def test_no_fa_rsa_keeps_the_cards_17_bit_exponent_format() -> None:
         s.import_key(KeySlot.SIG, private, created=1_750_000_000)
         s.login(PW1)
         signature = s.sign_digest(KeySlot.SIG, digest, "sha256")
-    assert r.emu.attribute_writes == [(0xC1, bytes.fromhex("010C00001100"), True)]
+    assert attribute_writes(r.sent) == [("sig", bytes.fromhex("010C00001100"))]
+    assert r.emu.state.attrs[SIG] == bytes.fromhex("010C00001100")
     private.public_key().verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
 
 def test_no_fa_card_that_cannot_change_algorithms_refuses_before_any_pin() -> None:
-    r = limited_rig(fa=False, c0_clear=ALGORITHM_CHANGE)
+    r = limited_rig(algorithm_info=False, attributes_changeable=False)
     with r.card.session() as s:
         start = len(r.sent)
         with pytest.raises(NotSupportedByCardError) as e:
@@ -217,8 +213,8 @@ def test_fa_card_gets_its_own_listed_attributes() -> None:
 # --- spec 2 cards: one certificate, for AUT ----------------------------------------------------
 
 
-def v2_rig(**options: Any) -> Rig:
-    return limited_rig("demo-rsa", version=0x0201, **options)
+def v2_rig(**fields: Any) -> Rig:
+    return limited_rig("demo-rsa", version=0x0201, cert_slots=1, algorithm_info=False, **fields)
 
 
 def test_v2_card_one_certificate_no_select_data() -> None:
@@ -272,7 +268,13 @@ def test_v2_card_writes_only_the_aut_certificate() -> None:
 
 def bare_rig() -> Rig:
     return limited_rig(
-        version=0x0303, counter=False, uif=False, c0_clear=KDF | PRIVATE_DOS, fa=False
+        version=0x0303,
+        counter=False,
+        uif=False,
+        general_feature_do=None,
+        kdf=False,
+        private_dos=False,
+        algorithm_info=False,
     )
 
 
@@ -309,7 +311,7 @@ def test_features_a_card_lacks() -> None:
     assert GET_DATA_FA not in [c[:4] for c in r.sent]  # 3.3: FA never asked for
     with r.card.session() as s:
         assert all(o[Attribute.LABEL] not in ("Private DO 1",) for o in s.objects())
-    v1 = limited_rig(version=0x0101)
+    v1 = limited_rig(version=0x0101, reset_code=False, cert_slots=1, algorithm_info=False)
     assert not v1.card.supports("reset_code") and v1.card.certificate_slots() == ()
 
 
@@ -348,7 +350,7 @@ def test_absent_feature_refused_before_any_pin(call, feature: str, message: str)
 
 
 def test_reset_code_refused_on_a_card_without_one() -> None:
-    r = limited_rig(version=0x0101)
+    r = limited_rig(version=0x0101, reset_code=False, cert_slots=1, algorithm_info=False)
     with r.card.session() as s:
         start = len(r.sent)
         with pytest.raises(NotSupportedByCardError, match="the reset code is not supported"):
@@ -375,7 +377,110 @@ def test_mechanisms_follow_the_current_keys_without_fa() -> None:
     from opcard.serve.functions import Client
 
     lists = []
-    for r in (limited_rig(fa=False), make_rig("extended", "demo-rsa")):
+    for r in (limited_rig(algorithm_info=False), make_rig("extended", "demo-rsa")):
         with r.card.session() as s:
             lists.append(sorted(Client._mechanisms(None, s)))  # type: ignore[arg-type]
     assert lists[0] == lists[1] and lists[0]
+
+
+# --- the card-family profiles (fixtures/profiles.py) ---------------------------------------------
+
+FAMILIES = sorted(name for name, p in PROFILES.items() if p.family)
+
+
+def family_rig(name: str) -> Rig:
+    from fixtures.card import OpenPGPCard
+    from fixtures.profiles import personalizations
+
+    emu = OpenPGPCard(name)
+    variant = personalizations(name)[0]
+    personalize(emu, variant)
+    emu.power_on()
+    sent: list[bytes] = []
+
+    def transmit(apdu: bytes) -> bytes:
+        sent.append(bytes(apdu))
+        return emu.transmit(apdu)
+
+    transport = LoopbackTransport(transmit, emu.atr, on_power=emu.reset)
+    return Rig(emu, transport, opcard.Card(transport), variant, name, sent)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_features_match_the_profile(name: str) -> None:
+    """What opcard reads from each family's answers agrees with what the profile models."""
+    p = PROFILES[name]
+    r = family_rig(name)
+    f = r.card.features()
+    assert f.version == (p.version >> 8, p.version & 0xFF)
+    assert f.algorithm_information == (p.algorithm_info and p.version >= 0x0304)
+    assert (r.card.token_info().algorithms is None) == (not f.algorithm_information)
+    assert f.algorithm_attributes_changeable == p.attributes_changeable
+    assert f.kdf == p.kdf
+    assert bool(f.touch) == p.uif
+    assert f.attestation == p.attestation
+    assert f.reset_code == p.reset_code
+    assert f.private_dos == p.private_dos
+    assert len(f.certificate_slots) == p.cert_slots
+    ins = {c[1] for c in r.sent}
+    if p.cert_slots == 1:
+        r.card.certificates()
+        assert {c[1] for c in r.sent} & {INS_SELECT_DATA, INS_GET_NEXT_DATA} == set()
+    if p.version < 0x0304:
+        assert GET_DATA_FA not in [c[:4] for c in r.sent]
+    assert ins  # the card was asked
+
+
+def _algorithms_listed(name: str, slot: int) -> set[str]:
+    from apdu.openpgp.objects import parse_algorithm_attributes
+    from opcard.publickeys import algorithm_of
+
+    out = set()
+    for raw in PROFILES[name].algorithms(slot):
+        algorithm = algorithm_of(parse_algorithm_attributes(raw))
+        if algorithm is not None:
+            out.add(algorithm.name)
+    return out
+
+
+CANDIDATES = ("nistp256", "ed25519", "secp256k1", "brainpoolP256r1", "nistp384", "rsa3072")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in FAMILIES if not PROFILES[n].algorithm_info and PROFILES[n].attributes_changeable],
+)
+def test_family_without_fa_is_asked(name: str) -> None:
+    """On each family without FA: an algorithm the family takes is generated and signs; one it
+    does not take is refused by the card itself (its status word), nothing changed."""
+    p = PROFILES[name]
+    r = family_rig(name)
+    listed = _algorithms_listed(name, AUT)
+    current = r.card.algorithm(KeySlot.AUT)
+    assert current is not None
+    accepted = next(a for a in CANDIDATES if a in listed and a != current.name)
+    refused = next((a for a in CANDIDATES if a not in listed), None)
+    with r.card.session() as s:
+        s.login_admin(PW3)
+        public = s.generate_key(KeySlot.AUT, accepted).to_cryptography()
+        s.login(PW1)
+        key = s.private_key(KeySlot.AUT).to_cryptography()
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(key.sign(b"family"), b"family")  # type: ignore[call-arg]
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            signature = key.sign(b"family", ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg]
+            public.verify(signature, b"family", ec.ECDSA(hashes.SHA256()))
+        else:
+            assert isinstance(public, rsa.RSAPublicKey)
+            signature = key.sign(b"family", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg]
+            public.verify(signature, b"family", padding.PKCS1v15(), hashes.SHA256())
+    if refused is None:
+        return
+    before = card_state(r)
+    with r.card.session() as s:
+        s.login_admin(PW3)
+        with pytest.raises(AlgorithmRefusedError) as e:
+            s.generate_key(KeySlot.AUT, refused)
+    assert e.value.sw == p.unsupported_attributes_sw
+    assert f"the card refused {refused} for the AUT slot (SW {e.value.sw:04X})" in str(e.value)
+    assert card_state(r) == before
