@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from apdu.errors import ApduError, SharingViolationError, TransportError
@@ -30,9 +31,13 @@ from opcard.card import Card, scdaemon_running
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
 from opcard.serve.slots import Registry, held_slot_id
 
-__all__ = ["PcscMonitor", "parse_serial"]
+__all__ = ["HELD_RETRY", "PcscMonitor", "parse_serial"]
 
 logger = logging.getLogger("opcard.serve")
+
+#: Seconds between connect attempts to a held card while pcscd still reports the reader in
+#: exclusive use (a PC/SC service that does not report it is still looked at this often).
+HELD_RETRY = 5.0
 
 
 def parse_serial(text: str) -> int:
@@ -68,6 +73,8 @@ class PcscMonitor:
         #: reader → ATR of a card held exclusively by another program (tried again when pcscd
         #: no longer reports the reader in exclusive use)
         self._held: dict[str, bytes] = {}
+        #: reader → when a held card was last tried (monotonic seconds)
+        self._held_tried: dict[str, float] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,10 +111,15 @@ class PcscMonitor:
             for reader, status in present.items():
                 if reader in self._attached or reader in self._ignored:
                     continue
-                if reader in self._held and status.exclusive:
+                if reader in self._held and status.exclusive and not self._retry_due(reader):
                     continue  # still held: no connect attempt, no log line
                 assert status.atr is not None
                 self._open(reader, status.atr)
+
+    def _retry_due(self, reader: str) -> bool:
+        """Try a held card now and then even while pcscd says the reader is in exclusive use
+        (in case a PC/SC service does not report it: pcsc-lite does)."""
+        return time.monotonic() - self._held_tried.get(reader, 0.0) >= HELD_RETRY
 
     @property
     def held(self) -> list[str]:
@@ -121,6 +133,7 @@ class PcscMonitor:
         return CardInUseError(held, scdaemon_running=scdaemon_running()) if held else None
 
     def _hold(self, reader: str, atr: bytes, error: TransportError) -> None:
+        self._held_tried[reader] = time.monotonic()
         if reader in self._held:
             return
         self._held[reader] = atr
@@ -137,6 +150,7 @@ class PcscMonitor:
 
     def _unhold(self, reader: str) -> None:
         del self._held[reader]
+        self._held_tried.pop(reader, None)
         self.registry.release_hold(held_slot_id(reader))
 
     def _open(self, reader: str, atr: bytes) -> None:
@@ -151,6 +165,7 @@ class PcscMonitor:
             return
         if reader in self._held:
             del self._held[reader]
+            self._held_tried.pop(reader, None)
             logger.info("the card in %r is no longer held by another program", reader)
         try:
             card = Card(transport)

@@ -169,7 +169,10 @@ def test_cli_entry_points_exit_with_card_in_use(emulator: Any, pcsc_connect: Any
 
 
 def test_serve_monitor_keeps_a_slot_and_takes_the_card_when_released(
-    emulator: Any, pcsc_connect: Any, caplog: pytest.LogCaptureFixture
+    emulator: Any,
+    pcsc_connect: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = emulator(personalize="demo-ecc", serial=SERIAL)
     require_alone(emu)
@@ -188,7 +191,9 @@ def test_serve_monitor_keeps_a_slot_and_takes_the_card_when_released(
             error = monitor.in_use_error()
             assert error is not None and error.readers == [emu.reader]
             assert events.pop() == slot.slot_id  # a new slot: clients are told
-            monitor.start()  # polls every 50 ms: no further log line while held
+            # polls every 50 ms, tries to connect every 100 ms: no further log line while held
+            monkeypatch.setattr("opcard.serve.pcsc.HELD_RETRY", 0.1)
+            monitor.start()
             time.sleep(0.5)
             warnings = [r for r in caplog.records if "exclusive use" in r.getMessage()]
             assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
