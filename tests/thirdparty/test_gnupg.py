@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fixtures.profiles import PROFILES as CARD_PROFILES
+from fixtures.profiles import supported_pairs
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.gnupg, pytest.mark.slow]
 
@@ -35,6 +36,16 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "fixtures" / "demo"
 SELECT = bytes.fromhex("00A4040006D27600012401")
 PROFILES = sorted(CARD_PROFILES)  # every profile of the emulated card
+# (profile, personalisation): the generic profiles with every personalisation, each card
+# family with the richest one it can hold (fixtures.profiles.supports decides)
+PAIRS = supported_pairs(["demo", "demo-ecc", "demo-25519"], one_per_family=True)
+# PIN counting and SETATTR: the generic profiles and the families whose C4 and cardholder DOs
+# read differently (6E/65/7A without outer tag, C4 byte 1 FF, short PIN limits); the factory
+# C4 of these reads retries 3 0 3 (the NEO shows 3 3 3)
+SOME_PROFILES = sorted(
+    [n for n, p in CARD_PROFILES.items() if not p.family]
+    + ["gnuk12", "ledger", "yubikey4", "zeitcontrol21"]
+)
 VARIANTS = {"demo": "demo-rsa", "demo-ecc": "demo-ecc", "demo-25519": "demo-25519"}
 
 PINENTRY = """#!/bin/sh
@@ -349,8 +360,7 @@ def read_card(emu: Any, *, select: bool = True) -> CardFacts:
 # --- tests ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize(("profile", "personalization"), PAIRS)
 def test_card_status_shows_what_the_card_holds(
     emulator: Any, gnupg: Any, profile: str, personalization: str
 ) -> None:
@@ -373,8 +383,7 @@ def test_card_status_shows_what_the_card_holds(
     assert status["pinretry"][:3] == [str(b) for b in card.pw_status[4:7]]
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize(("profile", "personalization"), PAIRS)
 def test_scd_pksign_verifies_with_the_demo_signature_key(
     emulator: Any, gnupg: Any, profile: str, personalization: str
 ) -> None:
@@ -424,7 +433,7 @@ def test_on_card_key_generation_through_scdaemon(emulator: Any, gnupg: Any, prof
         verify_signature(demo_public_key("demo", "sig"), sig.data, digest)
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", SOME_PROFILES)
 def test_wrong_pins_count_down_and_a_blocked_pin_stays_blocked(
     emulator: Any, gnupg: Any, profile: str, tmp_path: Path
 ) -> None:
@@ -459,8 +468,7 @@ def test_wrong_pins_count_down_and_a_blocked_pin_stays_blocked(
     assert "blocked" in reply.error.lower()
 
 
-@pytest.mark.parametrize("personalization", ["demo", "demo-ecc", "demo-25519"])
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize(("profile", "personalization"), PAIRS)
 def test_scd_pkdecrypt_recovers_what_was_encrypted_to_the_dec_key(
     emulator: Any, gnupg: Any, profile: str, personalization: str
 ) -> None:
@@ -491,7 +499,7 @@ def test_scd_pkdecrypt_recovers_what_was_encrypted_to_the_dec_key(
     assert reply.data == prefix + shared
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", SOME_PROFILES)
 def test_scd_setattr_writes_cardholder_data(emulator: Any, gnupg: Any, profile: str) -> None:
     emu = emulator(profile=profile)
     g = gnupg(emu.reader)
