@@ -83,6 +83,26 @@ def test_generate_without_fa_refused_by_the_card(run, backend) -> None:
     assert status["features"]["algorithm_information"] is False
 
 
+def test_import_without_fa_refused_by_the_card(run, backend, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    card = insert(backend, algorithm_info=False, slot_algorithms=RSA_AND_P256)
+    before = key_state(card)
+    path = tmp_path / "ed.pem"
+    path.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    result = run("key", "import", "--slot", "sig", "--yes", str(path), env=ADMIN)
+    assert result.exit_code == ExitCode.Unsupported
+    assert result.stderr == (
+        "opcard: error: the card refused ed25519 for the SIG slot (SW 6A80): it may not "
+        "support this algorithm; nothing on the card was changed\n"
+    )
+    assert key_state(card) == before
+
+
 def test_generate_with_fa_still_refuses_early(run, backend) -> None:
     """A card that publishes FA and does not list an algorithm: refused before the PIN."""
     card = insert(backend, slot_algorithms=RSA_AND_P256)
