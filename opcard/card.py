@@ -892,19 +892,23 @@ class Card:
 
     def supports(self, feature: str) -> bool:
         """Whether the card declares ``feature`` (a :class:`CardFeatures` field; touch: any
-        slot). ``signature_counter`` and ``algorithm_information`` need a GET DATA (7A, FA,
-        once), ``touch`` one of 7F74 when neither UIF nor 7F74 is in 6E; the others come from
-        the cached 6E and the AID."""
+        slot; certificate_slots: at least one), reading only what that feature needs:
+        ``signature_counter`` and ``algorithm_information`` a GET DATA (7A, FA, once),
+        ``touch`` one of 7F74 when neither UIF nor 7F74 is in 6E; the others nothing but the
+        cached 6E and the AID."""
         if feature in ("signature_counter", "algorithm_information"):
             return self.features().supported(feature)
-        declared = self._declared_features()
-        if feature not in declared:
+        if feature == "touch":
+            return bool(self.touch_slots())
+        if feature == "certificate_slots":
+            return bool(self.certificate_slots())
+        flags = self._declared_flags()
+        if feature not in flags:
             raise ValueError(f"unknown card feature {feature!r}")
-        value = declared[feature]
-        return value if isinstance(value, bool) else bool(value)
+        return flags[feature]
 
-    def _declared_features(self) -> dict[str, bool | tuple[KeySlot, ...]]:
-        """The features 6E (cached) and the AID tell, without further I/O."""
+    def _declared_flags(self) -> dict[str, bool]:
+        """The yes/no features 6E (cached) and the AID tell, without further I/O."""
         ard = self.application_data()
         caps = ard.extended_capabilities
         flags = caps.flags if caps is not None else ExtendedCapability(0)
@@ -914,11 +918,9 @@ class Card:
             ),
             "key_import": bool(flags & ExtendedCapability.KEY_IMPORT),
             "kdf": bool(flags & ExtendedCapability.KDF),
-            "touch": self.touch_slots(),
             "attestation": ard.attributes_att is not None or ard.uif_att is not None,
             "reset_code": self.aid.version >= (2, 0),
             "private_dos": self.has_private_dos(),
-            "certificate_slots": self.certificate_slots(),
         }
 
     def _read_features(self) -> CardFeatures:
@@ -926,28 +928,25 @@ class Card:
         from apdu.openpgp.errors import DataObjectError
         from apdu.openpgp.objects import SecuritySupportTemplate
 
-        declared = self._declared_features()
+        flags = self._declared_flags()
         with _translated("reading the signature counter (7A)"):
             try:
                 SecuritySupportTemplate.parse(self.applet.get_data(Do.SECURITY_SUPPORT_TEMPLATE))
                 counter = True
             except (CardStatusError, DataObjectError, TlvError):  # 6A88 …, or 7A without 93
                 counter = False
-        touch = declared["touch"]
-        slots = declared["certificate_slots"]
-        assert isinstance(touch, tuple) and isinstance(slots, tuple)
         return CardFeatures(
             version=self.aid.version,
             algorithm_information=self.algorithm_information() is not None,
-            algorithm_attributes_changeable=bool(declared["algorithm_attributes_changeable"]),
-            key_import=bool(declared["key_import"]),
-            kdf=bool(declared["kdf"]),
-            touch=touch,
-            attestation=bool(declared["attestation"]),
-            reset_code=bool(declared["reset_code"]),
-            private_dos=bool(declared["private_dos"]),
+            algorithm_attributes_changeable=flags["algorithm_attributes_changeable"],
+            key_import=flags["key_import"],
+            kdf=flags["kdf"],
+            touch=self.touch_slots(),
+            attestation=flags["attestation"],
+            reset_code=flags["reset_code"],
+            private_dos=flags["private_dos"],
             signature_counter=counter,
-            certificate_slots=slots,
+            certificate_slots=self.certificate_slots(),
         )
 
     def __repr__(self) -> str:
