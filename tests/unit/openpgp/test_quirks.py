@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from openpgp_vectors import NITROKEY_PRO_ARD, YK543_ALGORITHM_INFORMATION, YK543_ARD
 
 from apdu.errors import NotFoundError, WrongDataError
@@ -59,3 +60,32 @@ def test_certificate_absent() -> None:
 def test_fa_overshoot_constant_matches_the_vector() -> None:
     declared = int.from_bytes(YK543_ALGORITHM_INFORMATION[2:4], "big")
     assert declared - (len(YK543_ALGORITHM_INFORMATION) - 4) == quirks.FA_LENGTH_OVERSHOOT
+
+
+# --- in_card_format: attributes for a card without FA, in the card's own format ---------------
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "written"),
+    [
+        # RSA to RSA: only n changes; e length and import format stay (YubiKey 4: 17 bits)
+        ("010800001100", "010C00002000", "010C00001100"),
+        ("010800002003", "011000002000", "011000002003"),
+        ("0108000020", "010C00002000", "010C000020"),  # no import format byte: none written
+        # ECC to RSA: GnuPG's 01 ‖ n ‖ 0020 ‖ 00
+        ("132A8648CE3D030107", "010C00002000", "010C00002000"),
+        # RSA to ECC: algorithm ‖ OID, no import byte
+        ("010800001100", "132A8648CE3D030107", "132A8648CE3D030107"),
+        # ECC to ECC: an import format byte the card uses is kept (SmartPGP: FF)
+        ("132A8648CE3D030107FF", "132B81040022", "132B81040022FF"),
+        ("132A8648CE3D030107", "162B06010401DA470F01", "162B06010401DA470F01"),
+        # nothing known about the slot: the wanted form
+        (None, "011000002000", "011000002000"),
+    ],
+)
+def test_in_card_format(current: str | None, wanted: str, written: str) -> None:
+    from apdu.openpgp.objects import parse_algorithm_attributes
+
+    cur = None if current is None else parse_algorithm_attributes(bytes.fromhex(current))
+    out = quirks.in_card_format(parse_algorithm_attributes(bytes.fromhex(wanted)), cur)
+    assert bytes(out).hex().upper() == written
