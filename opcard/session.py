@@ -629,7 +629,13 @@ class Session:
         self._ensure(Pw.PW3)
         what = f"set the {slot.name} algorithm to {alg}"
         try:
-            self.card.applet.set_algorithm_attributes(slot, attrs)
+            with self.card.channel.transaction():  # as _write: 6982 → verify again, once
+                try:
+                    self.card.applet.set_algorithm_attributes(slot, attrs)
+                except apdu_errors.SecurityStatusNotSatisfiedError:
+                    if not self._reverify(Pw.PW3):
+                        raise
+                    self.card.applet.set_algorithm_attributes(slot, attrs)
         except (
             apdu_errors.SecurityStatusNotSatisfiedError,
             apdu_errors.WrongPinError,
