@@ -580,7 +580,17 @@ class Session:
         self._ensure(Pw.PW3)
         assert callable(action)
         try:
-            action()
+            # One PC/SC transaction: no other program's command between the steps of a write.
+            # A 6982 then means another program made the card forget the admin PIN before it
+            # began (its SELECT, a reset), so nothing protected was written yet: verify again
+            # with the PIN this session holds and run the write once more.
+            with self.card.channel.transaction():
+                try:
+                    action()
+                except apdu_errors.SecurityStatusNotSatisfiedError:
+                    if not self._reverify(Pw.PW3):
+                        raise
+                    action()
         except apdu_errors.ApduError as e:
             raise translate_error(e, what) from e
         finally:

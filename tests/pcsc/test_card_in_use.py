@@ -386,3 +386,25 @@ def test_a_roaming_card_that_moves_into_a_held_reader(emulator: Any, pcsc_connec
         holder.close()
         _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
         assert card.channel.transport.name == moved.reader
+
+
+def test_admin_writes_after_another_programs_select(emulator: Any, pcsc_connect: Any) -> None:
+    """Another program's SELECT between opcard's admin login and its write makes the card
+    forget PW3: the write (one PC/SC transaction) verifies again with the session's own admin
+    PIN and is done; no try is lost. A session without the admin login writes nothing even
+    though the other program verified PW3."""
+    emu = emulator(personalize="demo-ecc", serial=SERIAL)
+    other = pcsc_connect(emu.reader)
+    with opcard.open_card(reader=emu.reader) as card:
+        with card.session() as session:
+            session.login_admin("12345678")
+            assert other.transmit(SELECT)[-2:] == b"\x90\x00"
+            session.set_name("Turn<<Taking")
+            assert other.get_data(0x65).find(b"Turn<<Taking") >= 0
+            assert other.get_data(0xC4)[6] == 3  # admin PIN tries
+        assert other.transmit(bytes.fromhex("0020008308") + b"12345678")[-2:] == b"\x90\x00"
+        with card.session() as fresh:
+            before = emu.commands()
+            with pytest.raises(NotLoggedInError):
+                fresh.set_name("Not<<Mine")
+            assert emu.commands() == before
