@@ -303,3 +303,23 @@ def test_shared_scdaemon_and_opcard_take_turns(
     status = g.card_status()
     assert status["pinretry"][0] == "3"
     assert status["sigcount"][0] == "3"  # gpg's two and opcard's one PSO:CDS
+    # an admin write of opcard's after gpg used the card (gpg's SELECT dropped opcard's PW3)
+    with opcard.open_card(reader=emu.reader) as card, card.session() as admin:
+        admin.login_admin("12345678")
+        assert g.card_status()["serial"][0] == SERIAL
+        admin.set_name("Turn<<Taking")
+    with emu.connect() as raw:  # the card holds the new name
+        assert b"Turn<<Taking" in raw.get_data(0x65)
+        assert raw.get_data(0xC4)[6] == 3  # no admin PIN try lost
+    # scdaemon 2.2.40 keeps what it read (no check for changes by others in shared mode)...
+    assert g.card_status()["name"][:2] == ["Jane", "Doe"]
+    kill_scdaemon(g)  # ...until it starts afresh
+    status = wait_until(lambda: _card_status_or_none(g), timeout=10)
+    assert status["name"][:2] == ["Taking", "Turn"]
+
+
+def _card_status_or_none(g: GnuPG) -> dict[str, list[str]] | None:
+    try:
+        return g.card_status()
+    except AssertionError:  # scdaemon still on its way out
+        return None
