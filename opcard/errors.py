@@ -103,9 +103,9 @@ class NoCardError(CardError):
 
 
 #: What to do when another program holds a card exclusively (GnuPG's scdaemon by default).
-#: scdaemon 2.2.40 (Debian 12) accepts ``pcsc-shared`` (``scdaemon --dump-options`` lists it;
-#: the 2.2 manual does not); ``disable-ccid`` keeps scdaemon's own USB driver off the reader so
-#: that it goes through pcscd at all.
+#: scdaemon has ``pcsc-shared`` since GnuPG 2.2.28 (2.2.40 of Debian 12 documents it in
+#: scdaemon(1), not in ``--help``); ``disable-ccid`` keeps scdaemon's own USB driver off the
+#: reader so that it goes through pcscd at all.
 CARD_IN_USE_REMEDY = (
     "run 'gpgconf --kill scdaemon' (GnuPG lets go until it needs the card again), or put "
     "'pcsc-shared' and 'disable-ccid' in ~/.gnupg/scdaemon.conf so that GnuPG shares the card"
