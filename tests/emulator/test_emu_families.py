@@ -378,6 +378,7 @@ def test_neo_certificate_limit() -> None:
 REFUSED = [
     # (profile, DO, attributes, status word)
     ("yubikey4", 0xC1, "132A8648CE3D030107", 0x6A80),  # RSA only before 5.2 (yubikit)
+    ("yubikey4", 0xC1, "010800002000", 0x6A80),  # only a 17-bit exponent (OpenSC #1949)
     ("yubikey-neo", 0xC1, "010800001103", 0x6A83),  # attributes not changeable at all
     ("yubikey-neo", 0xC1, "010C00001103", 0x6A83),
     ("zeitcontrol21", 0xC1, "132A8648CE3D030107", 0x6A80),
