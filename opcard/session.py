@@ -843,19 +843,53 @@ class Session:
         self._so_pin = self._user_pin = None
         self.so_logged_in = self.user_logged_in = self._pw81 = False
 
-    def factory_reset(self) -> None:
+    def factory_reset(self, admin_pin: str | bytes | None = None) -> None:
         """Erase everything: keys, certificates, data; PINs back to 123456 / 12345678.
-        This deliberately blocks both PINs first (that is how the card allows it)."""
+
+        With the admin PIN (given here, or held by this session after ``login_admin``) the card
+        is terminated after VERIFY PW3, as the spec allows, and no try is used. Without it, or
+        on a card that wants them blocked (YubiKey NEO), both PINs are deliberately blocked
+        first — only where the card says it will then terminate (its life cycle status, as
+        GnuPG checks). A card without TERMINATE DF (Gnuk) raises
+        :class:`NotSupportedByCardError`, one that terminates only after the admin PIN (the
+        Ledger app) :class:`NotLoggedInError` when it was not given: in both cases nothing on
+        the card changed (:meth:`apdu.openpgp.applet.OpenPgpApplet.factory_reset`)."""
+        pin: bytes | None = None
+        if admin_pin is not None:
+            pin = _pin_bytes(admin_pin, Secret.PW3, "admin PIN")
+        elif self.so_logged_in and self._so_pin is not None:
+            pin = self._so_pin.value
+        hist = self.card.application_data().historical_bytes
+        life_cycle = None if hist is None else hist.life_cycle
+        self.card.prepare_pin()
+        changed = True
         try:
-            self.card.applet.factory_reset()
+            self.card.applet.factory_reset(admin_pin=pin, life_cycle=life_cycle)
+        except (apdu_errors.InsNotSupportedError, apdu_errors.ClaNotSupportedError) as e:
+            changed = False
+            raise NotSupportedByCardError(
+                "a factory reset (TERMINATE DF) is not supported by this card; nothing on the "
+                "card was changed",
+                "factory_reset",
+            ) from e
+        except apdu_errors.SecurityStatusNotSatisfiedError as e:
+            changed = False
+            raise NotLoggedInError(
+                "this card is reset only after the admin PIN (it does not declare the "
+                "specification's life cycle, so blocking the PINs might leave it unusable): "
+                "give the admin PIN; nothing on the card was changed"
+            ) from e
+        except (apdu_errors.WrongPinError, apdu_errors.PinBlockedError) as e:
+            raise translate_error(e, "admin PIN") from e
         except apdu_errors.ApduError as e:
             raise translate_error(e, "factory reset") from e
         else:
             self.card.kdf_changed()  # KDF is off after a factory reset
         finally:
             self.card.invalidate()
-            self._so_pin = self._user_pin = None
-            self.so_logged_in = self.user_logged_in = self._pw81 = False
+            if changed:
+                self._so_pin = self._user_pin = None
+                self.so_logged_in = self.user_logged_in = self._pw81 = False
 
 
 class DigestSigner:

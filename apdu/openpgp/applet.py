@@ -57,6 +57,7 @@ __all__ = ["MAX_BLOCKING_ATTEMPTS", "OpenPgpApplet", "PinState"]
 _SW_OK = 0x9000
 _SW_BLOCKED = 0x6983
 _SW_SECURITY = 0x6982
+_SW_CONDITIONS = 0x6985
 _SW_COUNTER_MASK = 0xFFF0
 _SW_COUNTER = 0x63C0
 #: Upper bound on wrong VERIFYs sent per PIN by :meth:`OpenPgpApplet.factory_reset`.
@@ -495,23 +496,61 @@ class OpenPgpApplet:
 
     # -- factory reset ------------------------------------------------------------------------
 
-    def factory_reset(self) -> None:
-        """Block PW1 and PW3 with wrong PINs, TERMINATE DF, ACTIVATE FILE, SELECT.
+    def factory_reset(
+        self, *, admin_pin: bytes | str | None = None, life_cycle: int | None = None
+    ) -> None:
+        """Factory reset: TERMINATE DF, ACTIVATE FILE, SELECT — blocking the PINs first only
+        where the card needs that and says it will then terminate.
 
-        This deliberately uses up every PIN try. The wrong PINs have the length the card
+        1. With ``admin_pin``: VERIFY PW3 (a wrong PIN raises WrongPinError and nothing else
+           is sent), then TERMINATE DF (spec 3.4: allowed after PW3).
+        2. Without: TERMINATE DF as it is (a card that allows it unconditionally is reset).
+        A card that does not know TERMINATE DF (6D00/6E00/6A81: Gnuk) raises
+        :class:`~apdu.errors.InsNotSupportedError` (or ClaNotSupportedError): nothing
+        changed. A refusal for its conditions leads to blocking PW1 and PW3 with wrong PINs and
+        TERMINATE DF again — when the card answered 6985 (it wants both PINs blocked: YubiKey
+        NEO), or 6982 on a card whose historical bytes declare the specification's life cycle
+        (``life_cycle`` 03 or 05, the status indicator GnuPG's factory-reset requires; read
+        with GET DATA 5F52 when not given).
+        Otherwise (6982 from a card that declares no such life cycle: the Ledger app, which
+        terminates only after PW3) :class:`~apdu.errors.SecurityStatusNotSatisfiedError` is
+        raised before any PIN is blocked: give the admin PIN.
+
+        Blocking deliberately uses up every PIN try. The wrong PINs have the length the card
         checks: with KDF on (the KDF-DO is read fresh here, not taken from :attr:`kdf`) the
         derived length, else 8 bytes. Each PIN gets at most :data:`MAX_BLOCKING_ATTEMPTS`.
         """
         with self.channel.transaction():
-            kdf = self._current_kdf()
-            status = self.get_pw_status()
-            for pw, secret in ((Pw.PW1, Secret.PW1), (Pw.PW3, Secret.PW3)):
-                self._block(pw, secret, status, kdf)
-            self._send(commands.terminate_df(), "TERMINATE DF")
+            if admin_pin is not None:
+                self.verify(Pw.PW3, admin_pin)
+            response = self.channel.send_raw(commands.terminate_df())
+            if response.sw != _SW_OK:
+                refusal = error_for_status(response.sw, response.data)
+                blocking_helps = response.sw == _SW_CONDITIONS or (
+                    response.sw == _SW_SECURITY
+                    and admin_pin is None
+                    and self._life_cycle(life_cycle) in quirks.LIFE_CYCLE_MANAGED
+                )
+                if not blocking_helps:
+                    raise _context(refusal, "TERMINATE DF")
+                kdf = self._current_kdf()
+                status = self.get_pw_status()
+                for pw, secret in ((Pw.PW1, Secret.PW1), (Pw.PW3, Secret.PW3)):
+                    self._block(pw, secret, status, kdf)
+                self._send(commands.terminate_df(), "TERMINATE DF")
             self.activate()
             self.select()
         self.kdf = None
         self.select_data_length_byte = None
+
+    def _life_cycle(self, known: int | None) -> int | None:
+        """The life cycle status byte of the historical bytes: ``known``, else GET DATA 5F52."""
+        if known is not None:
+            return known
+        try:
+            return HistoricalBytes.parse(self.get_data(Do.HISTORICAL_BYTES)).life_cycle
+        except CardStatusError:
+            return None
 
     def _current_kdf(self) -> KdfDo | None:
         try:

@@ -28,6 +28,7 @@ __all__ = [
     "EMPTY_VERIFY_UNSUPPORTED_SW",
     "FA_LENGTH_OVERSHOOT",
     "FOURTH_GET_NEXT_DATA_SW",
+    "LIFE_CYCLE_MANAGED",
     "SELECT_DATA_RETRY_ERRORS",
     "WRONG_PIN_SECURITY_STATUS_SW",
     "YUBIKEY_SELECT_DATA_LENGTH_BYTE",
@@ -65,6 +66,14 @@ SELECT_DATA_RETRY_ERRORS: tuple[type[CardStatusError], ...] = (
     WrongParametersError,
     NotFoundError,
 )
+
+#: Life cycle status bytes (the third-last historical byte) that declare the specification's
+#: life cycle management — TERMINATE DF after PW3 or with PW1 and PW3 blocked, then ACTIVATE
+#: FILE: 03 (terminated, seen only in the ATR) and 05 (operational). GnuPG's factory-reset
+#: refuses a card that declares anything else ("This command is not supported by this card",
+#: g10/card-util.c). Gnuk sends 00 and has no TERMINATE DF; the Ledger app 7F and terminates
+#: only after PW3; the YubiKey NEO 00 and terminates only with both PINs blocked (6985).
+LIFE_CYCLE_MANAGED = frozenset({0x03, 0x05})
 
 #: A fourth GET NEXT DATA (there are three certificate occurrences) answers 6A80 (YubiKey
 #: 5.4.3 trace, go-openpgp-card ``mockdata/TestCardholderCertificates``).

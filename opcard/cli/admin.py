@@ -108,9 +108,16 @@ def touch(
 
 @click.command()
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@admin_pin_options
 @pass_state
-def reset(state: State, yes: bool) -> None:
-    """Factory reset: erase keys, certificates and data; PINs back to the defaults."""
+def reset(state: State, yes: bool, admin_pin: str | None, admin_pin_file: str | None) -> None:
+    """Factory reset: erase keys, certificates and data; PINs back to the defaults.
+
+    With the admin PIN (--admin-pin-file, $OPCARD_ADMIN_PIN; never prompted for) the card is
+    reset after verifying it; without, both PINs are blocked first where the card allows that.
+    """
+    import os
+
     card = state.card()
     if not yes:
         click.confirm(
@@ -119,5 +126,8 @@ def reset(state: State, yes: bool) -> None:
             abort=True,
             err=True,
         )
-    state.session().factory_reset()
+    pin = None
+    if admin_pin is not None or admin_pin_file is not None or os.environ.get(ADMIN.env):
+        pin = read_pin(ADMIN, admin_pin, admin_pin_file)
+    state.session().factory_reset(pin)
     click.echo(f"card {card.serial} reset; {_DEFAULT_PINS}")

@@ -487,3 +487,41 @@ def test_family_without_fa_is_asked(name: str) -> None:
     assert e.value.sw == p.unsupported_attributes_sw
     assert f"the card refused {refused} for the AUT slot (SW {e.value.sw:04X})" in str(e.value)
     assert card_state(r) == before
+
+
+# --- factory reset: only where the card says it will terminate -----------------------------------
+
+
+def test_factory_reset_refused_by_a_card_without_terminate_df() -> None:
+    r = family_rig("gnuk12")  # no TERMINATE DF (6D00)
+    before, tries = card_state(r), r.tries()
+    with r.card.session() as s, pytest.raises(NotSupportedByCardError) as e:
+        s.factory_reset()
+    assert str(e.value) == (
+        "a factory reset (TERMINATE DF) is not supported by this card; nothing on the card "
+        "was changed"
+    )
+    assert (card_state(r), r.tries()) == (before, tries)
+
+
+def test_factory_reset_of_a_card_that_terminates_only_after_pw3() -> None:
+    r = family_rig("ledger")  # life cycle byte 7F; TERMINATE DF only after PW3
+    before, tries = card_state(r), r.tries()
+    with r.card.session() as s:
+        with pytest.raises(NotLoggedInError, match="reset only after the admin PIN"):
+            s.factory_reset()
+        assert (card_state(r), r.tries()) == (before, tries)  # no PIN blocked
+        s.login_admin(PW3)
+        s.factory_reset()  # the PIN the session holds: VERIFY PW3, TERMINATE DF
+    assert r.emu.state.keys == [None, None, None]
+    assert r.tries() == (3, 0, 3)
+    assert [c[1] for c in r.sent].count(INS_VERIFY) == 2  # the login and the reset's VERIFY
+
+
+@pytest.mark.parametrize("name", ["yubikey-neo", "yubikey5"])
+def test_factory_reset_without_the_admin_pin_blocks_where_the_card_allows(name: str) -> None:
+    r = family_rig(name)  # NEO: 6985, both PINs blocked first; YubiKey 5: LCS 05
+    with r.card.session() as s:
+        s.factory_reset()
+    assert r.emu.state.keys == [None, None, None]
+    assert r.tries()[0] == r.tries()[2] == PROFILES[name].pin_retries

@@ -13,6 +13,7 @@ from openpgp_vectors import NEO_ARD, NITROKEY_PRO_ARD, YK543_ARD, YK543_KDF_SHA5
 
 from apdu.errors import (
     CardStatusError,
+    InsNotSupportedError,
     PinBlockedError,
     SecurityStatusNotSatisfiedError,
     WrongDataError,
@@ -244,16 +245,22 @@ def test_put_certificate() -> None:
 # --- factory reset ---------------------------------------------------------------------------
 
 
+HIST_LCS_05 = "0031C573C00140059000"  # historical bytes, life cycle status 05 (operational)
+
+
 def test_factory_reset_sequence() -> None:
+    """No admin PIN: TERMINATE DF is tried as it is; the card wants PW3 (6982) and declares the
+    spec's life cycle (LCS 05), so both PINs are blocked and TERMINATE DF sent again."""
     wrong81 = "0020008108" + "00" * 8
     wrong83 = "0020008308" + "00" * 8
     applet, card = applet_for(
         {
+            "00E60000": ["6982", "9000"],
+            "00CA5F5200": HIST_LCS_05 + "9000",
             "00CA00F900": "6A88",
             C4: "017F7F7F0300039000",
             wrong81: ["63C2", "63C1", "63C0"],
             wrong83: ["63C2", "63C1", "6983"],
-            "00E60000": "9000",
             "00440000": "9000",
             "00A4040006D27600012401": "9000",
         },
@@ -261,6 +268,8 @@ def test_factory_reset_sequence() -> None:
     )
     applet.factory_reset()
     assert card.seen == [
+        "00E60000",
+        "00CA5F5200",
         "00CA00F900",
         C4,
         *[wrong81] * 3,
@@ -277,17 +286,66 @@ def test_factory_reset_with_kdf_uses_the_derived_length() -> None:
     wrong83 = "0020008340" + "00" * 64
     applet, card = applet_for(
         {
+            "00E60000": ["6982", "9000"],
             "00CA00F900": YK543_KDF_SHA512.hex() + "9000",
             C4: "017F7F7F0100019000",
             wrong81: "63C0",
             wrong83: "63C0",
+            "00440000": "9000",
+            "00A4040006D27600012401": "9000",
+        }
+    )
+    applet.factory_reset(life_cycle=0x05)
+    assert card.seen[3:5] == [wrong81, wrong83]
+
+
+def test_factory_reset_with_the_admin_pin_blocks_nothing() -> None:
+    verify83 = "0020008308" + b"12345678".hex().upper()
+    applet, card = applet_for(
+        {
+            verify83: "9000",
             "00E60000": "9000",
             "00440000": "9000",
             "00A4040006D27600012401": "9000",
         }
     )
-    applet.factory_reset()
-    assert card.seen[2:4] == [wrong81, wrong83]
+    applet.factory_reset(admin_pin="12345678")
+    assert card.seen == [verify83, "00E60000", "00440000", "00A4040006D27600012401"]
+
+
+def test_factory_reset_without_terminate_df_changes_nothing() -> None:
+    """Gnuk: TERMINATE DF unknown (6D00): refused before any PIN is blocked."""
+    applet, card = applet_for({"00E60000": "6D00"})
+    with pytest.raises(InsNotSupportedError):
+        applet.factory_reset(life_cycle=0x00)
+    assert card.seen == ["00E60000"]
+
+
+def test_factory_reset_needs_pw3_where_the_life_cycle_is_not_declared() -> None:
+    """The Ledger app (LCS 7F) terminates only after PW3: no PIN is blocked without it."""
+    applet, card = applet_for({"00E60000": "6982", "00CA5F5200": "0031C573C0018000007F9000"})
+    with pytest.raises(SecurityStatusNotSatisfiedError):
+        applet.factory_reset()
+    assert card.seen == ["00E60000", "00CA5F5200"]
+
+
+def test_factory_reset_blocks_where_the_card_wants_it() -> None:
+    """YubiKey NEO: 6985 (both PINs must be blocked), whatever its life cycle byte says."""
+    wrong81 = "0020008108" + "00" * 8
+    wrong83 = "0020008308" + "00" * 8
+    applet, card = applet_for(
+        {
+            "00E60000": ["6985", "9000"],
+            "00CA00F900": "6A88",
+            C4: "017F7F7F0100019000",
+            wrong81: "6983",
+            wrong83: "6983",
+            "00440000": "9000",
+            "00A4040006D27600012401": "9000",
+        }
+    )
+    applet.factory_reset(life_cycle=0x00)
+    assert card.seen.count("00E60000") == 2 and wrong83 in card.seen
 
 
 def test_factory_reset_is_bounded() -> None:
