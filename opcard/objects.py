@@ -65,9 +65,7 @@ DATA_OBJECTS: dict[int, tuple[str, str | None]] = {
     Do.PRIVATE_USE_4: ("Private DO 4", "admin"),
 }
 _APPLICATION = "OpenPGP card"
-_PRIVATE_DOS = frozenset(
-    {Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4}
-)
+_PRIVATE_DOS = frozenset({Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4})
 
 
 class CardObject:
