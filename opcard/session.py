@@ -702,11 +702,13 @@ class Session:
         ``private_key`` is a ``cryptography`` private key, or its PEM or DER encoding (PKCS#8
         or the traditional RSA/EC forms; ``password`` for an encrypted one): RSA 2048-4096,
         the NIST/brainpool/secp256k1 curves, Ed25519 (SIG, AUT) or X25519 (DEC). An unsuitable
-        key is refused before anything is written."""
+        key is refused before anything is written; a card whose C0 says it imports no keys
+        raises :class:`NotSupportedByCardError` before any I/O."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
         slot = _slot(slot)
+        require_feature(self.card, "key_import")
         if isinstance(private_key, bytes | bytearray | memoryview):
             private_key = _load_private_key(bytes(private_key), password)
         if not isinstance(

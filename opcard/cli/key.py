@@ -157,6 +157,9 @@ def import_command(
         raise UnsupportedKeyError(f"{type(private).__name__} keys cannot go on an OpenPGP card")
     algorithm = CardPublicKey.from_cryptography(private.public_key()).algorithm
     card = state.card()
+    from opcard.session import require_feature
+
+    require_feature(card, "key_import")  # C0 bit 20: exit code 8 before any PIN
     check_algorithm(card, key_slot, algorithm)
     _confirm_replace(card, key_slot, yes)
     session = state.session()

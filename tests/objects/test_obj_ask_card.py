@@ -525,3 +525,13 @@ def test_factory_reset_without_the_admin_pin_blocks_where_the_card_allows(name: 
         s.factory_reset()
     assert r.emu.state.keys == [None, None, None]
     assert r.tries()[0] == r.tries()[2] == PROFILES[name].pin_retries
+
+
+def test_key_import_refused_where_c0_says_no() -> None:
+    r = limited_rig(ext_caps_flags=0x7D & ~0x20)  # C0 without "key import"
+    assert not r.card.supports("key_import")
+    with r.card.session() as s:
+        start = len(r.sent)
+        with pytest.raises(NotSupportedByCardError, match="key import is not supported"):
+            s.import_key(KeySlot.AUT, ec.generate_private_key(ec.SECP256R1()))
+        assert r.sent[start:] == []
