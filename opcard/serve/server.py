@@ -9,8 +9,12 @@ to push every card call to an executor and still take the same per-card lock.
 Security: the socket is created mode 0600 inside a directory that must be private (0700,
 owned by the server's user; created so when missing). Each connection's peer is checked with
 SO_PEERCRED and a peer of another uid is disconnected before a byte is read. Frames are
-bounded (:data:`~opcard.serve.wire.MAX_BODY`); a malformed frame closes that connection only.
-Nothing that crosses the socket is logged but call names and return values: no PIN, no data.
+bounded (:data:`~opcard.serve.wire.MAX_BODY`) and read against a deadline; larger ones draw
+on a budget shared by all connections; a malformed frame closes that connection only.
+Places are bounded per server and per peer process; when they run out, a new connection takes
+the place of the slowest or idlest one (:mod:`opcard.serve.limits` has every limit and its
+reason). Nothing that crosses the socket is logged but call names and return values: no PIN,
+no data.
 
 A blocking C_WaitForSlotEvent is answered by a thread of its own while the connection goes on
 with the client's next calls: p11-kit's client multiplexes an application's threads on one
@@ -21,19 +25,26 @@ socket and matches each reply to its call by the frame's message code (docs/serv
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import logging
+import mmap
 import os
 import selectors
 import socket
 import stat
 import struct
 import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from opcard.pkcs11 import ReturnValue
 from opcard.serve.errors import FrameError, SocketError
 from opcard.serve.functions import Client, SlotWait
+from opcard.serve.limits import Limits
 from opcard.serve.slots import Registry
 from opcard.serve.wire import (
     HEADER,
@@ -46,14 +57,19 @@ from opcard.serve.wire import (
     check_arguments,
 )
 
-__all__ = ["Server", "default_socket_path", "peer_credentials", "prepare_directory"]
+__all__ = [
+    "FrameBudget",
+    "Server",
+    "ServerStats",
+    "default_socket_path",
+    "peer_credentials",
+    "prepare_directory",
+]
 
 logger = logging.getLogger("opcard.serve")
 
-#: Seconds a new connection has to send its version byte.
-HANDSHAKE_TIMEOUT = 10.0
-#: Connections served at once; more are closed at once.
-MAX_CONNECTIONS = 64
+#: Seconds a C_Finalize waits for the connection's slot waits to answer first.
+_WAIT_JOIN = 10.0
 _UCRED = struct.Struct("3i")
 
 
@@ -125,39 +141,170 @@ def _bind(path: Path) -> socket.socket:
     return sock
 
 
-def _recv_exact(conn: socket.socket, n: int, *, eof_ok: bool = False) -> bytes | None:
-    chunks = bytearray()
-    while len(chunks) < n:
-        chunk = conn.recv(min(n - len(chunks), 1 << 20))
-        if not chunk:
-            if eof_ok and not chunks:
-                return None
-            raise FrameError(f"connection closed inside a frame ({len(chunks)} of {n} bytes)")
-        chunks += chunk
-    return bytes(chunks)
+class _Slow(Exception):
+    """A connection missed a deadline (its version byte, a frame, a reply, or idle)."""
+
+
+class _Phase(enum.Enum):
+    HANDSHAKE = "waiting for the version byte"
+    IDLE = "idle"
+    FRAME = "sending a frame"
+    CALL = "in a call"
+
+
+class FrameBudget:
+    """The bytes of large frames all connections may have buffered at once
+    (:data:`~opcard.serve.limits.FRAME_BUDGET`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        #: The most ever in use at once (for tests and the docs' figures).
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, deadline: float, cancelled: threading.Event) -> bool:
+        """Take ``n`` bytes, waiting for others to give theirs back until ``deadline``
+        (time.monotonic()) or until ``cancelled`` is set; False when it could not."""
+        with self._cond:
+            while self.used + n > self.total:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or cancelled.is_set():
+                    return False
+                self._cond.wait(min(remaining, 0.2))
+            self.used += n
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """What a server holds now and has done (tests, and ``--log-level debug``)."""
+
+    connections: int
+    #: Bytes of large frames buffered now (:class:`FrameBudget`).
+    buffered: int
+    #: The most large-frame bytes ever buffered at once.
+    buffered_peak: int
+    #: Connections closed to make room for new ones.
+    evicted: int
+    #: New connections refused: every place busy, or a peer of another uid.
+    refused: int
+    #: Connections closed for missing a deadline (version byte, frame, reply, idle).
+    timed_out: int
+
+
+class _Connection:
+    """One client connection as the accept thread sees it (for places and eviction)."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self.peer = f"pid {pid}"
+        #: (phase, since when): written by the connection's thread, read under the server's
+        #: lock by the accept thread (one tuple: always consistent).
+        self.phase = (_Phase.HANDSHAKE, time.monotonic())
+        #: Blocking C_WaitForSlotEvent calls in progress (under the server's lock).
+        self.waits = 0
+        self.evicted = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def enter(self, phase: _Phase) -> None:
+        self.phase = (phase, time.monotonic())
+
+
+def _recv_into(
+    conn: _Connection, view: memoryview, deadline: float, what: str, *, eof_ok: bool = False
+) -> bool:
+    """Fill ``view`` from the socket before ``deadline``; False on EOF before the first byte
+    when ``eof_ok``. A short read then EOF is a :class:`FrameError`, a missed deadline
+    :class:`_Slow`."""
+    got = 0
+    while got < len(view):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Slow(f"{what} not complete within its time ({got} of {len(view)} bytes)")
+        conn.sock.settimeout(remaining)
+        try:
+            n = conn.sock.recv_into(view[got:])
+        except TimeoutError:
+            continue  # the loop's check raises
+        if not n:
+            if eof_ok and not got:
+                return False
+            if conn.evicted.is_set():
+                raise _Slow("evicted")
+            raise FrameError(f"connection closed inside {what} ({got} of {len(view)} bytes)")
+        got += n
+    return True
+
+
+class _Body:
+    """A frame's body: small ones in a bytearray, large ones in an anonymous mapping (pages
+    are touched only as bytes arrive, and all go back to the system when it is closed — a
+    bytearray of a megabyte would stay in the allocator's arenas)."""
+
+    def __init__(self, length: int, small: int) -> None:
+        self.length = length
+        self._map: mmap.mmap | None = None
+        self.data: bytearray | mmap.mmap
+        if length > small:
+            self._map = mmap.mmap(-1, length)
+            self.data = self._map
+        else:
+            self.data = bytearray(length)
+
+    def close(self) -> None:
+        if self._map is not None:
+            with contextlib.suppress(BufferError):  # a view still held: freed when it goes
+                self._map.close()
 
 
 class Server:
     """Serves the slots of ``registry`` on a Unix socket at ``path``.
 
     ``start()`` binds and returns; connections are served by background threads until
-    ``stop()`` (also on leaving the ``with`` block)."""
+    ``stop()`` (also on leaving the ``with`` block). ``limits`` bounds what clients can take
+    (:mod:`opcard.serve.limits`); ``max_connections`` overrides its table size."""
 
     def __init__(
-        self, registry: Registry, path: Path | str, *, max_connections: int = MAX_CONNECTIONS
+        self,
+        registry: Registry,
+        path: Path | str,
+        *,
+        max_connections: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        limits = limits or Limits()
+        if max_connections is not None:
+            limits = Limits(
+                **{
+                    **limits.__dict__,
+                    "max_connections": max_connections,
+                    "max_per_process": min(limits.max_per_process, max_connections),
+                }
+            )
         self.registry = registry
         self.path = Path(path).absolute()
-        self.max_connections = max_connections
+        self.limits = limits
+        self.max_connections = limits.max_connections
         self.uid = os.getuid()
+        self.budget = FrameBudget(limits.frame_budget)
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._accept_thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        #: Connections refused because the peer is another user (for tests and logs).
+        self._connections: dict[socket.socket, _Connection] = {}
+        #: Connections refused: a peer of another uid, or no place (for tests and logs).
         self.refused = 0
+        self.evicted = 0
+        self.timed_out = 0
 
     @property
     def address(self) -> str:
@@ -170,6 +317,18 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def stats(self) -> ServerStats:
+        with self._lock:
+            connections = len(self._connections)
+        return ServerStats(
+            connections,
+            self.budget.used,
+            self.budget.peak,
+            self.evicted,
+            self.refused,
+            self.timed_out,
+        )
 
     def start(self) -> None:
         self._listener = _bind(self.path)
@@ -188,20 +347,23 @@ class Server:
             self._wake_w.send(b"x")
         if self._accept_thread is not None:
             self._accept_thread.join(timeout)
+        served = self._listener is not None
         if self._listener is not None:
             self._listener.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
         with self._lock:
-            connections = dict(self._connections)
-        for conn in connections:
+            connections = list(self._connections.values())
+        for c in connections:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for thread in connections.values():
-            thread.join(timeout)
+                c.sock.shutdown(socket.SHUT_RDWR)
+        for c in connections:
+            if c.thread is not None:
+                c.thread.join(timeout)
         self._wake_r.close()
         self._wake_w.close()
-        logger.info("stopped serving on %s", self.path)
+        if served:  # not when it never started (the socket could not be created)
+            logger.info("stopped serving on %s", self.path)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -220,14 +382,36 @@ class Server:
                     except OSError as e:
                         if e.errno in (errno.EMFILE, errno.ENFILE):
                             logger.error("cannot accept a connection: %s", e)
+                            time.sleep(0.1)  # until a connection ends: no busy loop
                         continue
-                    self._admit(conn)
+                    try:
+                        self._admit(conn)
+                    except OSError as e:  # the peer went away at once
+                        logger.debug("cannot admit a connection: %s", e)
+                        conn.close()
 
-    def _admit(self, conn: socket.socket) -> None:
+    def _admit(self, sock: socket.socket) -> None:
+        """Check the peer's uid, find it a place (evicting an idle or slow connection when
+        there is none left, for the table or for the peer process), start its thread."""
+        pid, uid, _gid = peer_credentials(sock)
+        if uid != self.uid:
+            self.refused += 1
+            logger.warning("refused pid %d of uid %d (only uid %d may connect)", pid, uid, self.uid)
+            sock.close()
+            return
+        conn = _Connection(sock, pid)
+        limits = self.limits
         with self._lock:
-            if len(self._connections) >= self.max_connections:
-                logger.warning("too many connections: refusing one")
-                conn.close()
+            mine = [c for c in self._connections.values() if c.pid == pid]
+            if len(mine) >= limits.max_per_process and not self._make_room(
+                mine, conn, f"{conn.peer} has {len(mine)} connections (its limit)"
+            ):
+                return
+            if len(self._connections) >= limits.max_connections and not self._make_room(
+                list(self._connections.values()),
+                conn,
+                f"all {len(self._connections)} places are taken",
+            ):
                 return
             thread = threading.Thread(
                 target=self._serve_connection,
@@ -235,111 +419,246 @@ class Server:
                 name="opcard-serve-client",
                 daemon=True,
             )
-            self._connections[conn] = thread
+            conn.thread = thread
+            self._connections[sock] = conn
         thread.start()
 
-    def _serve_connection(self, conn: socket.socket) -> None:
-        peer = "a client"
+    def _make_room(self, candidates: list[_Connection], new: _Connection, why: str) -> bool:
+        """Evict the best candidate for ``new`` (under the lock); False (and ``new`` closed)
+        when none may go."""
+        victim = self._victim(candidates)
+        if victim is None:
+            self.refused += 1
+            logger.warning(
+                "refused a connection of %s: %s, and every one is in a call or waiting for a "
+                "slot event",
+                new.peer,
+                why,
+            )
+            new.sock.close()
+            return False
+        phase, since = victim.phase
+        logger.warning(
+            "closed the connection of %s (%s for %.1f s) to make room for %s: %s",
+            victim.peer,
+            phase.value,
+            time.monotonic() - since,
+            new.peer,
+            why,
+        )
+        self.evicted += 1
+        victim.evicted.set()
+        del self._connections[victim.sock]
+        with contextlib.suppress(OSError):
+            victim.sock.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def _victim(self, candidates: list[_Connection]) -> _Connection | None:
+        """Which connection gives way: one that has not sent its version byte for
+        ``slow_after`` (the oldest first), then one trickling a frame for ``slow_after``, then
+        an idle one — of the process holding the most connections, the longest idle first —
+        then a connection younger than ``slow_after`` still before its version byte. Never a
+        connection in a call, nor an idle one with a C_WaitForSlotEvent in progress (a
+        legitimate long wait), nor a frame younger than ``slow_after`` (a call on its way)."""
+        now = time.monotonic()
+        counts = Counter(c.pid for c in self._connections.values())
+        best: tuple[tuple[float, ...], _Connection] | None = None
+        for c in candidates:
+            phase, since = c.phase
+            slow = now - since >= self.limits.slow_after
+            key: tuple[float, ...]
+            if phase is _Phase.HANDSHAKE:
+                key = (0, since) if slow else (3, since)
+            elif phase is _Phase.FRAME and slow:
+                key = (1, since)
+            elif phase is _Phase.IDLE and not c.waits:
+                key = (2, -counts[c.pid], since)
+            else:
+                continue
+            if best is None or key < best[0]:
+                best = (key, c)
+        return None if best is None else best[1]
+
+    def _serve_connection(self, conn: _Connection) -> None:
+        peer = conn.peer
+        wsock: socket.socket | None = None
         try:
-            pid, uid, _gid = peer_credentials(conn)
-            peer = f"pid {pid}"
-            if uid != self.uid:
-                self.refused += 1
-                logger.warning(
-                    "refused %s of uid %d (only uid %d may connect)", peer, uid, self.uid
-                )
-                return
-            conn.settimeout(HANDSHAKE_TIMEOUT)
-            offered = _recv_exact(conn, 1, eof_ok=True)
-            if offered is None:
+            offered = bytearray(1)
+            deadline = time.monotonic() + self.limits.handshake_timeout
+            if not _recv_into(conn, memoryview(offered), deadline, "the version byte", eof_ok=True):
                 return
             version = min(offered[0], PROTOCOL_VERSION_MAX)
-            conn.sendall(bytes((version,)))
-            conn.settimeout(None)
+            # replies go through a socket object of their own: its timeout (SEND_TIMEOUT) is
+            # not the reading side's, which changes with every deadline
+            wsock = conn.sock.dup()
+            wsock.settimeout(self.limits.send_timeout)
+            wsock.sendall(bytes((version,)))
+            conn.enter(_Phase.IDLE)
             logger.debug("%s connected (protocol version %d)", peer, version)
             with self.registry.subscribe() as events:
                 client = Client(self.registry, version, events, peer=peer)
                 try:
-                    self._conversation(conn, client, peer)
+                    self._conversation(conn, wsock, client)
                 finally:
                     client.close()
         except FrameError as e:
             logger.warning("closing the connection of %s: malformed frame (%s)", peer, e)
-        except TimeoutError:
-            logger.warning("closing the connection of %s: no version byte", peer)
+        except _Slow as e:
+            if not conn.evicted.is_set():
+                self.timed_out += 1
+                logger.warning("closing the connection of %s: %s", peer, e)
+        except TimeoutError:  # a reply not read within SEND_TIMEOUT
+            self.timed_out += 1
+            logger.warning(
+                "closing the connection of %s: it did not read its reply within %.0f s",
+                peer,
+                self.limits.send_timeout,
+            )
         except OSError as e:
             logger.debug("connection of %s ended: %s", peer, e)
         finally:
-            conn.close()
+            if wsock is not None:
+                wsock.close()
+            conn.sock.close()
             with self._lock:
-                self._connections.pop(conn, None)
+                if self._connections.get(conn.sock) is conn:
+                    del self._connections[conn.sock]
 
-    def _conversation(self, conn: socket.socket, client: Client, peer: str) -> None:
+    def _read_frame(self, conn: _Connection) -> tuple[int, _Body, int] | None:
+        """The next request: (message code, body, bytes drawn from the budget); None when
+        the client disconnected between frames. The wait for the first byte is bounded by
+        ``idle_timeout`` (None: unbounded), the rest of the frame by ``frame_timeout``."""
+        limits = self.limits
+        header = bytearray(HEADER.size)
+        view = memoryview(header)
+        conn.sock.settimeout(limits.idle_timeout)
+        try:
+            first = conn.sock.recv_into(view)
+        except TimeoutError:
+            raise _Slow(f"no call for {limits.idle_timeout:.0f} s") from None
+        if not first:
+            if conn.evicted.is_set():
+                raise _Slow("evicted")
+            return None
+        conn.enter(_Phase.FRAME)
+        deadline = time.monotonic() + limits.frame_timeout
+        _recv_into(conn, view[first:], deadline, "a frame header")
+        code, options_length, body_length = HEADER.unpack(header)
+        if options_length > MAX_OPTIONS or body_length > MAX_BODY:
+            raise FrameError(
+                f"frame too large ({options_length} + {body_length} bytes; at most "
+                f"{MAX_OPTIONS} + {MAX_BODY})"
+            )
+        if options_length:
+            _recv_into(conn, memoryview(bytearray(options_length)), deadline, "a frame")
+        drawn = 0
+        if body_length > limits.small_frame:
+            if not self.budget.acquire(body_length, deadline, conn.evicted):
+                if conn.evicted.is_set():
+                    raise _Slow("evicted")
+                raise _Slow(
+                    f"no room for a frame of {body_length} bytes within its time (other "
+                    "connections hold the memory for large frames)"
+                )
+            drawn = body_length
+        try:
+            body = _Body(body_length, limits.small_frame)
+            try:
+                _recv_into(conn, memoryview(body.data), deadline, "a frame")
+            except BaseException:
+                body.close()
+                raise
+        except BaseException:
+            self.budget.release(drawn)
+            raise
+        conn.enter(_Phase.CALL)
+        return code, body, drawn
+
+    def _conversation(self, conn: _Connection, wsock: socket.socket, client: Client) -> None:
         """Read requests and answer them in turn; a blocking C_WaitForSlotEvent is answered
         by a thread of its own (:meth:`_finish_wait`) while the loop goes on. Every frame is
         written under ``write_lock``: frames never interleave."""
+        peer = conn.peer
         write_lock = threading.Lock()
         closing = threading.Event()
         waits: list[threading.Thread] = []
         try:
             while not self._stopping.is_set():
-                header = _recv_exact(conn, HEADER.size, eof_ok=True)
-                if header is None:
+                frame = self._read_frame(conn)
+                if frame is None:
                     logger.debug("%s disconnected", peer)
                     return
-                code, options_length, body_length = HEADER.unpack(header)
-                if options_length > MAX_OPTIONS or body_length > MAX_BODY:
-                    raise FrameError(f"frame too large ({options_length} + {body_length} bytes)")
-                _recv_exact(conn, options_length)
-                body = _recv_exact(conn, body_length)
-                assert body is not None
-                answer = self._answer(client, body, peer)
+                code, body, drawn = frame
+                try:
+                    # read in place (Reader takes any buffer), no copy of a large body
+                    data = cast(bytes, memoryview(body.data))
+                    answer = self.answer(client, data, peer)
+                    finalize = isinstance(answer, tuple) and answer[1] == ReturnValue.OK
+                    finalize = finalize and Reader(data).u32() == Call.FINALIZE
+                    del data
+                finally:
+                    body.close()
+                    self.budget.release(drawn)
                 waits[:] = [t for t in waits if t.is_alive()]
                 if isinstance(answer, SlotWait):
                     thread = threading.Thread(
                         target=self._finish_wait,
-                        args=(conn, write_lock, closing, answer, code, peer),
+                        args=(conn, wsock, write_lock, closing, answer, code),
                         name="opcard-serve-wait",
                         daemon=True,
                     )
+                    with self._lock:
+                        conn.waits += 1
                     waits.append(thread)
                     thread.start()
+                    conn.enter(_Phase.IDLE)
                     continue
-                reply, rv = answer
-                if rv == ReturnValue.OK and Reader(body).u32() == Call.FINALIZE:
+                reply, _rv = answer
+                if finalize:
                     # C_Finalize ended the waits in progress (CKR_CRYPTOKI_NOT_INITIALIZED):
                     # their replies go first, so that p11-kit's client reads each before
                     # it closes the socket after the C_Finalize reply.
                     for thread in waits:
-                        thread.join(HANDSHAKE_TIMEOUT)
+                        thread.join(_WAIT_JOIN)
                 with write_lock:
-                    conn.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+                    wsock.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+                conn.enter(_Phase.IDLE)
         finally:
             closing.set()
             client.events.interrupt()
             for thread in waits:
-                thread.join(HANDSHAKE_TIMEOUT)
+                thread.join(_WAIT_JOIN)
 
     def _finish_wait(
         self,
-        conn: socket.socket,
+        conn: _Connection,
+        wsock: socket.socket,
         write_lock: threading.Lock,
         closing: threading.Event,
         wait: SlotWait,
         code: int,
-        peer: str,
     ) -> None:
-        reply, rv = wait.outcome()
-        _log_result(peer, Call.WAIT_FOR_SLOT_EVENT, Call.WAIT_FOR_SLOT_EVENT, rv)
-        with write_lock:
-            if closing.is_set():
-                return  # the connection is going away: nobody reads the reply
-            try:
-                conn.sendall(HEADER.pack(code, 0, len(reply)) + reply)
-            except OSError as e:
-                logger.debug("cannot answer the wait of %s: %s", peer, e)
+        try:
+            reply, rv = wait.outcome()
+            _log_result(conn.peer, Call.WAIT_FOR_SLOT_EVENT, Call.WAIT_FOR_SLOT_EVENT, rv)
+            with write_lock:
+                if closing.is_set():
+                    return  # the connection is going away: nobody reads the reply
+                try:
+                    wsock.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+                except OSError as e:  # TimeoutError included: the reading side ends it
+                    logger.debug("cannot answer the wait of %s: %s", conn.peer, e)
+                    with contextlib.suppress(OSError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            with self._lock:
+                conn.waits -= 1
 
-    def _answer(self, client: Client, body: bytes, peer: str) -> tuple[bytes, int] | SlotWait:
+    def answer(self, client: Client, body: bytes, peer: str) -> tuple[bytes, int] | SlotWait:
+        """Answer one request body for ``client``: (reply body, CK_RV), or a blocking
+        C_WaitForSlotEvent to finish on a thread of its own. A malformed body raises
+        :class:`FrameError` (the connection is then closed). This is the frame handler the
+        fuzz test drives in process."""
         reader = Reader(body)
         call_id = reader.u32()
         signature = reader.byte_array()

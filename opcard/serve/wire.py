@@ -76,9 +76,19 @@ HEADER = struct.Struct(">III")
 NULL_LENGTH = 0xFFFFFFFF
 #: The mechanism type meaning "no mechanism" (cancel the operation).
 NO_MECHANISM = 0xFFFFFFFF
-#: Limits this server puts on a frame (p11-kit has none; nothing a card needs comes near).
+#: Limits this server puts on a frame (p11-kit has none), checked on the header before a byte
+#: of the frame is stored. Options: p11-kit's client sends the 6 bytes "client".
 MAX_OPTIONS = 4096
-MAX_BODY = 16 * 1024 * 1024
+#: The largest request body: 1 MiB. What the calls need: a signature's or decryption's input
+#: is at most the modulus (512 bytes for RSA-4096) unless a hashing mechanism hashes in the
+#: daemon; a template is a few attributes, the largest a certificate's value (an OpenPGP
+#: card's certificate DO holds at most 65535 bytes); multi-part data without a hash is capped
+#: at 64 KiB in all (functions.py). Only a single-part C_Sign with a hashing mechanism
+#: (CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256 …) carries data of any length: 1 MiB lets such a
+#: call sign a document of up to 1 MiB at once (16 times the largest template), and clients
+#: with more data use C_SignUpdate, which every PKCS#11 client does for files. Anything
+#: larger closes the connection before it is read (docs/serve.md, *Security*).
+MAX_BODY = 1024 * 1024
 #: Attribute arrays nest at most this deep (P11_RPC_MAX_RECURSION_DEPTH).
 MAX_DEPTH = 8
 
