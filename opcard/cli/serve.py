@@ -20,7 +20,7 @@ import click
 
 from opcard.cli.common import State, pass_state
 from opcard.cli.errors import CliError
-from opcard.cli.pins import USER, read_pin, user_pin_options
+from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
 if TYPE_CHECKING:
     from opcard.serve.pcsc import PcscMonitor
@@ -79,6 +79,40 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     metavar="SECONDS",
     help="How often to look for cards inserted and removed.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    metavar="N",
+    help="Connections served at once; when all are taken a new one replaces the slowest or "
+    "idlest (never one in a call).",
+)
+@click.option(
+    "--max-per-process",
+    type=click.IntRange(1, 4096),
+    default=16,
+    show_default=True,
+    metavar="N",
+    help="Connections one client process may hold at once.",
+)
+@click.option(
+    "--frame-timeout",
+    type=click.FloatRange(0.05, 3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time a request has from its first byte to its last: slower senders are "
+    "disconnected. (A new connection has half of it, at most 5 s, for its version byte.)",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.05, None),
+    default=None,
+    metavar="SECONDS",
+    help="Close connections without a call for this long [default: never; idle connections "
+    "give way when places run out].",
+)
 @pass_state
 def serve(
     state: State,
@@ -90,6 +124,10 @@ def serve(
     pin_file: str | None,
     log_level: str,
     poll: float,
+    max_connections: int,
+    max_per_process: int,
+    frame_timeout: float,
+    idle_timeout: float | None,
 ) -> None:
     """Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.
 
@@ -103,9 +141,15 @@ def serve(
     """
     from opcard.cli.backend import PcscBackend, current
     from opcard.serve.errors import SocketError
+    from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
     from opcard.serve.server import Server, default_socket_path
     from opcard.serve.slots import Registry
 
+    if max_per_process > max_connections:
+        raise click.BadParameter(
+            f"must not exceed --max-connections ({max_connections})",
+            param_hint="--max-per-process",
+        )
     restore_logging = _configure_logging(log_level)
     if state.reader:
         readers = (*readers, state.reader)
@@ -129,7 +173,15 @@ def serve(
                 if in_use is not None:
                     raise in_use
             _operator_login(registry, read_pin(USER, pin, pin_file, prompt="User PIN"))
-        server = Server(registry, socket_path or default_socket_path())
+        limits = Limits(
+            max_connections=max_connections,
+            max_per_process=max_per_process,
+            handshake_timeout=min(HANDSHAKE_TIMEOUT, frame_timeout / 2),
+            frame_timeout=frame_timeout,
+            idle_timeout=idle_timeout,
+            slow_after=min(SLOW_AFTER, frame_timeout / 2),
+        )
+        server = Server(registry, socket_path or default_socket_path(), limits=limits)
         try:
             server.start()
         except SocketError as e:
