@@ -32,6 +32,7 @@ import opcard
 from apdu.transport.loopback import LoopbackTransport
 from fixtures.card import OpenPGPCard
 from fixtures.personalize import demo_files, personalize
+from opcard.serve.limits import Limits
 from opcard.serve.server import Server
 from opcard.serve.slots import Registry, Slot
 
@@ -174,10 +175,12 @@ def serving(
     profile: str = "extended",
     *,
     login: bool = False,
+    limits: Limits | None = None,
     **options: Any,
 ) -> Iterator[Served]:
     """Emulated cards (one per variant, serials 0x10000001, 0x10000002, …) behind a server
-    on a socket in a fresh private directory; everything is stopped afterwards."""
+    on a socket in a fresh private directory; everything is stopped afterwards. ``limits``:
+    the server's (default: the production ones)."""
     directory = private_dir()
     registry = Registry()
     cards = []
@@ -190,7 +193,7 @@ def serving(
         slot = registry.attach(ec.card)
         if login:
             slot.login_operator(PW1)
-    server = Server(registry, directory / "pkcs11")
+    server = Server(registry, directory / "pkcs11", limits=limits)
     server.start()
     try:
         yield Served(registry, server, cards, directory)
