@@ -2,7 +2,7 @@
 
 A :class:`Command` is a value: class, instruction, parameters, data and the expected length.
 How it is framed on the wire (short or extended lengths, command chaining) is decided by
-:mod:`apdu.session` from what the card declares, so builders never choose a framing.
+:mod:`apdu.channel` from what the card declares, so builders never choose a framing.
 """
 
 from __future__ import annotations

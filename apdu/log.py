@@ -41,7 +41,7 @@ logging.addLevelName(TRAFFIC, "TRAFFIC")
 #: One line per APDU and response.
 logger = logging.getLogger("apdu.traffic")
 #: Chaining events worth a note (a card answering more than asked, a 6Cxx resend).
-session_logger = logging.getLogger("apdu.session")
+session_logger = logging.getLogger("apdu.channel")
 
 
 def enabled() -> bool:

@@ -11,8 +11,8 @@ Example::
 
 Cards are found across PC/SC readers by AID serial (:func:`list_cards`, :func:`open_card`);
 a :class:`Card` gives :class:`Session` objects with login state, PKCS#11-style objects and
-attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.mechanisms`), ``pkcs11:`` URIs
-(:mod:`opcard.uri`) and a one-APDU signature path (:meth:`Session.digest_signer`).
+attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.pkcs11.mechanisms`), ``pkcs11:`` URIs
+(:mod:`opcard.pkcs11.uri`) and a one-APDU signature path (:meth:`Session.digest_signer`).
 """
 
 from typing import TYPE_CHECKING

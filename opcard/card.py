@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from apdu.channel import Channel
 from apdu.errors import (
     ApduError,
     CardNotPresentError,
@@ -35,21 +36,21 @@ from apdu.openpgp.objects import (
     ApplicationRelatedData,
     CardholderData,
     KdfDo,
-    PublicKey,
+    PublicKeyMaterial,
     Uif,
 )
-from apdu.session import Channel
 from apdu.transport import Transport
 from opcard.errors import CardError, CardInUseError, NoCardError, SeveralCardsError
 
 if TYPE_CHECKING:
     from opcard.pkcs11 import TokenFlag
+    from opcard.pkcs11.uri import Pkcs11Uri
     from opcard.publickeys import CardPublicKey, KeyAlgorithm
     from opcard.session import Session
-    from opcard.uri import Pkcs11Uri
 
-# opcard.publickeys (and with it cryptography), opcard.pkcs11 and opcard.uri are imported where
-# they are used, so that reading a certificate (opcard cert export) does not pay for them.
+# opcard.publickeys (and with it cryptography), opcard.pkcs11.constants and opcard.pkcs11.uri are
+# imported where they are used, so that reading a certificate (opcard cert export) does not pay
+# for them.
 
 __all__ = [
     "Card",
@@ -117,7 +118,7 @@ class TokenInfo:
 
     def uri_attributes(self) -> dict[str, str]:
         """The token's RFC 7512 attributes (``token``, ``manufacturer``, ``model``,
-        ``serial``), as :meth:`opcard.uri.Pkcs11Uri.matches_token` takes them."""
+        ``serial``), as :meth:`opcard.pkcs11.uri.Pkcs11Uri.matches_token` takes them."""
         return {
             "token": self.label,
             "manufacturer": self.manufacturer,
@@ -128,7 +129,7 @@ class TokenInfo:
     @property
     def uri(self) -> Pkcs11Uri:
         """The token's ``pkcs11:`` URI (RFC 7512: token, manufacturer, model, serial)."""
-        from opcard.uri import Pkcs11Uri
+        from opcard.pkcs11.uri import Pkcs11Uri
 
         return Pkcs11Uri(
             token=self.label, manufacturer=self.manufacturer, model=self.model, serial=self.serial
@@ -275,12 +276,11 @@ def scdaemon_running() -> bool | None:
 def scan_cards() -> CardScan:
     """Every OpenPGP card in every reader, and the readers whose card is held exclusively by
     another program (GnuPG's scdaemon, by default). Readers holding other cards are left out."""
-    from apdu.transport.pcsc import PcscTransport
-    from apdu.transport.pcsc import list_cards as list_readers_with_cards
+    from apdu.transport.pcsc import PcscTransport, reader_states
 
     found: list[CardInfo] = []
     held: list[str] = []
-    for status in list_readers_with_cards():
+    for status in reader_states():
         if not status.present:
             continue
         try:
@@ -469,8 +469,8 @@ class Card:
         whose ATR promises extended lengths that it (or its reader) then refuses with 6700 is
         read again with short APDUs."""
         from apdu.atr import historical_bytes
+        from apdu.channel import Framing
         from apdu.openpgp.objects import HistoricalBytes
-        from apdu.session import Framing
 
         # An unusual ATR: short APDUs until 6E says more.
         with contextlib.suppress(ApduError):
@@ -594,7 +594,7 @@ class Card:
             if slot not in self._public_keys:
                 key: CardPublicKey | None = None
                 if self.key_present(slot):
-                    material: PublicKey | None
+                    material: PublicKeyMaterial | None
                     with _translated(f"reading the {slot.name} public key"):
                         try:
                             material = self.applet.read_public_key(slot)

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
 
 from opcard.errors import MechanismError, UnsupportedMechanismError
-from opcard.mechanisms import ecdsa_raw_to_der, hash_name_of
 from opcard.pkcs11 import KeyType, Mechanism
+from opcard.pkcs11.mechanisms import ecdsa_raw_to_der, hash_name_of
 
 if TYPE_CHECKING:
     from opcard.objects import PrivateKey

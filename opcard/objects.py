@@ -16,7 +16,6 @@ from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 
 from apdu.openpgp.constants import Do, KeySlot, KeyStatus
 from opcard.errors import NotLoggedInError
-from opcard.mechanisms import KeyInfo
 from opcard.pkcs11 import (
     Attribute,
     AttributeValue,
@@ -26,8 +25,9 @@ from opcard.pkcs11 import (
     ObjectClass,
     normalise_attribute_value,
 )
+from opcard.pkcs11.mechanisms import KeyInfo
+from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 from opcard.publickeys import CardPublicKey, ec_params_der
-from opcard.uri import ObjectType, Pkcs11Uri
 
 if TYPE_CHECKING:
     from opcard.card import Card

@@ -18,7 +18,7 @@ from apdu.openpgp.objects import (
     AlgorithmAttributes,
     EcAttributes,
     EcPublicKey,
-    PublicKey,
+    PublicKeyMaterial,
     RsaAttributes,
     RsaPublicKey,
 )
@@ -177,11 +177,11 @@ class CardPublicKey:
     """A slot's public key: the card's material and the algorithm that interprets it."""
 
     algorithm: KeyAlgorithm
-    material: PublicKey
+    material: PublicKeyMaterial
 
     @classmethod
     def from_card(
-        cls, material: PublicKey, attributes: AlgorithmAttributes | None
+        cls, material: PublicKeyMaterial, attributes: AlgorithmAttributes | None
     ) -> CardPublicKey:
         algorithm = algorithm_of(attributes)
         if algorithm is None:

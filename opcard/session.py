@@ -40,7 +40,9 @@ from opcard.errors import (
     UnsupportedMechanismError,
     WrongPinError,
 )
-from opcard.mechanisms import (
+from opcard.objects import CardObject, PrivateKey, card_objects
+from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
+from opcard.pkcs11.mechanisms import (
     CardOperation,
     KeyInfo,
     SignatureFormat,
@@ -49,8 +51,7 @@ from opcard.mechanisms import (
     prepare_digest_sign_input,
     prepare_sign_input,
 )
-from opcard.objects import CardObject, PrivateKey, card_objects
-from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
+from opcard.pkcs11.uri import Pkcs11Uri
 from opcard.publickeys import (
     CardPublicKey,
     KeyAlgorithm,
@@ -58,7 +59,6 @@ from opcard.publickeys import (
     attributes_for,
     parse_algorithm,
 )
-from opcard.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes

@@ -1,4 +1,4 @@
-"""The OpenPGP card application over an :class:`apdu.session.Channel`.
+"""The OpenPGP card application over an :class:`apdu.channel.Channel`.
 
 :class:`OpenPgpApplet` sends the builders of :mod:`apdu.openpgp.commands` and returns bytes or
 typed objects. It has no caching policy (the caller, opcard, caches the application related
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+from apdu.channel import Channel, Framing
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command
 from apdu.errors import (
     CardStatusError,
@@ -44,13 +45,12 @@ from apdu.openpgp.objects import (
     ExtendedLengthInfo,
     HistoricalBytes,
     KdfDo,
-    PublicKey,
+    PublicKeyMaterial,
     PwStatus,
     SecuritySupportTemplate,
     Uif,
     parse_public_key,
 )
-from apdu.session import Channel, Framing
 
 __all__ = ["MAX_BLOCKING_ATTEMPTS", "OpenPgpApplet", "PinState"]
 
@@ -442,7 +442,7 @@ class OpenPgpApplet:
 
     # -- keys and private key operations ------------------------------------------------------
 
-    def generate_key(self, slot: KeySlot) -> PublicKey:
+    def generate_key(self, slot: KeySlot) -> PublicKeyMaterial:
         """GENERATE ASYMMETRIC KEY PAIR in ``slot`` (needs PW3); the new public key.
 
         Write the fingerprint and generation time afterwards: OpenSC hides keys without them.
@@ -454,7 +454,7 @@ class OpenPgpApplet:
         )
         return parse_public_key(data)
 
-    def read_public_key(self, slot: KeySlot) -> PublicKey:
+    def read_public_key(self, slot: KeySlot) -> PublicKeyMaterial:
         """The public key in ``slot`` (NotFoundError or similar when the slot is empty)."""
         slot = KeySlot(slot)
         data = self._send(commands.read_public_key(slot), f"READ PUBLIC KEY ({slot.name})")

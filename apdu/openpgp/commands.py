@@ -1,7 +1,7 @@
 """One pure builder per OpenPGP card command (§7.2), returning an :class:`apdu.Command`.
 
 Builders never send and never choose a framing: ``le=0`` means "as many bytes as the card
-has" and :mod:`apdu.session` picks short or extended lengths, chaining and GET RESPONSE.
+has" and :mod:`apdu.channel` picks short or extended lengths, chaining and GET RESPONSE.
 Commands that carry a PIN or private key material are marked ``sensitive`` so that their
 payload never reaches a log.
 

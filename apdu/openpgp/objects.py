@@ -60,7 +60,7 @@ __all__ = [
     "HistoricalBytes",
     "KdfDo",
     "KeyInformation",
-    "PublicKey",
+    "PublicKeyMaterial",
     "PwStatus",
     "RsaAttributes",
     "RsaPublicKey",
@@ -1047,10 +1047,11 @@ class EcPublicKey:
         return tlv.build(Do.PUBLIC_KEY, tlv.build(PublicKeyTag.EC_POINT, self.point))
 
 
-PublicKey: TypeAlias = RsaPublicKey | EcPublicKey
+#: The public key the card answers (7F49): RSA modulus and exponent, or an EC point.
+PublicKeyMaterial: TypeAlias = RsaPublicKey | EcPublicKey
 
 
-def parse_public_key(data: bytes) -> PublicKey:
+def parse_public_key(data: bytes) -> PublicKeyMaterial:
     """The answer of GENERATE ASYMMETRIC KEY PAIR (§7.2.9), with or without the 7F49 tag."""
     content, _ = _unwrap(_bytes(data), Do.PUBLIC_KEY)
     children = _children(content)

@@ -26,7 +26,7 @@ __all__ = ["ReaderStatus", "Transport"]
 
 @runtime_checkable
 class Transport(Protocol):
-    """What :class:`apdu.session.Channel` needs of a connection to a card."""
+    """What :class:`apdu.channel.Channel` needs of a connection to a card."""
 
     #: The reader name (or "loopback").
     name: str

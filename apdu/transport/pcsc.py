@@ -40,7 +40,7 @@ from apdu.transport import ReaderStatus
 __all__ = [
     "PcscTransport",
     "ReaderStatus",
-    "list_cards",
+    "reader_states",
     "list_readers",
     "wait_for_card",
 ]
@@ -179,7 +179,7 @@ def list_readers() -> list[str]:
         _release(ctx)
 
 
-def list_cards() -> list[ReaderStatus]:
+def reader_states() -> list[ReaderStatus]:
     """Every reader with its card's ATR (None for an empty reader)."""
     ctx = _establish()
     try:

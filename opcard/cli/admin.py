@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opcard.cli.common import SLOTS, pass_state, to_slot
-from opcard.cli.pins import ADMIN, admin_pin_options, read_pin
+from opcard.cli.pin_input import ADMIN, admin_pin_options, read_pin
 
 if TYPE_CHECKING:
     from opcard.cli.common import State

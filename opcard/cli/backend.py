@@ -56,7 +56,7 @@ class PcscBackend:
         return open_card(serial=serial, reader=reader)
 
     def readers(self) -> list[ReaderEntry]:
-        from apdu.transport.pcsc import list_cards as list_reader_status
+        from apdu.transport.pcsc import reader_states
         from opcard.card import scan_cards
 
         scan = scan_cards()
@@ -69,7 +69,7 @@ class PcscBackend:
                 cards.get(s.reader),
                 s.reader in held or (s.exclusive and s.reader not in cards),
             )
-            for s in list_reader_status()
+            for s in reader_states()
         ]
 
 

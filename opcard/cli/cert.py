@@ -17,7 +17,7 @@ import click
 from opcard.cli.common import pass_state, slot_option, to_slot, write_output
 from opcard.cli.errors import CliError
 from opcard.cli.exitcodes import ExitCode
-from opcard.cli.pins import ADMIN, admin_pin_options, read_pin
+from opcard.cli.pin_input import ADMIN, admin_pin_options, read_pin
 
 if TYPE_CHECKING:
     from opcard.cli.common import State

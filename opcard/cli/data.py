@@ -7,7 +7,7 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from opcard.cli.common import binary_stdout, pass_state
-from opcard.cli.pins import (
+from opcard.cli.pin_input import (
     ADMIN,
     USER,
     admin_pin_options,

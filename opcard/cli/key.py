@@ -10,7 +10,7 @@ import click
 from opcard.cli.common import pass_state, slot_option, to_slot, write_output
 from opcard.cli.errors import CliError
 from opcard.cli.exitcodes import ExitCode
-from opcard.cli.pins import ADMIN, USER, admin_pin_options, read_pin, user_pin_options
+from opcard.cli.pin_input import ADMIN, USER, admin_pin_options, read_pin, user_pin_options
 from opcard.cli.spinner import Spinner
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ def default_user_id(card: Card) -> str | None:
 def _openpgp_export(
     state: State, user_id: str | None, pin: str | None, pin_file: str | None
 ) -> bytes:
-    from opcard.pgp import export_openpgp
+    from opcard.openpgp import export_openpgp
 
     card = state.card()
     uid = user_id or default_user_id(card)

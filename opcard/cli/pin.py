@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opcard.cli.common import echo_json, pass_state
-from opcard.cli.pins import (
+from opcard.cli.pin_input import (
     ADMIN,
     NEW,
     RESET_CODE,

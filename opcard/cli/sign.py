@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 from opcard.cli.common import pass_state, slot_option, to_slot, write_output
-from opcard.cli.pins import USER, read_pin, user_pin_options
+from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
 if TYPE_CHECKING:
     from opcard.cli.common import State
@@ -57,8 +57,8 @@ def sign(
     -verify' reads), Ed25519 64 bytes (of the file itself: PureEdDSA).
     """
     from opcard.errors import ObjectNotFoundError
-    from opcard.mechanisms import ecdsa_raw_to_der
     from opcard.pkcs11 import KeyType, Mechanism
+    from opcard.pkcs11.mechanisms import ecdsa_raw_to_der
 
     key_slot = to_slot(slot)
     if key_slot.name == "DEC":
@@ -67,7 +67,7 @@ def sign(
     if openpgp:
         if key_slot.name != "SIG":
             raise click.BadParameter("OpenPGP signatures are made by the sig key")
-        from opcard.pgp import detached_signature
+        from opcard.openpgp import detached_signature
 
         session = state.session()
         session.login(read_pin(USER, pin, pin_file))
@@ -79,8 +79,8 @@ def sign(
     name = (hash_name or "sha256").lower()
     if padding.lower() == "pss":
         # the mechanism rules refuse it with the reason (no RSA-PSS on OpenPGP cards)
-        from opcard.mechanisms import KeyInfo, check_mechanism
         from opcard.pkcs11 import MechanismFlag
+        from opcard.pkcs11.mechanisms import KeyInfo, check_mechanism
 
         info = KeyInfo(key_slot, public.key_type, public.bits)
         check_mechanism(Mechanism[f"{name.upper()}_RSA_PKCS_PSS"], info, MechanismFlag.SIGN)

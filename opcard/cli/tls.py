@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from opcard.cli.common import binary_stdout, echo_json, pass_state
-from opcard.cli.pins import USER, read_pin, user_pin_options
+from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
 if TYPE_CHECKING:
     from cryptography import x509

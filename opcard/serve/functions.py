@@ -38,15 +38,6 @@ from cryptography.hazmat.primitives import hashes
 from apdu import errors as apdu_errors
 from apdu.openpgp.constants import KeySlot
 from opcard.errors import NotLoggedInError, OpcardError
-from opcard.mechanisms import (
-    HASH_ALGORITHMS,
-    KeyInfo,
-    check_mechanism,
-    mechanism_flags,
-    mechanisms_for,
-    signature_length,
-)
-from opcard.mechanisms import KeySlot as MechKeySlot
 from opcard.objects import CardObject, PrivateKey, card_objects
 from opcard.pkcs11 import (
     UNAVAILABLE_INFORMATION,
@@ -67,6 +58,15 @@ from opcard.pkcs11 import (
     attribute_kind,
     normalise_attribute_value,
 )
+from opcard.pkcs11.mechanisms import (
+    HASH_ALGORITHMS,
+    KeyInfo,
+    check_mechanism,
+    mechanism_flags,
+    mechanisms_for,
+    signature_length,
+)
+from opcard.pkcs11.mechanisms import KeySlot as MechKeySlot
 from opcard.serve.errors import Pkcs11Error
 from opcard.serve.slots import Registry, Slot, SlotEvents
 from opcard.serve.wire import (

@@ -2,7 +2,7 @@
 
 Every ``interval`` seconds (and at once when a client operation found a card gone) the
 monitor asks pcscd for the readers and the presence of their cards (SCardGetStatusChange
-through :func:`apdu.transport.pcsc.list_cards`: no APDU is sent). A card that appeared is
+through :func:`apdu.transport.pcsc.reader_states`: no APDU is sent). A card that appeared is
 opened (SELECT + GET DATA 6E) and attached to its slot (:class:`~opcard.serve.slots.Registry`)
 when it is an OpenPGP card wanted by ``--reader`` / ``--serial``; a card that left is
 detached: its token is gone, its sessions end, its login ends.
@@ -91,7 +91,7 @@ class PcscMonitor:
         """Look at the readers once: attach new cards, detach the ones that left."""
         with self._scan_lock:
             try:
-                statuses = pcsc.list_cards()
+                statuses = pcsc.reader_states()
             except TransportError as e:
                 logger.debug("no readers: %s", e)
                 statuses = []

@@ -99,7 +99,7 @@ def commands_in(log: Path) -> int:
 
 def software_handshake(client: Any, key: Any, port: int) -> float:
     """One handshake with ``key`` in tlslite, through opcard's connection class and checks."""
-    from opcard import tls
+    from opcard.tls import client as tls
 
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     hook = tls._Verify(client.verifier, "localhost")
@@ -126,7 +126,7 @@ class SoftwareSigner:
     def sign_digest(self, digest: bytes, hash_name: str) -> bytes:
         from cryptography.hazmat.primitives.asymmetric import padding, utils
 
-        from opcard.mechanisms import HASH_ALGORITHMS
+        from opcard.pkcs11.mechanisms import HASH_ALGORITHMS
 
         prehashed = utils.Prehashed(HASH_ALGORITHMS[hash_name])
         signature: bytes = self.key.sign(digest, padding.PKCS1v15(), prehashed)
@@ -135,7 +135,7 @@ class SoftwareSigner:
     def sign_digest_der(self, digest: bytes, hash_name: str) -> bytes:
         from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-        from opcard.mechanisms import HASH_ALGORITHMS
+        from opcard.pkcs11.mechanisms import HASH_ALGORITHMS
 
         signature: bytes = self.key.sign(
             digest, ec.ECDSA(utils.Prehashed(HASH_ALGORITHMS[hash_name]))
@@ -148,7 +148,7 @@ def cryptography_key(variant: str) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from opcard.tls_keys import CardTlsEcdsaKey, CardTlsRsaKey
+    from opcard.tls.keys import CardTlsEcdsaKey, CardTlsRsaKey
 
     key = serialization.load_pem_private_key((DEMO / variant / "aut-key.pem").read_bytes(), None)
     if isinstance(key, rsa.RSAPrivateKey):

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from apdu.channel import Channel
 from apdu.errors import (
     CardRemovedError,
     NotEnoughMemoryError,
@@ -37,12 +38,11 @@ from apdu.openpgp.objects import (
     ApplicationRelatedData,
     EcAttributes,
     EcPublicKey,
-    PublicKey,
+    PublicKeyMaterial,
     RsaAttributes,
     RsaPublicKey,
     Uif,
 )
-from apdu.session import Channel
 from apdu.transport.loopback import LoopbackTransport
 from fixtures.card import OpenPGPCard
 from fixtures.personalize import personalize
@@ -99,7 +99,7 @@ def retries(applet: OpenPgpApplet, secret: Secret) -> int:
     return applet.get_pw_status().retries(secret)
 
 
-def matches(public: PublicKey, key: object) -> bool:
+def matches(public: PublicKeyMaterial, key: object) -> bool:
     """Whether the card's public key template is ``key``'s public key."""
     if isinstance(key, rsa.RSAPrivateKey):
         numbers = key.public_key().public_numbers()

@@ -30,8 +30,8 @@ from opcard.errors import (
     UnsupportedMechanismError,
 )
 from opcard.keys import CardEcPrivateKey, CardEd25519PrivateKey, CardRsaPrivateKey
-from opcard.mechanisms import DIGEST_INFO_PREFIXES
 from opcard.pkcs11 import ReturnValue
+from opcard.pkcs11.mechanisms import DIGEST_INFO_PREFIXES
 from opcard.publickeys import UnsupportedKeyError
 
 MESSAGE = b"opcard signs this message" * 3

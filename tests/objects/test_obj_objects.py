@@ -19,7 +19,7 @@ import opcard
 from opcard import Attribute, ObjectClass
 from opcard.errors import NotLoggedInError, ObjectNotFoundError
 from opcard.objects import Certificate, DataObject, PrivateKey, PublicKey
-from opcard.uri import ObjectType, Pkcs11Uri
+from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 
 # PKCS#11 v3.0 constants, written out here rather than taken from opcard.pkcs11
 CKO_DATA, CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY = 0, 1, 2, 3

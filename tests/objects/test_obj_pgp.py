@@ -1,4 +1,4 @@
-"""OpenPGP with the card (opcard.pgp): the exported public key carries the card's C5
+"""OpenPGP with the card (opcard.openpgp): the exported public key carries the card's C5
 fingerprints and imports into GnuPG and pgpy; detached signatures made on the card verify
 with ``gpg --verify`` and pgpy. GnuPG is required (skipped outside CI without it)."""
 
@@ -17,7 +17,7 @@ from opcard_support import PW1, PW3, Rig
 
 from apdu.openpgp.constants import KeySlot
 from opcard.errors import NotLoggedInError, ObjectNotFoundError, OpenPgpError
-from opcard.pgp import card_key_packets, detached_signature, export_openpgp
+from opcard.openpgp import card_key_packets, detached_signature, export_openpgp
 
 USER_ID = "Jane Doe <jane@example.org>"
 PSO, VERIFY = 0x2A, 0x20

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from apdu.channel import Channel
 from apdu.errors import CardRemovedError, WrongDataError, WrongPinError
 from apdu.openpgp import OpenPgpApplet, PinState
 from apdu.openpgp.constants import Curve, KeySlot, KeyStatus, Pw, Secret
 from apdu.openpgp.kdf import new_kdf_do
 from apdu.openpgp.objects import EcAttributes, EcPublicKey
-from apdu.session import Channel
 from apdu.transport.pcsc import PcscTransport
 
 pytestmark = pytest.mark.pcsc

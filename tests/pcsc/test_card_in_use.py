@@ -39,7 +39,7 @@ from opcard.card import scan_cards
 from opcard.cli.app import cli
 from opcard.cli.exitcodes import ExitCode
 from opcard.errors import CardInUseError, NoCardError, NotLoggedInError
-from opcard.pkcs11_rv import ReturnValue
+from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.pcsc import PcscMonitor
 from opcard.serve.slots import Registry, held_slot_id
 

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from apdu.command import Command
 from apdu.errors import ApduError
-from apdu.session import Channel, Framing
+from apdu.channel import Channel, Framing
 from apdu.transport.pcsc import PcscTransport
 
 reader, worker, iterations, mode, extended = sys.argv[1:6]

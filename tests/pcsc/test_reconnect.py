@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from apdu.channel import Channel
 from apdu.command import Command
 from apdu.errors import CardNotPresentError, CardRemovedError, SecurityStatusNotSatisfiedError
-from apdu.session import Channel
 from apdu.transport.pcsc import PcscTransport
 
 pytestmark = pytest.mark.pcsc

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from apdu import tlv
+from apdu.channel import Channel, Framing
 from apdu.command import Command
 from apdu.errors import (
     AmbiguousReaderError,
@@ -24,10 +25,9 @@ from apdu.errors import (
     TransportError,
 )
 from apdu.log import TRAFFIC
-from apdu.session import Channel, Framing
 from apdu.transport import ReaderStatus
 from apdu.transport import pcsc as pcsc_module
-from apdu.transport.pcsc import PcscTransport, list_cards, list_readers, wait_for_card
+from apdu.transport.pcsc import PcscTransport, list_readers, reader_states, wait_for_card
 
 pytestmark = pytest.mark.pcsc
 
@@ -67,13 +67,13 @@ def commands_after(emu: Any, count: int) -> list[str]:
 def test_lists_readers_and_cards(emulator: Any) -> None:
     emu = emulator(profile="extended", port=PORT)
     assert emu.reader in list_readers()
-    cards = {s.reader: s for s in list_cards()}
+    cards = {s.reader: s for s in reader_states()}
     status = cards[emu.reader]
     assert isinstance(status, ReaderStatus)
     assert status.present and status.atr == emu.atr and not status.exclusive
     assert wait_for_card(emu.reader, 1.0) == emu.atr
     emu.stop()
-    cards = {s.reader: s for s in list_cards()}
+    cards = {s.reader: s for s in reader_states()}
     assert cards[emu.reader].atr is None and not cards[emu.reader].present
     with pytest.raises(CardNotPresentError, match="Virtual PCD 00 01"):
         wait_for_card(emu.reader, 0.3)
@@ -108,7 +108,7 @@ def test_open_without_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pcsc_module, "_release", lambda ctx: None)
     chosen: list[str] = []
 
-    def fake_connect(ctx: object, reader: str) -> tuple[object, int]:
+    def fake_connect(link: object, reader: str, timeout: float | None) -> tuple[int, bytes]:
         chosen.append(reader)
         raise SharingViolationError("stop here")
 
@@ -191,7 +191,7 @@ def test_command_chaining_through_pcscd(
 def test_sharing_violation_names_the_reader(emulator: Any, pcsc_connect: Any) -> None:
     emu = emulator(profile="extended", port=PORT)
     holder = pcsc_connect(emu.reader, exclusive=True)
-    assert {s.reader: s for s in list_cards()}[emu.reader].exclusive
+    assert {s.reader: s for s in reader_states()}[emu.reader].exclusive
     with pytest.raises(SharingViolationError, match=r"'Virtual PCD 00 01' exclusively"):
         PcscTransport.open(emu.reader)
     holder.close()

@@ -71,7 +71,7 @@ def test_console_example(
 
 
 def test_doc_mentions_every_error_class() -> None:
-    import opcard.tls_errors as errors
+    import opcard.errors as errors
 
     text = DOC.read_text(encoding="utf-8")
     for name in errors.__all__:

@@ -26,6 +26,7 @@ from tls_support import (
 )
 
 from opcard.errors import (
+    AlertCode,
     NotLoggedInError,
     ObjectNotFoundError,
     UnsupportedMechanismError,
@@ -41,7 +42,6 @@ from opcard.tls import (
     TlsVersion,
     TlsVersionError,
 )
-from opcard.tls_errors import AlertCode
 
 
 def _signing(rig: CardRig, mark: int) -> list[bytes]:

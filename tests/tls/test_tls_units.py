@@ -14,11 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from tls_support import PW1, CardRig, Pki, issue
 
 from apdu.openpgp.constants import KeySlot
-from opcard.errors import NotLoggedInError, UnsupportedMechanismError
+from opcard.errors import AlertCode, NotLoggedInError, UnsupportedMechanismError
 from opcard.tls import ServerCertificateError, TlsClient, TlsError, TlsVersion
-from opcard.tls_errors import AlertCode
-from opcard.tls_keys import CardTlsEcdsaKey, CardTlsEd25519Key, CardTlsRsaKey, tls_private_key
-from opcard.tls_verify import ServerVerifier
+from opcard.tls.keys import CardTlsEcdsaKey, CardTlsEd25519Key, CardTlsRsaKey, tls_private_key
+from opcard.tls.verify import ServerVerifier
 
 # --- versions --------------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from apdu.channel import encode
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command, Response
 from apdu.errors import MalformedResponseError
-from apdu.session import encode
 
 AID = bytes.fromhex("D27600012401")
 

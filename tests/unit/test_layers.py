@@ -108,7 +108,7 @@ def sources() -> list[Path]:
 def test_there_is_something_to_check() -> None:
     files = {p.relative_to(REPO).as_posix() for p in sources()}
     assert "apdu/transport/pcsc.py" in files
-    assert "apdu/session.py" in files
+    assert "apdu/channel.py" in files
 
 
 def test_import_rules() -> None:
@@ -128,7 +128,7 @@ def test_pcsc_module_really_imports_pyscard() -> None:
 @pytest.mark.parametrize(
     ("rel", "source", "expected"),
     [
-        ("apdu/session.py", "import smartcard.scard\n", "only apdu/transport/pcsc.py"),
+        ("apdu/channel.py", "import smartcard.scard\n", "only apdu/transport/pcsc.py"),
         ("apdu/x.py", "from smartcard import scard\n", "only apdu/transport/pcsc.py"),
         ("apdu/x.py", "import opcard.token\n", "apdu must not depend on opcard"),
         ("apdu/openpgp/x.py", "from fixtures import card\n", "must not depend on fixtures"),

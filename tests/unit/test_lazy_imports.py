@@ -5,9 +5,11 @@ keep the command line's start-up short must not silently become eager again.
   ``apdu.openpgp.constants`` loads neither the applet nor the data objects nor the session;
 - ``apdu.openpgp.kdf`` imports ``hashlib`` and ``secrets`` only when a PIN is derived or a
   KDF-DO created;
-- ``opcard.errors`` takes :class:`~opcard.pkcs11.ReturnValue` from ``opcard.pkcs11_rv``, not
-  the whole ``opcard.pkcs11`` table; ``opcard.card`` loads ``opcard.pkcs11`` and
-  ``opcard.uri`` only for the token view;
+- ``opcard.pkcs11`` resolves its constants on first use (PEP 562): ``opcard.errors`` takes
+  :class:`~opcard.pkcs11.ReturnValue` from ``opcard.pkcs11.rv``, not the whole
+  ``opcard.pkcs11.constants`` table; ``opcard.card`` loads ``opcard.pkcs11.constants`` and
+  ``opcard.pkcs11.uri`` only for the token view;
+- ``opcard`` and ``opcard.errors`` do not load tlslite (only ``opcard.tls`` does);
 - ``opcard.cli.app`` does not load ``json``.
 
 The modules loaded by ``opcard cert export`` against a card are checked in
@@ -42,7 +44,7 @@ APPLET_AND_FRIENDS = {
     "apdu.openpgp.kdf",
     "apdu.openpgp.quirks",
     "apdu.openpgp.keys",
-    "apdu.session",
+    "apdu.channel",
     "apdu.log",
     "logging",
     "hashlib",
@@ -88,21 +90,46 @@ def test_kdf_imports_hashlib_only_when_deriving() -> None:
 
 def test_errors_do_not_load_the_pkcs11_tables() -> None:
     modules = loaded_after("import opcard.errors")
-    assert "opcard.pkcs11_rv" in modules
-    assert "opcard.pkcs11" not in modules
+    assert "opcard.pkcs11.rv" in modules
+    assert "opcard.pkcs11.constants" not in modules
+
+
+def test_pkcs11_constants_resolve_on_first_use() -> None:
+    code = (
+        "import opcard.pkcs11 as p\n"
+        "from opcard.pkcs11 import Mechanism, ReturnValue\n"
+        "from opcard.pkcs11.constants import Mechanism as M\n"
+        "assert Mechanism is M and p.Mechanism is M\n"
+        "assert set(p.__all__) <= set(dir(p))\n"
+        "try:\n"
+        "    p.NoSuchName\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchName' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    assert "opcard.pkcs11.constants" in loaded_after(code)
+    assert "opcard.pkcs11.constants" not in loaded_after("import opcard.pkcs11")
+
+
+@pytest.mark.parametrize("code", ["import opcard", "import opcard.errors", "import opcard.session"])
+def test_tlslite_only_with_opcard_tls(code: str) -> None:
+    modules = loaded_after(code)
+    assert not modules & {"tlslite", "opcard.tls", "opcard.tls.client"}
 
 
 def test_return_value_is_one_class() -> None:
-    from opcard import errors, pkcs11, pkcs11_rv
+    from opcard import errors, pkcs11
+    from opcard.pkcs11 import constants, rv
 
-    assert pkcs11.ReturnValue is pkcs11_rv.ReturnValue
+    assert pkcs11.ReturnValue is rv.ReturnValue is constants.ReturnValue
     assert errors.OpcardError.default_return_value is pkcs11.ReturnValue.GENERAL_ERROR
     assert "ReturnValue" in pkcs11.__all__
 
 
 def test_card_loads_pkcs11_and_uri_only_for_the_token_view() -> None:
     modules = loaded_after("import opcard.card")
-    assert not modules & {"opcard.pkcs11", "opcard.uri", "hashlib", "cryptography"}
+    assert not modules & {"opcard.pkcs11.constants", "opcard.pkcs11.uri", "hashlib", "cryptography"}
     code = (
         "from opcard.card import TokenInfo, _pin_flags\n"
         "from opcard.pkcs11 import TokenFlag\n"
@@ -110,7 +137,7 @@ def test_card_loads_pkcs11_and_uri_only_for_the_token_view() -> None:
         "info = TokenInfo('L', 'M', 'OpenPGP', '0001', (3, 4), TokenFlag(0), 6, 127, {})\n"
         "assert str(info.uri).startswith('pkcs11:')\n"
     )
-    assert {"opcard.pkcs11", "opcard.uri"} <= loaded_after(code)
+    assert {"opcard.pkcs11.constants", "opcard.pkcs11.uri"} <= loaded_after(code)
 
 
 def test_cli_root_does_not_load_json() -> None:

@@ -1,6 +1,6 @@
 """Robustness: random and mutated card answers never raise anything outside ApduError.
 
-At least 100,000 answers go through :class:`apdu.session.Channel` (with a transport that plays
+At least 100,000 answers go through :class:`apdu.channel.Channel` (with a transport that plays
 them back: mutations of real answers — bit flips, truncations, extensions, splices, random
 status words including 61xx and 6Cxx storms — and plain random bytes), and at least 100,000
 payloads through the BER-TLV parser. A seeded ``random.Random`` keeps every run identical; the
@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from apdu import tlv
+from apdu.channel import MAX_GET_RESPONSE, Channel, Framing
 from apdu.command import Command, Response
 from apdu.errors import ApduError, error_for_status
-from apdu.session import MAX_GET_RESPONSE, Channel, Framing
 
 SEED = 20261126
 ANSWERS = 100_000

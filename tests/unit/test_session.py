@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-import apdu.session
+import apdu.channel
+from apdu.channel import MAX_GET_RESPONSE, MAX_RESPONSE_TOTAL, Channel, Framing
 from apdu.command import Command
 from apdu.errors import (
     ApduError,
@@ -27,7 +28,6 @@ from apdu.errors import (
     WrongPinError,
 )
 from apdu.log import TRAFFIC, format_command, format_response
-from apdu.session import MAX_GET_RESPONSE, MAX_RESPONSE_TOTAL, Channel, Framing
 from apdu.transport import Transport
 from apdu.transport.loopback import LoopbackTransport
 
@@ -351,10 +351,10 @@ def test_a_single_oversized_answer_is_refused() -> None:
 def test_more_data_than_asked_is_accepted_and_noted(caplog: pytest.LogCaptureFixture) -> None:
     t = Script(("00CA006E04", "00112233445566778899 9000"), ("00A4040006 D27600012401", "AA9000"))
     ch = Channel(t)
-    with caplog.at_level(logging.DEBUG, logger="apdu.session"):
+    with caplog.at_level(logging.DEBUG, logger="apdu.channel"):
         assert ch.send(Command(0x00, 0xCA, 0x00, 0x6E, le=4)) == h("00112233445566778899")
         assert ch.send(SELECT) == h("AA")
-    notes = [r.getMessage() for r in caplog.records if r.name == "apdu.session"]
+    notes = [r.getMessage() for r in caplog.records if r.name == "apdu.channel"]
     assert notes == [
         "card answered 10 data bytes where Ne was 4",
         "card answered 1 data bytes where Ne was 0",
@@ -426,8 +426,8 @@ def test_no_formatting_when_traffic_is_off(monkeypatch: pytest.MonkeyPatch) -> N
     def boom(*args: object) -> str:
         raise AssertionError("formatted a log line with logging off")
 
-    monkeypatch.setattr(apdu.session, "format_command", boom)
-    monkeypatch.setattr(apdu.session, "format_response", boom)
+    monkeypatch.setattr(apdu.channel, "format_command", boom)
+    monkeypatch.setattr(apdu.channel, "format_response", boom)
     logging.getLogger("apdu.traffic").setLevel(logging.WARNING)
     try:
         t = Script(("00A4040006 D27600012401", "9000"))

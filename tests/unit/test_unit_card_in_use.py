@@ -21,7 +21,7 @@ from opcard.errors import (
     CardInUseError,
     NoCardError,
 )
-from opcard.pkcs11_rv import ReturnValue
+from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.slots import Registry, held_slot_id, slot_id_of
 
 READER = "Virtual PCD 00 00"

@@ -1,5 +1,5 @@
-"""opcard.mechanisms: DigestInfo, ECDSA hash normalisation and encodings, mechanism rules, and
-the card input each mechanism produces, checked by signing it the way a card does with a
+"""opcard.pkcs11.mechanisms: DigestInfo, ECDSA hash normalisation and encodings, mechanism rules,
+and the card input each mechanism produces, checked by signing it the way a card does with a
 software key and verifying the result with ``cryptography``."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opcard.errors import DataLengthError, MechanismError, OpcardError, UnsupportedMechanismError
-from opcard.mechanisms import (
+from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
+from opcard.pkcs11.mechanisms import (
     DIGEST_INFO_PREFIXES,
     CardOperation,
     KeyInfo,
@@ -36,7 +37,6 @@ from opcard.mechanisms import (
     prepare_sign_input,
     signature_length,
 )
-from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
 
 HASHES = ["sha1", "sha224", "sha256", "sha384", "sha512"]
 HASH_BY_SIZE: dict[int, hashes.HashAlgorithm] = {

@@ -24,12 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from opcard.errors import OpenPgpError, OpenPgpFormatError
-from opcard.mechanisms import (
-    KeyInfo,
-    KeySlot,
-    ecdsa_der_to_raw,
-    prepare_digest_sign_input,
-)
 from opcard.openpgp import (
     GNUPG_2_2_P384_KDF,
     EcdhKdf,
@@ -42,7 +36,7 @@ from opcard.openpgp import (
     dearmor,
     default_ecdh_kdf,
     default_hash,
-    detached_signature,
+    detached_signature_packet,
     ecdh_kdf_candidates,
     encode_packet,
     export_public_key,
@@ -51,6 +45,12 @@ from opcard.openpgp import (
     match_fingerprint,
 )
 from opcard.pkcs11 import KeyType
+from opcard.pkcs11.mechanisms import (
+    KeyInfo,
+    KeySlot,
+    ecdsa_der_to_raw,
+    prepare_digest_sign_input,
+)
 
 PrivateKey = (
     rsa.RSAPrivateKey
@@ -66,8 +66,8 @@ _PREHASH = {20: "SHA1", 28: "SHA224", 32: "SHA256", 48: "SHA384", 64: "SHA512"}
 
 def card_signer(private_key: PrivateKey, slot: KeySlot = KeySlot.SIG) -> Signer:
     """A signer callback as the core will write it: the digest goes through
-    opcard.mechanisms to the card's input format, and the "card" (a software key) does what an
-    OpenPGP card does with it: PKCS#1 v1.5 padding + raw RSA, ECDSA over the input hash
+    opcard.pkcs11.mechanisms to the card's input format, and the "card" (a software key) does what
+    an OpenPGP card does with it: PKCS#1 v1.5 padding + raw RSA, ECDSA over the input hash
     answering r‖s, EdDSA over the input bytes."""
     from cryptography.hazmat.primitives import hashes
 
@@ -357,11 +357,11 @@ def test_signer_output_is_verified_before_use() -> None:
         export_public_key(sig, "x", wrong_key, dec=dec)
     assert "does not verify" in str(info.value)
     with pytest.raises(OpenPgpError):
-        detached_signature(sig, lambda h, d: good(h, d)[:-1], b"data")
+        detached_signature_packet(sig, lambda h, d: good(h, d)[:-1], b"data")
     with pytest.raises(TypeError):
-        detached_signature(sig, lambda h, d: "sig", b"data")  # type: ignore[arg-type,return-value]
+        detached_signature_packet(sig, lambda h, d: "sig", b"data")  # type: ignore[arg-type,return-value]
     # without verification the packet is written (for cards whose answers are checked elsewhere)
-    assert detached_signature(sig, wrong_key, b"data", verify=False)[0] == 0xC2
+    assert detached_signature_packet(sig, wrong_key, b"data", verify=False)[0] == 0xC2
 
 
 def test_signature_parameter_checks() -> None:
@@ -370,11 +370,11 @@ def test_signature_parameter_checks() -> None:
     signer = card_signer(keys.sig)
     assert default_hash(sig) == "sha384"
     with pytest.raises(ValueError):
-        detached_signature(sig, signer, b"data", hash_name="sha256")  # shorter than P-384
+        detached_signature_packet(sig, signer, b"data", hash_name="sha256")  # shorter than P-384
     with pytest.raises(ValueError):
-        detached_signature(sig, signer, b"data", hash_name="md5")
+        detached_signature_packet(sig, signer, b"data", hash_name="md5")
     with pytest.raises(ValueError):
-        detached_signature(dec, signer, b"data")  # ECDH cannot sign
+        detached_signature_packet(dec, signer, b"data")  # ECDH cannot sign
     with pytest.raises(ValueError):
         export_public_key(sig, "", signer)
     with pytest.raises(ValueError):
@@ -395,7 +395,7 @@ def test_signature_packet_layout() -> None:
         return card_signer(keys.sig)(hash_name, digest)
 
     data = b"OpenPGP"
-    packet = detached_signature(sig, signer, data, created=0x55F95F95)
+    packet = detached_signature_packet(sig, signer, data, created=0x55F95F95)
     [(tag, body)] = list(iter_packets(packet))
     assert tag == 2
     assert body[:4] == b"\x04\x00\x16\x08"  # v4, binary, EdDSA, SHA-256
@@ -673,9 +673,9 @@ def test_detached_signatures_verified_by_gnupg_and_pgpy(
     data = os.urandom(200_000)
     (tmp_path / "data").write_bytes(data)
     signer = card_signer(card_keys.sig)
-    binary = detached_signature(sig, signer, data)
+    binary = detached_signature_packet(sig, signer, data)
     with open(tmp_path / "data", "rb") as f:
-        from_file = detached_signature(sig, signer, f)
+        from_file = detached_signature_packet(sig, signer, f)
     (tmp_path / "data.sig").write_bytes(binary)
     (tmp_path / "data.asc").write_text(armor(from_file, "SIGNATURE"))
     fpr = sig.fingerprint.hex().upper()
@@ -723,7 +723,7 @@ def test_eddsa_signature_with_leading_zero(gpg: Gpg, tmp_path: Path) -> None:
 
     for i in range(5000):
         data = b"message %d" % i
-        packet = detached_signature(sig, signer, data, created=keys.created + 5)
+        packet = detached_signature_packet(sig, signer, data, created=keys.created + 5)
         if raw[-1][0] == 0:
             break
     else:
@@ -752,8 +752,8 @@ def test_export_primary_only_and_file_object() -> None:
     blob = export_public_key(sig, "Only Primary", card_signer(keys.sig), created=keys.created)
     tags = [tag for tag, _ in iter_packets(blob)]
     assert tags == [6, 13, 2]
-    a = detached_signature(sig, card_signer(keys.sig), b"x" * 70000, created=keys.created)
-    b = detached_signature(
+    a = detached_signature_packet(sig, card_signer(keys.sig), b"x" * 70000, created=keys.created)
+    b = detached_signature_packet(
         sig, card_signer(keys.sig), io.BytesIO(b"x" * 70000), created=keys.created
     )
     assert a == b  # RSA PKCS#1 v1.5 is deterministic: same data, same packet

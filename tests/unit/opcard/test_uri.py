@@ -1,5 +1,5 @@
-"""opcard.uri: the RFC 7512 section 4 examples, round trips, percent-encoding, matching, refusals,
-and the pin-value secret."""
+"""opcard.pkcs11.uri: the RFC 7512 section 4 examples, round trips, percent-encoding, matching,
+refusals, and the pin-value secret."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opcard.errors import OpcardError, UriError
 from opcard.pkcs11 import Attribute, ObjectClass, ReturnValue
-from opcard.uri import ObjectType, Pkcs11Uri, parse_uri
+from opcard.pkcs11.uri import ObjectType, Pkcs11Uri, parse_uri
 
 
 def rfc(text: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from openpgp_vectors import NEO_ARD, NITROKEY_PRO_ARD, YK543_ARD, YK543_KDF_SHA512
 
+from apdu.channel import Channel, Framing
 from apdu.errors import (
     CardStatusError,
     InsNotSupportedError,
@@ -23,7 +24,6 @@ from apdu.openpgp import OpenPgpApplet, PinState
 from apdu.openpgp.constants import KeySlot, Pw, Secret
 from apdu.openpgp.kdf import derive_pin
 from apdu.openpgp.objects import ApplicationRelatedData, HistoricalBytes, KdfDo
-from apdu.session import Channel, Framing
 from apdu.transport.loopback import LoopbackTransport
 
 Answer = str | Callable[[bytes], str]

@@ -26,10 +26,10 @@ from openpgp_vectors import (
 from parsers import PARSERS, reparse
 
 from apdu import tlv
+from apdu.channel import Channel
 from apdu.errors import ApduError
 from apdu.openpgp import OpenPgpApplet
 from apdu.openpgp.constants import KeySlot, Pw
-from apdu.session import Channel
 from apdu.transport.loopback import LoopbackTransport
 
 SEED = 0x0C4D

@@ -17,7 +17,7 @@ the card's answers back into data or an exception:
   :data:`MAX_GET_RESPONSE` GET RESPONSE rounds and :data:`MAX_RESPONSE_TOTAL` bytes, a second
   6Cxx in a row is refused; each bound raises :class:`~apdu.errors.ChainingError`.
 - **More data than asked**: accepted (several real cards do it) and noted on the
-  ``apdu.session`` logger at DEBUG; the total bound still applies. A response shorter than a
+  ``apdu.channel`` logger at DEBUG; the total bound still applies. A response shorter than a
   status word raises :class:`~apdu.errors.MalformedResponseError`.
 - **Status words**: :meth:`Channel.send` returns the data of a 9000 answer and raises
   :func:`~apdu.errors.error_for_status` for any other final status; :meth:`Channel.send_raw`

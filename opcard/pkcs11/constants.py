@@ -16,7 +16,7 @@ current name, not the deprecated alias (``KeyType.EC`` not ``CKK_ECDSA``,
 ``CKM_ECDSA_KEY_PAIR_GEN``, the ``CAST128`` names not ``CAST5``, ``MechanismFlag.EC_OID`` not
 ``CKF_EC_NAMEDCURVE``).
 
-:class:`ReturnValue` is defined in :mod:`opcard.pkcs11_rv` (so that :mod:`opcard.errors` loads
+:class:`ReturnValue` is defined in :mod:`opcard.pkcs11.rv` (so that :mod:`opcard.errors` loads
 without these tables) and re-exported here.
 
 Note: p11-kit 0.24 (Debian 12) ships wrong values for five return codes (``CKR_EXCEEDED_MAX_
@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from enum import IntEnum, IntFlag, unique
 from typing import TypeAlias
 
-from opcard.pkcs11_rv import ReturnValue
+from opcard.pkcs11.rv import ReturnValue
 
 __all__ = [
     "ARRAY_ATTRIBUTE",

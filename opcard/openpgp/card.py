@@ -1,14 +1,14 @@
 """OpenPGP with the card: export its keys as an OpenPGP public key, sign with its SIG key.
 
-This is the card-facing glue over :mod:`opcard.openpgp` (which knows packets, fingerprints and
-signatures but nothing of cards):
+This is the card-facing half of :mod:`opcard.openpgp`, over :mod:`opcard.openpgp.packets`
+(which knows packets, fingerprints and signatures but nothing of cards):
 
 - :func:`card_key_packets` builds the v4 public-key packet of each key on the card from its
   public key and its generation time (CD), and checks that its fingerprint equals the one the
   card stores (C5) — for ECDH keys trying the KDF parameters GnuPG versions write
-  (:func:`opcard.openpgp.match_fingerprint`);
-- :func:`card_signer` is the signer callback :mod:`opcard.openpgp` wants, made from the card's
-  SIG key: RSA and ECDSA sign the OpenPGP digest through PSO:COMPUTE DIGITAL SIGNATURE
+  (:func:`opcard.openpgp.packets.match_fingerprint`);
+- :func:`card_signer` is the signer callback :mod:`opcard.openpgp.packets` wants, made from the
+  card's SIG key: RSA and ECDSA sign the OpenPGP digest through PSO:COMPUTE DIGITAL SIGNATURE
   (:meth:`~opcard.session.Session.sign_digest`: DigestInfo for RSA, the hash fitted to the
   curve for ECDSA), EdDSA signs the digest bytes as its message (CKM_EDDSA), as OpenPGP's
   EdDSA (algorithm 22) defines;
@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, BinaryIO
 
 from apdu.openpgp.constants import KeySlot
-from opcard import openpgp
 from opcard.errors import ObjectNotFoundError, OpenPgpError
+from opcard.openpgp import packets as pgp
 from opcard.pkcs11 import KeyType, Mechanism
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ _ROLE = {KeySlot.SIG: "sig", KeySlot.DEC: "dec", KeySlot.AUT: "aut"}
 
 def card_key_packets(
     session: Session, *, check_fingerprints: bool = True
-) -> dict[KeySlot, openpgp.PublicKeyPacket]:
+) -> dict[KeySlot, pgp.PublicKeyPacket]:
     """The v4 public-key packet of every key on the card, keyed by slot.
 
     A key needs its generation time (CD) on the card: the fingerprint depends on it. With
@@ -55,7 +55,7 @@ def card_key_packets(
     """
     card = session.card
     ard = card.application_data()
-    packets: dict[KeySlot, openpgp.PublicKeyPacket] = {}
+    packets: dict[KeySlot, pgp.PublicKeyPacket] = {}
     for slot in KeySlot:
         key = card.public_key(slot)
         if key is None:
@@ -69,9 +69,9 @@ def card_key_packets(
         public = key.to_cryptography()
         stored = ard.fingerprint(slot)
         if not check_fingerprints or stored is None:
-            packets[slot] = openpgp.PublicKeyPacket.for_card_key(public, created, _ROLE[slot])
+            packets[slot] = pgp.PublicKeyPacket.for_card_key(public, created, _ROLE[slot])
             continue
-        packet = openpgp.match_fingerprint(public, created, _ROLE[slot], stored)
+        packet = pgp.match_fingerprint(public, created, _ROLE[slot], stored)
         if packet is None:
             raise OpenPgpError(
                 f"the {slot.name} key's OpenPGP fingerprint (public key + generation time "
@@ -81,7 +81,7 @@ def card_key_packets(
     return packets
 
 
-def card_signer(session: Session) -> openpgp.Signer:
+def card_signer(session: Session) -> pgp.Signer:
     """The :data:`opcard.openpgp.Signer` callback of the card's SIG key."""
     key = session.card.public_key(KeySlot.SIG)
     if key is None:
@@ -115,7 +115,7 @@ def export_openpgp(
     primary = packets.get(KeySlot.SIG)
     if primary is None:
         raise ObjectNotFoundError("there is no signature key on the card to certify with")
-    data = openpgp.export_public_key(
+    data = pgp.export_public_key(
         primary,
         user_id,
         card_signer(session),
@@ -124,7 +124,7 @@ def export_openpgp(
         created=created,
         hash_name=hash_name,
     )
-    return openpgp.armor(data).encode("ascii") if armored else data
+    return pgp.armor(data).encode("ascii") if armored else data
 
 
 def detached_signature(
@@ -141,7 +141,7 @@ def detached_signature(
     primary = packets.get(KeySlot.SIG)
     if primary is None:
         raise ObjectNotFoundError("there is no signature key on the card")
-    signature = openpgp.detached_signature(
+    signature = pgp.detached_signature_packet(
         primary, card_signer(session), data, hash_name=hash_name, created=created
     )
-    return openpgp.armor(signature, "SIGNATURE").encode("ascii") if armored else signature
+    return pgp.armor(signature, "SIGNATURE").encode("ascii") if armored else signature

@@ -8,14 +8,15 @@ GnuPG writes it in v4 keys).
 - :func:`export_public_key`: a transferable public key (primary = SIG key with certify+sign,
   subkeys DEC (encrypt) and AUT (authenticate), one user ID) whose self-signatures are made by
   a **signer callback**, because the primary's secret key lives on the card.
-- :func:`detached_signature`: an OpenPGP detached signature over bytes or a file, same signer.
+- :func:`detached_signature_packet`: an OpenPGP detached signature over bytes or a file, same
+  signer.
 - :func:`armor` / :func:`dearmor`: ASCII armor (RFC 4880 §6).
 
 The signer callback is ``sign(hash_name, digest) -> signature``: ``hash_name`` is ``"sha256"``
 etc. and ``digest`` the OpenPGP hash of the signed data. It returns the card's raw answer: the
 RSA signature (the caller makes the DigestInfo for PSO:CDS, e.g. with
-:func:`opcard.mechanisms.digest_info`), ECDSA ``r‖s`` (the caller normalises the digest with
-:func:`opcard.mechanisms.normalise_hash`), or EdDSA ``R‖S`` over the digest bytes (OpenPGP's
+:func:`opcard.pkcs11.mechanisms.digest_info`), ECDSA ``r‖s`` (the caller normalises the digest with
+:func:`opcard.pkcs11.mechanisms.normalise_hash`), or EdDSA ``R‖S`` over the digest bytes (OpenPGP's
 legacy EdDSA signs the hash as the message). Every signature is verified against the public key
 before it is written (:class:`~opcard.errors.OpenPgpError` otherwise).
 
@@ -40,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from opcard.errors import OpenPgpError, OpenPgpFormatError
-from opcard.mechanisms import KeySlot
+from opcard.pkcs11.mechanisms import KeySlot
+from opcard.publickeys import CryptographyPublicKey
 
 __all__ = [
     "GNUPG_2_2_P384_KDF",
@@ -49,7 +51,6 @@ __all__ = [
     "HashAlgorithm",
     "KeyFlag",
     "PacketTag",
-    "PublicKey",
     "PublicKeyAlgorithm",
     "PublicKeyPacket",
     "SignatureType",
@@ -60,7 +61,7 @@ __all__ = [
     "dearmor",
     "default_ecdh_kdf",
     "default_hash",
-    "detached_signature",
+    "detached_signature_packet",
     "ecdh_kdf_candidates",
     "encode_packet",
     "export_public_key",
@@ -68,11 +69,6 @@ __all__ = [
     "iter_packets",
     "match_fingerprint",
 ]
-
-#: A card public key as ``cryptography`` represents it.
-PublicKey: TypeAlias = (
-    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | x25519.X25519PublicKey
-)
 
 #: ``sign(hash_name, digest) -> raw signature`` (see the module docstring).
 Signer: TypeAlias = Callable[[str, bytes], bytes]
@@ -356,7 +352,7 @@ class PublicKeyPacket:
     """A v4 public-key packet body (RFC 4880 §5.5.2): version 4 ‖ creation time ‖ algorithm ‖
     key material. ``ecdh_kdf`` is set for ECDH keys only."""
 
-    public_key: PublicKey
+    public_key: CryptographyPublicKey
     created: int
     algorithm: PublicKeyAlgorithm
     ecdh_kdf: EcdhKdf | None = None
@@ -370,7 +366,7 @@ class PublicKeyPacket:
     @classmethod
     def for_card_key(
         cls,
-        public_key: PublicKey,
+        public_key: CryptographyPublicKey,
         created: int,
         role: KeySlot | str,
         ecdh_kdf: EcdhKdf | None = None,
@@ -456,7 +452,7 @@ class PublicKeyPacket:
             raise OpenPgpFormatError(f"unsupported public-key algorithm {body[5]}") from None
         offset = 6
         kdf: EcdhKdf | None = None
-        key: PublicKey
+        key: CryptographyPublicKey
         try:
             if algorithm in (
                 PublicKeyAlgorithm.RSA,
@@ -545,7 +541,7 @@ class PublicKeyPacket:
 
 
 def fingerprint_v4(
-    public_key: PublicKey,
+    public_key: CryptographyPublicKey,
     created: int,
     role: KeySlot | str,
     ecdh_kdf: EcdhKdf | tuple[HashAlgorithm, SymmetricAlgorithm] | None = None,
@@ -557,7 +553,7 @@ def fingerprint_v4(
 
 
 def match_fingerprint(
-    public_key: PublicKey, created: int, role: KeySlot | str, fingerprint: bytes
+    public_key: CryptographyPublicKey, created: int, role: KeySlot | str, fingerprint: bytes
 ) -> PublicKeyPacket | None:
     """The packet whose fingerprint is ``fingerprint`` (e.g. the card's C5 entry), trying the
     ECDH KDF variants of :func:`ecdh_kdf_candidates`; None when none matches."""
@@ -783,7 +779,7 @@ def export_public_key(
     return b"".join(out)
 
 
-def detached_signature(
+def detached_signature_packet(
     key: PublicKeyPacket,
     signer: Signer,
     data: bytes | BinaryIO,

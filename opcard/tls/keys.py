@@ -32,8 +32,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from opcard.errors import UnsupportedMechanismError
-from opcard.mechanisms import HASH_ALGORITHMS, hash_name_of, parse_digest_info
 from opcard.pkcs11 import KeyType, Mechanism
+from opcard.pkcs11.mechanisms import HASH_ALGORITHMS, hash_name_of, parse_digest_info
 
 # tlslite-ng 0.8 imports asyncore (deprecated since Python 3.6, warned about in 3.11) for an
 # integration opcard does not use: keep that warning out of the applications' output.
@@ -73,8 +73,8 @@ class _CurveLength:
 
     tlslite-ng 0.8 cuts the TLS 1.2 CertificateVerify digest to the curve's byte length before
     calling ``sign()`` (``KeyExchange.makeCertificateVerify``). The card does that cut itself
-    (:func:`opcard.mechanisms.normalise_hash`) and the digest signer wants the whole digest of
-    the hash it names, so the card key announces a length no digest exceeds (SHA-512's): the
+    (:func:`opcard.pkcs11.mechanisms.normalise_hash`) and the digest signer wants the whole digest
+    of the hash it names, so the card key announces a length no digest exceeds (SHA-512's): the
     slice leaves the digest whole, and the signature is the same ECDSA signature.
     """
 

@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
-from opcard.tls_errors import AlertCode, ServerCertificateError, TlsError
+from opcard.errors import AlertCode, ServerCertificateError, TlsError
 
 __all__ = ["ServerVerifier", "default_cafile", "server_subject"]
 

@@ -1,10 +1,10 @@
-"""TLS client authentication with the card's certificate and key.
+"""The TLS client: client authentication with the card's certificate and key.
 
 Python's ``ssl`` module cannot hand the private-key operation to a card, so opcard uses
 tlslite-ng, a TLS 1.2/1.3 stack in pure Python that takes client keys as objects: the key
-classes of :mod:`opcard.tls_keys` make each CertificateVerify signature on the card, through
+classes of :mod:`opcard.tls.keys` make each CertificateVerify signature on the card, through
 the one-APDU path of :meth:`opcard.session.Session.digest_signer`. The server's certificate
-chain is verified by opcard with ``cryptography`` (:mod:`opcard.tls_verify`), as soon as the
+chain is verified by opcard with ``cryptography`` (:mod:`opcard.tls.verify`), as soon as the
 server sends it: nothing is signed on the card for a server that fails verification.
 
 Example::
@@ -25,7 +25,7 @@ only and TLS 1.3 requires RSA-PSS, so with an RSA key the client offers TLS 1.2 
 asking for TLS 1.3 only (``min_version="1.3"``) raises :class:`TlsVersionError` before any
 connection. ECDSA (P-256, P-384, …) and Ed25519 keys do both versions.
 
-Errors (all :class:`~opcard.errors.OpcardError`): see :mod:`opcard.tls_errors`.
+Errors (all :class:`~opcard.errors.OpcardError`): see :mod:`opcard.errors`.
 """
 
 from __future__ import annotations
@@ -45,28 +45,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from apdu.openpgp.constants import KeySlot
-from opcard.errors import ObjectNotFoundError
-from opcard.pkcs11 import KeyType
-from opcard.tls_errors import (
+from opcard.errors import (
     CLIENT_REJECTED_ALERTS,
     AlertCode,
     ClientRejectedError,
+    ObjectNotFoundError,
     ServerCertificateError,
     TlsConnectError,
     TlsError,
     TlsHandshakeError,
     TlsVersionError,
 )
-from opcard.tls_keys import (
+from opcard.pkcs11 import KeyType
+from opcard.tls.keys import (
     NO_PSS_MESSAGE,
     CardTlsEcdsaKey,
     CardTlsKey,
     CardTlsRsaKey,
     tls_private_key,
 )
-from opcard.tls_verify import ServerVerifier, default_cafile, server_subject
+from opcard.tls.verify import ServerVerifier, default_cafile, server_subject
 
-with warnings.catch_warnings():  # see opcard.tls_keys
+with warnings.catch_warnings():  # see opcard.tls.keys
     warnings.simplefilter("ignore", DeprecationWarning)
     from tlslite import errors as tlslite_errors
     from tlslite.constants import CipherSuite, SignatureScheme

@@ -1,0 +1,115 @@
+"""PKCS#11 in opcard: the vocabulary, mechanisms and ``pkcs11:`` URIs.
+
+- :mod:`opcard.pkcs11.constants` — the PKCS#11 v2.40 / v3.0 constants (object classes,
+  attributes, key types, mechanisms, flags) and the table of attribute value types;
+- :mod:`opcard.pkcs11.rv` — :class:`ReturnValue` (CK_RV), on its own so that
+  :mod:`opcard.errors` loads without the other tables;
+- :mod:`opcard.pkcs11.mechanisms` — what each mechanism does with a card key (hashes,
+  DigestInfo, ECDSA encodings, the checks before a signature or decryption);
+- :mod:`opcard.pkcs11.uri` — RFC 7512 ``pkcs11:`` URIs.
+
+The constants are importable from here (``from opcard.pkcs11 import Mechanism``); they are
+loaded on first use (PEP 562), so that ``import opcard.errors`` stays cheap. This package
+imports nothing of :mod:`opcard.tls`, :mod:`opcard.cli` or :mod:`opcard.serve`.
+"""
+
+from typing import TYPE_CHECKING
+
+from opcard.pkcs11.rv import ReturnValue
+
+if TYPE_CHECKING:
+    from opcard.pkcs11.constants import (
+        ARRAY_ATTRIBUTE,
+        ATTRIBUTE_KINDS,
+        UNAVAILABLE_INFORMATION,
+        Attribute,
+        AttributeKind,
+        AttributeValue,
+        CertificateCategory,
+        CertificateType,
+        EcKdf,
+        HardwareFeature,
+        InitializeFlag,
+        KeyType,
+        Mechanism,
+        MechanismFlag,
+        ObjectClass,
+        SessionFlag,
+        SessionState,
+        SlotFlag,
+        TokenFlag,
+        UserType,
+        attribute_kind,
+        normalise_attribute_value,
+        normalise_template,
+    )
+
+_CONSTANTS = frozenset(
+    {
+        "ARRAY_ATTRIBUTE",
+        "ATTRIBUTE_KINDS",
+        "Attribute",
+        "AttributeKind",
+        "AttributeValue",
+        "CertificateCategory",
+        "CertificateType",
+        "EcKdf",
+        "HardwareFeature",
+        "InitializeFlag",
+        "KeyType",
+        "Mechanism",
+        "MechanismFlag",
+        "ObjectClass",
+        "SessionFlag",
+        "SessionState",
+        "SlotFlag",
+        "TokenFlag",
+        "UNAVAILABLE_INFORMATION",
+        "UserType",
+        "attribute_kind",
+        "normalise_attribute_value",
+        "normalise_template",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _CONSTANTS:
+        raise AttributeError(f"module 'opcard.pkcs11' has no attribute {name!r}")
+    from opcard.pkcs11 import constants
+
+    value = getattr(constants, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_CONSTANTS})
+
+
+__all__ = [
+    "ARRAY_ATTRIBUTE",
+    "ATTRIBUTE_KINDS",
+    "Attribute",
+    "AttributeKind",
+    "AttributeValue",
+    "CertificateCategory",
+    "CertificateType",
+    "EcKdf",
+    "HardwareFeature",
+    "InitializeFlag",
+    "KeyType",
+    "Mechanism",
+    "MechanismFlag",
+    "ObjectClass",
+    "ReturnValue",
+    "SessionFlag",
+    "SessionState",
+    "SlotFlag",
+    "TokenFlag",
+    "UNAVAILABLE_INFORMATION",
+    "UserType",
+    "attribute_kind",
+    "normalise_attribute_value",
+    "normalise_template",
+]
