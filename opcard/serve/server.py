@@ -197,6 +197,8 @@ class ServerStats:
     refused: int
     #: Connections closed for missing a deadline (version byte, frame, reply, idle).
     timed_out: int
+    #: Blocking C_WaitForSlotEvent calls in progress, over all connections.
+    waits: int
 
 
 class _Connection:
@@ -321,6 +323,7 @@ class Server:
     def stats(self) -> ServerStats:
         with self._lock:
             connections = len(self._connections)
+            waits = sum(c.waits for c in self._connections.values())
         return ServerStats(
             connections,
             self.budget.used,
@@ -328,6 +331,7 @@ class Server:
             self.evicted,
             self.refused,
             self.timed_out,
+            waits,
         )
 
     def start(self) -> None:
