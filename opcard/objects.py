@@ -23,9 +23,10 @@ from opcard.pkcs11 import (
     CertificateType,
     KeyType,
     ObjectClass,
-    normalise_attribute_value,
+    normalise_template,
 )
 from opcard.pkcs11.mechanisms import KeyInfo
+from opcard.pkcs11.template import matches_template
 from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 from opcard.publickeys import CardPublicKey, ec_params_der
 
@@ -122,14 +123,10 @@ class CardObject:
         return out
 
     def matches(self, template: Mapping[int, object]) -> bool:
-        for attribute, wanted in template.items():
-            try:
-                value = self[attribute]
-            except (KeyError, ValueError, NotLoggedInError):  # absent, unknown or unreadable
-                return False
-            if value != normalise_attribute_value(attribute, wanted):
-                return False
-        return True
+        """Whether this object matches a PKCS#11 ``template`` (:func:`opcard.pkcs11.template.
+        matches_template`: an attribute it does not have, or cannot show before login, matches
+        nothing). A value of the wrong type for its attribute raises ``TypeError``."""
+        return matches_template(normalise_template(template), self.__getitem__)
 
     @property
     def uri(self) -> Pkcs11Uri:

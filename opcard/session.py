@@ -51,6 +51,7 @@ from opcard.pkcs11.mechanisms import (
     prepare_digest_sign_input,
     prepare_sign_input,
 )
+from opcard.pkcs11.template import matches_template, normalise_template
 from opcard.pkcs11.uri import Pkcs11Uri
 from opcard.publickeys import (
     CardPublicKey,
@@ -405,16 +406,16 @@ class Session:
             wanted[Attribute.LABEL] = kwargs.pop("label")
         if kwargs:
             raise TypeError(f"unknown keyword(s): {', '.join(kwargs)}")
-        classes = None
-        if Attribute.CLASS in wanted:
-            classes = frozenset({int(wanted[Attribute.CLASS])})  # type: ignore[call-overload]
+        normalised = normalise_template(wanted)  # a value of the wrong type: TypeError
+        object_class = normalised.get(Attribute.CLASS)
+        classes = None if not isinstance(object_class, int) else frozenset({object_class})
         slots = None
-        obj_id = wanted.get(Attribute.ID)
-        if isinstance(obj_id, bytes | bytearray) and len(obj_id) == 1:
+        obj_id = normalised.get(Attribute.ID)
+        if isinstance(obj_id, bytes) and len(obj_id) == 1:
             slots = frozenset({obj_id[0]})
         try:
             for obj in card_objects(self, classes, slots):
-                if obj.matches(wanted):
+                if matches_template(normalised, obj.__getitem__):
                     yield obj
         except apdu_errors.ApduError as e:
             raise translate_error(e, "reading the card's objects") from e

@@ -36,6 +36,7 @@ from typing import cast
 
 from opcard.errors import UriError
 from opcard.pkcs11 import Attribute, AttributeValue, ObjectClass
+from opcard.pkcs11.template import matches_template
 
 __all__ = ["ObjectType", "Pkcs11Uri", "parse_uri"]
 
@@ -381,24 +382,12 @@ class Pkcs11Uri:
     def matches_object(self, attributes: Mapping[int, object] | Mapping[Attribute, object]) -> bool:
         """Whether an object with these PKCS#11 ``attributes`` (CKA_* → value; CKA_LABEL as str
         or UTF-8 bytes, CKA_CLASS an int, CKA_ID bytes) matches the URI's ``object``, ``type``
-        and ``id``. Token attributes are ignored; an unknown path attribute matches nothing."""
+        and ``id`` (:func:`opcard.pkcs11.template.matches_template` with
+        :meth:`object_template`). Token attributes are ignored; an unknown path attribute
+        matches nothing."""
         if self.vendor_path:
             return False
-        lookup = cast(Mapping[int, object], attributes)
-        for attribute, wanted in self.object_template().items():
-            if attribute not in lookup:
-                return False
-            have = lookup[attribute]
-            if attribute == Attribute.LABEL and isinstance(have, bytes | bytearray):
-                try:
-                    have = bytes(have).decode("utf-8")
-                except UnicodeDecodeError:
-                    return False
-            if attribute == Attribute.ID and isinstance(have, bytearray | memoryview):
-                have = bytes(have)
-            if have != wanted:
-                return False
-        return True
+        return matches_template(self.object_template(), cast(Mapping[int, object], attributes))
 
     def matches(
         self,

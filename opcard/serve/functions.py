@@ -29,7 +29,7 @@ import datetime
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, unique
 
@@ -67,6 +67,7 @@ from opcard.pkcs11.mechanisms import (
     signature_length,
 )
 from opcard.pkcs11.mechanisms import KeySlot as MechKeySlot
+from opcard.pkcs11.template import matches_template
 from opcard.serve.errors import Pkcs11Error
 from opcard.serve.slots import Registry, Slot, SlotEvents
 from opcard.serve.wire import (
@@ -647,7 +648,8 @@ class Client:
                         continue
                     found.append(self._server_handle(cs.slot, obj.handle))
             for derived in self.objects.values():
-                if derived.slot_id == cs.slot.slot_id and _matches(derived.attributes, wanted):
+                in_slot = derived.slot_id == cs.slot.slot_id
+                if in_slot and matches_template(wanted, derived.attributes):
                     found.append(derived.handle)
         cs.found = found
         return _reply(Call.FIND_OBJECTS_INIT)
@@ -1102,18 +1104,6 @@ def _template(attributes: list[WireAttribute]) -> dict[int, AttributeValue] | No
         except (ValueError, TypeError):
             return None
     return wanted
-
-
-def _matches(values: Mapping[int, AttributeValue], wanted: Mapping[int, AttributeValue]) -> bool:
-    for kind, value in wanted.items():
-        if kind not in values:
-            return False
-        try:
-            if normalise_attribute_value(kind, values[kind]) != value:
-                return False
-        except (ValueError, TypeError):
-            return False
-    return True
 
 
 def _derived_attributes(template: list[WireAttribute]) -> dict[int, AttributeValue]:
