@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum, IntFlag, unique
 
+from apdu.openpgp.errors import DataObjectError
+
 __all__ = [
     "OPENPGP_AID_PREFIX",
     "OPENPGP_RID",
@@ -36,6 +38,7 @@ __all__ = [
     "YUBICO",
     "KeyTemplateTag",
     "PublicKeyTag",
+    "decode_oid",
     "manufacturer_name",
 ]
 
@@ -279,29 +282,36 @@ class EcImportFormat(IntEnum):
 
 @unique
 class Curve(Enum):
-    """Curves of the spec (§4.4.3.9 table) with OID, OID content bytes and field size.
+    """Curves of the spec (§4.4.3.9 table), one row of facts each; opcard derives the rest.
 
     ``oid`` is the DER content of the OBJECT IDENTIFIER (no tag, no length) as it appears in
-    the algorithm attributes; ``size`` is the length in bytes of a private scalar and of one
-    coordinate; ``cryptography_name`` is the curve's name in ``cryptography`` (or the key
-    type for the 25519 curves).
+    the algorithm attributes, ``dotted`` its dotted form; ``bits`` is the bit length of the
+    curve (521 for P-521, 255 for the 25519 curves: what key sizes and hash choices are
+    measured in), ``size`` the length in bytes of a private scalar and of one coordinate;
+    ``openpgp_name`` is the curve's name in GnuPG (``nistp256``, ``cv25519``), which opcard
+    uses too.
     """
 
-    NIST_P256 = ("1.2.840.10045.3.1.7", "2A8648CE3D030107", 32, "secp256r1")
-    NIST_P384 = ("1.3.132.0.34", "2B81040022", 48, "secp384r1")
-    NIST_P521 = ("1.3.132.0.35", "2B81040023", 66, "secp521r1")
-    SECP256K1 = ("1.3.132.0.10", "2B8104000A", 32, "secp256k1")
-    BRAINPOOL_P256R1 = ("1.3.36.3.3.2.8.1.1.7", "2B2403030208010107", 32, "brainpoolP256r1")
-    BRAINPOOL_P384R1 = ("1.3.36.3.3.2.8.1.1.11", "2B240303020801010B", 48, "brainpoolP384r1")
-    BRAINPOOL_P512R1 = ("1.3.36.3.3.2.8.1.1.13", "2B240303020801010D", 64, "brainpoolP512r1")
-    ED25519 = ("1.3.6.1.4.1.11591.15.1", "2B06010401DA470F01", 32, "ed25519")
-    X25519 = ("1.3.6.1.4.1.3029.1.5.1", "2B060104019755010501", 32, "x25519")
+    #                   OID content bytes        bits  OpenPGP name
+    NIST_P256 = ("2A8648CE3D030107", 256, "nistp256")  # 1.2.840.10045.3.1.7
+    NIST_P384 = ("2B81040022", 384, "nistp384")  # 1.3.132.0.34
+    NIST_P521 = ("2B81040023", 521, "nistp521")  # 1.3.132.0.35
+    SECP256K1 = ("2B8104000A", 256, "secp256k1")  # 1.3.132.0.10
+    BRAINPOOL_P256R1 = ("2B2403030208010107", 256, "brainpoolP256r1")  # 1.3.36.3.3.2.8.1.1.7
+    BRAINPOOL_P384R1 = ("2B240303020801010B", 384, "brainpoolP384r1")  # 1.3.36.3.3.2.8.1.1.11
+    BRAINPOOL_P512R1 = ("2B240303020801010D", 512, "brainpoolP512r1")  # 1.3.36.3.3.2.8.1.1.13
+    ED25519 = ("2B06010401DA470F01", 255, "ed25519")  # 1.3.6.1.4.1.11591.15.1
+    X25519 = ("2B060104019755010501", 255, "cv25519")  # 1.3.6.1.4.1.3029.1.5.1
 
-    def __init__(self, dotted: str, oid_hex: str, size: int, cryptography_name: str) -> None:
-        self.dotted = dotted
+    def __init__(self, oid_hex: str, bits: int, openpgp_name: str) -> None:
         self.oid = bytes.fromhex(oid_hex)
-        self.size = size
-        self.cryptography_name = cryptography_name
+        self.bits = bits
+        self.size = (bits + 7) // 8
+        self.openpgp_name = openpgp_name
+
+    @property
+    def dotted(self) -> str:
+        return decode_oid(self.oid)
 
     @property
     def is_25519(self) -> bool:
@@ -314,6 +324,28 @@ class Curve(Enum):
             if curve.oid == oid:
                 return curve
         return None
+
+
+def decode_oid(content: bytes) -> str:
+    """Dotted form of DER OBJECT IDENTIFIER content bytes (strict)."""
+    if not content:
+        raise DataObjectError("empty OID")
+    if content[-1] & 0x80:
+        raise DataObjectError("OID ends inside a sub-identifier")
+    arcs: list[int] = []
+    value = 0
+    start = True
+    for b in content:
+        if start and b == 0x80:
+            raise DataObjectError("OID sub-identifier with a leading 80 byte")
+        value = (value << 7) | (b & 0x7F)
+        start = not b & 0x80
+        if start:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    return ".".join(str(a) for a in head + arcs[1:])
 
 
 @unique

@@ -38,6 +38,7 @@ from apdu.openpgp.constants import (
     Secret,
     Sex,
     UifMode,
+    decode_oid,
     manufacturer_name,
 )
 from apdu.openpgp.errors import DataObjectError
@@ -67,7 +68,6 @@ __all__ = [
     "SecuritySupportTemplate",
     "Uif",
     "UnknownAttributes",
-    "decode_oid",
     "parse_algorithm_attributes",
     "parse_public_key",
 ]
@@ -116,28 +116,6 @@ def _uint(data: bytes, what: str, *, min_len: int = 1, max_len: int = 4) -> int:
 def _need(data: bytes, length: int, what: str) -> None:
     if len(data) != length:
         raise DataObjectError(f"{what}: {len(data)} bytes, expected {length}")
-
-
-def decode_oid(content: bytes) -> str:
-    """Dotted form of DER OBJECT IDENTIFIER content bytes (strict)."""
-    if not content:
-        raise DataObjectError("empty OID")
-    if content[-1] & 0x80:
-        raise DataObjectError("OID ends inside a sub-identifier")
-    arcs: list[int] = []
-    value = 0
-    start = True
-    for b in content:
-        if start and b == 0x80:
-            raise DataObjectError("OID sub-identifier with a leading 80 byte")
-        value = (value << 7) | (b & 0x7F)
-        start = not b & 0x80
-        if start:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(a) for a in head + arcs[1:])
 
 
 # --- 4F AID ----------------------------------------------------------------------------------

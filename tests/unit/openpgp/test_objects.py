@@ -41,6 +41,7 @@ from apdu.openpgp.constants import (
     Secret,
     Sex,
     UifMode,
+    decode_oid,
     manufacturer_name,
 )
 from apdu.openpgp.errors import DataObjectError
@@ -66,7 +67,6 @@ from apdu.openpgp.objects import (
     SecuritySupportTemplate,
     Uif,
     UnknownAttributes,
-    decode_oid,
     parse_algorithm_attributes,
     parse_public_key,
 )
@@ -244,6 +244,33 @@ def test_decode_oid() -> None:
     assert decode_oid(bytes.fromhex("8134")) == "2.100"  # first sub-identifier 180
     with pytest.raises(DataObjectError):
         decode_oid(bytes.fromhex("2a8048"))
+
+
+# The curves of the spec's §4.4.3.9 table (and RFC 6637 / GnuPG's names): dotted OID, bits,
+# bytes of a scalar, OpenPGP name. The content bytes are checked against asn1crypto's encoder.
+CURVE_TABLE = {
+    Curve.NIST_P256: ("1.2.840.10045.3.1.7", 256, 32, "nistp256"),
+    Curve.NIST_P384: ("1.3.132.0.34", 384, 48, "nistp384"),
+    Curve.NIST_P521: ("1.3.132.0.35", 521, 66, "nistp521"),
+    Curve.SECP256K1: ("1.3.132.0.10", 256, 32, "secp256k1"),
+    Curve.BRAINPOOL_P256R1: ("1.3.36.3.3.2.8.1.1.7", 256, 32, "brainpoolP256r1"),
+    Curve.BRAINPOOL_P384R1: ("1.3.36.3.3.2.8.1.1.11", 384, 48, "brainpoolP384r1"),
+    Curve.BRAINPOOL_P512R1: ("1.3.36.3.3.2.8.1.1.13", 512, 64, "brainpoolP512r1"),
+    Curve.ED25519: ("1.3.6.1.4.1.11591.15.1", 255, 32, "ed25519"),
+    Curve.X25519: ("1.3.6.1.4.1.3029.1.5.1", 255, 32, "cv25519"),
+}
+
+
+@pytest.mark.parametrize("curve", list(Curve))
+def test_curve_table(curve: Curve) -> None:
+    from asn1crypto.core import ObjectIdentifier  # type: ignore[import-untyped]
+
+    dotted, bits, size, name = CURVE_TABLE[curve]
+    assert curve.dotted == dotted
+    assert curve.oid == ObjectIdentifier(dotted).contents
+    assert (curve.bits, curve.size, curve.openpgp_name) == (bits, size, name)
+    assert Curve.from_oid(curve.oid) is curve
+    assert curve.is_25519 == (bits == 255)
 
 
 # --- FA algorithm information ----------------------------------------------------------------
