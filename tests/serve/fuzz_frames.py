@@ -12,13 +12,29 @@ response signatures of p11-kit's rpc-message.h (serve_support.CALLS), not the se
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import socket
 import struct
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from serve_support import BOOL_ATTRS, CALLS, HANDSHAKE, ULONG_ATTRS, ay, byte_array, u32, u64
+from serve_support import (
+    BOOL_ATTRS,
+    CALLS,
+    HANDSHAKE,
+    ULONG_ATTRS,
+    RawClient,
+    ay,
+    byte_array,
+    u32,
+    u64,
+)
+
+from opcard.serve.wire import MAX_BODY, MAX_OPTIONS
 
 TRACE_FRAMES = Path(__file__).parent / "data" / "p11kit-trace-frames.txt"
 #: Response signatures by call id (rpc-message.h): the test client's table, plus the two
@@ -338,3 +354,116 @@ def check_reply(request_body: bytes, reply: bytes) -> int | None:
 
 def frame(code: int, body: bytes, options: bytes = b"client") -> bytes:
     return struct.pack(">III", code, len(options), len(body)) + options + body
+
+
+def vm_rss(pid: int | str = "self") -> int:
+    """A process's resident memory in bytes (/proc/PID/status VmRSS)."""
+    return proc_status(pid)["VmRSS"] * 1024
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """The numeric fields of /proc/PID/status (VmRSS in kB, Threads …)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            first = value.split()[:1]
+            if first and first[0].isdigit():
+                out[key] = int(first[0])
+    return out
+
+
+def live_handles(path: str | os.PathLike[str], slot: int) -> Handles:
+    """Handles of the card in ``slot`` (its three private keys, the AUT certificate) and a
+    session of a connection that is closed again (so: an invalid one, for the seeds)."""
+    with RawClient(path) as c:
+        c.initialize()
+        session = c.open(slot)
+
+        def one(cls: int, key_id: int) -> int:
+            found = c.find(session, {0x0: cls, 0x102: bytes((key_id,))})  # CKA_CLASS, CKA_ID
+            assert len(found) == 1, found
+            return found[0]
+
+        return Handles(slot, session, one(3, 1), one(3, 2), one(3, 3), one(1, 3))
+
+
+def read_frame(sock: socket.socket, timeout: float = 10.0) -> tuple[int, bytes] | None:
+    """The next reply (code, body), or None when the server closed the connection."""
+    sock.settimeout(timeout)
+
+    def exact(n: int) -> bytes | None:
+        out = bytearray()
+        while len(out) < n:
+            try:
+                chunk = sock.recv(n - len(out))
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            out += chunk
+        return bytes(out)
+
+    header = exact(12)
+    if header is None:
+        return None
+    code, options_length, body_length = struct.unpack(">III", header)
+    assert options_length == 0 and body_length < 2 << 20, (options_length, body_length)
+    body = exact(body_length)
+    assert body is not None, "the server closed the connection inside a reply"
+    return code, body
+
+
+def fuzz_socket(path: str | os.PathLike[str], h: Handles, count: int, seed: int) -> Counter[str]:
+    """``count`` mutated frames through the server's socket, one at a time, connections of
+    every protocol version (a new one whenever the server closes one); one frame in 50 has a
+    header over the bounds (MAX_BODY + 1, MAX_OPTIONS + 1, 2 GiB) and must be refused.
+    Each frame gets a well-formed reply with its message code, or the connection closed.
+    Prints the figures; returns the outcomes."""
+    traces = [body for _code, _options, body in trace_frames()]
+    mutator = Mutator(seed, [])
+    outcomes: Counter[str] = Counter()
+    client: RawClient | None = None
+    code = 0
+    started = time.perf_counter()
+    for i in range(count):
+        if client is None:
+            version = i % 3
+            client = RawClient(path, version)
+            client.initialize()
+            session = client.open(h.slot)
+            live = Handles(h.slot, session, h.sig_key, h.dec_key, h.aut_key, h.certificate)
+            mutator.corpus = seed_bodies(live, version) + traces
+        sock = client.sock
+        body = mutator.next()
+        if body[:4] == struct.pack(">I", 65) and not (len(body) >= 16 and body[15] & 1):
+            body = mutator.corpus[3]  # a blocking C_WaitForSlotEvent would wait for an event
+        code = (code + 1) & 0xFFFFFFFF
+        oversized = mutator.rng.randrange(50) == 0
+        if oversized:  # a header the server refuses before reading on
+            big = mutator.rng.choice(((0, MAX_BODY + 1), (MAX_OPTIONS + 1, 0), (0, 1 << 31)))
+            sock.sendall(struct.pack(">III", code, big[0], big[1] + len(body)) + body)
+        else:
+            sock.sendall(frame(code, body))
+        reply = read_frame(sock)
+        if reply is None:
+            outcomes["closed"] += 1
+            client.close()
+            client = None
+            continue
+        assert not oversized, "a frame over the bounds was answered"
+        got, reply_body = reply
+        assert got == code, "the reply must carry the request's message code"
+        try:
+            rv = check_reply(body, reply_body)
+        except ReplyError as e:
+            raise AssertionError(f"frame body {body.hex()}: {e}\nreply {reply_body.hex()}") from e
+        outcomes["answered" if rv is None else "error reply"] += 1
+    elapsed = time.perf_counter() - started
+    if client is not None:
+        client.close()
+    print(
+        f"\nfuzz through the socket: {count} frames in {elapsed:.1f} s "
+        f"({count / elapsed:.0f}/s); {dict(outcomes)}"
+    )
+    return outcomes

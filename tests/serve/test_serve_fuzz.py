@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import struct
 import threading
 import time
@@ -28,7 +27,17 @@ from collections.abc import Callable, Iterator
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from fuzz_frames import Handles, Mutator, ReplyError, check_reply, frame, seed_bodies, trace_frames
+from fuzz_frames import (
+    Handles,
+    Mutator,
+    ReplyError,
+    check_reply,
+    fuzz_socket,
+    live_handles,
+    seed_bodies,
+    trace_frames,
+    vm_rss,
+)
 from serve_support import RawClient, Served, serving
 
 from opcard.pkcs11 import Attribute as A
@@ -37,7 +46,6 @@ from opcard.pkcs11 import ObjectClass
 from opcard.serve.errors import FrameError
 from opcard.serve.functions import Client, SlotWait
 from opcard.serve.limits import Limits
-from opcard.serve.wire import MAX_BODY, MAX_OPTIONS
 
 SEED = 12
 FRAMES = int(os.environ.get("OPCARD_FUZZ_FRAMES", "100000"))
@@ -45,34 +53,6 @@ SOCKET_FRAMES = int(os.environ.get("OPCARD_FUZZ_SOCKET_FRAMES", "3000"))
 #: Growth of this process's resident memory the fuzzing may cause (the server's sessions,
 #: objects and buffers must not accumulate; Python's own allocator keeps some).
 RSS_GROWTH_BOUND = 24 * 1024 * 1024
-
-
-def vm_rss(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def handles(s: Served) -> Handles:
-    with RawClient(s.path) as c:
-        c.initialize()
-        session = c.open(s.slot.slot_id)
-
-        def one(cls: ObjectClass, key_id: int) -> int:
-            found = c.find(session, {A.CLASS: cls, A.ID: bytes((key_id,))})
-            assert len(found) == 1
-            return found[0]
-
-        return Handles(
-            s.slot.slot_id,
-            session,
-            one(ObjectClass.PRIVATE_KEY, 1),
-            one(ObjectClass.PRIVATE_KEY, 2),
-            one(ObjectClass.PRIVATE_KEY, 3),
-            one(ObjectClass.CERTIFICATE, 3),
-        )
 
 
 class Connection:
@@ -143,7 +123,7 @@ def fuzzed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
 
 def test_fuzz_the_frame_handler_in_process(fuzzed: Served) -> None:
     s = fuzzed
-    h = handles(s)
+    h = live_handles(s.path, s.slot.slot_id)
     traces = [body for _code, _options, body in trace_frames()]
     wait_until(lambda: s.server.stats().connections == 0)
     threads = threading.active_count()
@@ -198,95 +178,19 @@ def test_fuzz_the_frame_handler_in_process(fuzzed: Served) -> None:
 
 def test_fuzz_through_the_socket(fuzzed: Served) -> None:
     s = fuzzed
-    h = handles(s)
-    traces = trace_frames()
+    h = live_handles(s.path, s.slot.slot_id)
     wait_until(lambda: s.server.stats().connections == 0)
     threads = threading.active_count()
     rss_before = vm_rss()
-    rng_mutator = Mutator(SEED + 1, [])
-    outcomes: Counter[str] = Counter()
-    sock: socket.socket | None = None
-    code = 0
-    started = time.perf_counter()
-
-    def connect(version: int) -> tuple[socket.socket, Handles]:
-        c = RawClient(s.path, version)
-        c.initialize()
-        return c.sock, Handles(
-            h.slot, c.open(h.slot), h.sig_key, h.dec_key, h.aut_key, h.certificate
-        )
-
-    version = 0
-    for i in range(SOCKET_FRAMES):
-        if sock is None:
-            version = i % 3
-            sock, live = connect(version)
-            rng_mutator.corpus = seed_bodies(live, version) + [b for _c, _o, b in traces]
-        body = rng_mutator.next()
-        if body[:4] == struct.pack(">I", 65) and not (len(body) >= 16 and body[15] & 1):
-            continue  # a blocking C_WaitForSlotEvent: answered only at a slot event
-        code = (code + 1) & 0xFFFFFFFF
-        oversized = rng_mutator.rng.randrange(50) == 0
-        if oversized:  # a header the server refuses before reading on
-            big = rng_mutator.rng.choice(((0, MAX_BODY + 1), (MAX_OPTIONS + 1, 0), (0, 1 << 31)))
-            sock.sendall(struct.pack(">III", code, big[0], big[1] + len(body)) + body)
-        else:
-            sock.sendall(frame(code, body))
-        reply = read_frame(sock)
-        if reply is None:
-            outcomes["closed"] += 1
-            sock.close()
-            sock = None
-            continue
-        assert not oversized, "a frame over the bounds was answered"
-        got, reply_body = reply
-        assert got == code, "the reply must carry the request's message code"
-        try:
-            rv = check_reply(body, reply_body)
-        except ReplyError as e:
-            raise AssertionError(f"frame body {body.hex()}: {e}\nreply {reply_body.hex()}") from e
-        outcomes["answered" if rv is None else "error reply"] += 1
-    elapsed = time.perf_counter() - started
-    if sock is not None:
-        sock.close()
-    sent = sum(outcomes.values())
-    print(
-        f"\nfuzz through the socket: {sent} frames in {elapsed:.1f} s ({sent / elapsed:.0f}/s); "
-        f"{dict(outcomes)}"
-    )
-    assert outcomes["answered"] >= sent // 50 and outcomes["closed"] >= sent // 20, outcomes
+    outcomes = fuzz_socket(s.path, h, SOCKET_FRAMES, SEED + 1)
+    assert outcomes["answered"] >= SOCKET_FRAMES // 50, outcomes
+    assert outcomes["closed"] >= SOCKET_FRAMES // 20, outcomes
     wait_until(lambda: s.server.stats().connections == 0)
     wait_until(lambda: threading.active_count() == threads)
     stats = s.server.stats()
     assert stats.buffered == 0
     assert vm_rss() - rss_before < RSS_GROWTH_BOUND
     assert_still_serves(s)
-
-
-def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
-    """The next reply (code, body), or None when the server closed the connection."""
-    sock.settimeout(10)
-
-    def exact(n: int) -> bytes | None:
-        out = bytearray()
-        while len(out) < n:
-            try:
-                chunk = sock.recv(n - len(out))
-            except ConnectionResetError:
-                return None
-            if not chunk:
-                return None
-            out += chunk
-        return bytes(out)
-
-    header = exact(12)
-    if header is None:
-        return None
-    code, options_length, body_length = struct.unpack(">III", header)
-    assert options_length == 0 and body_length < 2 << 20, (options_length, body_length)
-    body = exact(body_length)
-    assert body is not None, "the server closed the connection inside a reply"
-    return code, body
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
