@@ -13,6 +13,7 @@ __all__ = [
     "NoReaderError",
     "CardNotPresentError",
     "CardRemovedError",
+    "CardNotAnsweringError",
     "SharingViolationError",
     "AmbiguousReaderError",
     "NoServiceError",
@@ -60,6 +61,23 @@ class CardNotPresentError(TransportError):
 
 class CardRemovedError(TransportError):
     """The card was removed or reset during the session; the next operation reconnects."""
+
+
+class CardNotAnsweringError(TransportError):
+    """The card (or its reader) gave no answer within the transport's time bound.
+
+    The command may have reached the card or not. PC/SC cannot take back a command in flight:
+    until the card is removed (or answers after all), the reader stays busy and further
+    commands to it fail at once with this error. ``reader`` names the reader, ``timeout`` the
+    bound in seconds."""
+
+    def __init__(self, message: str, reader: str = "", timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.reader = reader
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[type[CardNotAnsweringError], tuple[str, str, float | None]]:
+        return (type(self), (str(self), self.reader, self.timeout))
 
 
 class SharingViolationError(TransportError):

@@ -14,20 +14,41 @@ between our transactions. A card reset by another process, a removed card, a van
 a stopped pcscd surface as :class:`~apdu.errors.CardRemovedError`; :meth:`PcscTransport.reconnect`
 then reconnects (SCardReconnect, or a fresh connection — and context — when that is not
 possible).
+
+**Time bound.** A card or reader that stops answering leaves SCardTransmit (and, for every
+other client of that reader, SCardConnect and SCardBeginTransaction) blocked inside pcscd until
+the card is removed; no PC/SC call unblocks it (SCardCancel only ends SCardGetStatusChange,
+and SCardDisconnect/SCardReleaseContext on the same context wait for the blocked call's lock).
+So every call that may reach the card runs on a thread of the transport's own, and the caller
+waits for it at most :attr:`PcscTransport.timeout` seconds (default :data:`DEFAULT_TIMEOUT`,
+``$OPCARD_CARD_TIMEOUT``), or :attr:`PcscTransport.generate_timeout` for GENERATE ASYMMETRIC KEY
+PAIR (INS 47: RSA 4096 generation takes minutes on some cards; :data:`GENERATE_TIMEOUT`,
+``$OPCARD_GENERATE_TIMEOUT``). Then :class:`~apdu.errors.CardNotAnsweringError` ("the card in
+READER does not answer") is raised and the blocked connection is abandoned to its thread, which
+closes it when pcscd lets go. Until then every call fails at once with the same error; after,
+the next call raises :class:`~apdu.errors.CardRemovedError` and :meth:`reconnect` works again.
+The hand-over to the thread costs two thread wake-ups per call (docs/rig.md has the figure).
+
+A zero-byte answer (what pcscd hands back when the card is pulled while a command is in
+flight) is checked against the reader: when the card is gone it is a CardRemovedError.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from smartcard import scard
 
 from apdu.errors import (
     AmbiguousReaderError,
+    CardNotAnsweringError,
     CardNotPresentError,
     CardRemovedError,
     NoReaderError,
@@ -38,12 +59,28 @@ from apdu.errors import (
 from apdu.transport import ReaderStatus
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "GENERATE_TIMEOUT",
     "PcscTransport",
+    "default_timeout",
+    "resolve_timeout",
     "ReaderStatus",
     "reader_states",
     "list_readers",
     "wait_for_card",
 ]
+
+#: Seconds a command may take before the card counts as not answering ($OPCARD_CARD_TIMEOUT).
+DEFAULT_TIMEOUT: Final = 30.0
+#: Seconds for GENERATE ASYMMETRIC KEY PAIR, INS 47 ($OPCARD_GENERATE_TIMEOUT): RSA 4096 key
+#: generation takes more than a minute on some cards.
+GENERATE_TIMEOUT: Final = 300.0
+_TIMEOUT_ENV: Final = "OPCARD_CARD_TIMEOUT"
+_GENERATE_ENV: Final = "OPCARD_GENERATE_TIMEOUT"
+_INS_GENERATE: Final = 0x47
+#: After a zero-byte answer: how long to look for the card's removal (pcscd notices it on its
+#: next poll of the reader).
+_REMOVAL_GRACE: Final = 1.0
 
 _SUCCESS: Final = scard.SCARD_S_SUCCESS
 _PROTOCOLS: Final = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
@@ -122,6 +159,139 @@ def connect_error(code: int, reader: str, during: str) -> TransportError:
         cls, template = known
         return cls(template.format(reader=reader) + _suffix(code, during))
     return TransportError(f"PC/SC error on {reader or 'the readers'!r}" + _suffix(code, during))
+
+
+def _parse_timeout(text: str, name: str) -> float | None:
+    value = text.strip().lower()
+    if value in ("0", "none", "off", "inf", "infinity"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(
+            f"${name} must be a number of seconds (or 0/none for no bound), not {text!r}"
+        ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"${name} must be a positive number of seconds, not {text!r}")
+    return seconds or None
+
+
+def default_timeout(*, generate: bool = False) -> float | None:
+    """The time bound for card commands: ``$OPCARD_CARD_TIMEOUT`` (or, with ``generate``,
+    ``$OPCARD_GENERATE_TIMEOUT``) when set, else :data:`DEFAULT_TIMEOUT` /
+    :data:`GENERATE_TIMEOUT`. ``0`` or ``none`` mean no bound (None). Raises ValueError for a
+    value that is not a number of seconds."""
+    name = _GENERATE_ENV if generate else _TIMEOUT_ENV
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return GENERATE_TIMEOUT if generate else DEFAULT_TIMEOUT
+    return _parse_timeout(text, name)
+
+
+def resolve_timeout(value: float | None, *, generate: bool = False) -> float | None:
+    """A time bound as the transport keeps it: seconds, or None for no bound. ``value`` None
+    is the default (:func:`default_timeout`), ``math.inf`` no bound. Raises ValueError /
+    TypeError for anything but a positive number of seconds."""
+    what = "generate_timeout" if generate else "timeout"
+    if value is None:
+        return default_timeout(generate=generate)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
+    return None if math.isinf(value) else float(value)
+
+
+_T = TypeVar("_T")
+
+
+class _Link:
+    """One PC/SC context (and card handle) with the thread that makes its blocking calls.
+
+    :meth:`call` hands a function to the thread and waits for its result at most ``timeout``
+    seconds. A call that does not return in time leaves the link *abandoned*: its thread
+    finishes the blocked call whenever pcscd lets go, then disconnects and releases the
+    context itself (nobody else may touch them: their calls would wait for the blocked one).
+    """
+
+    def __init__(self, ctx: Any, name: str) -> None:
+        self.ctx: Any = ctx
+        self.hcard: Any = None
+        self.abandoned = False
+        #: Set when the thread has ended (after an abandoned call: pcscd let go of it).
+        self.finished = threading.Event()
+        self._requests: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"opcard-pcsc {name}", daemon=True)
+        self._thread.start()
+
+    def call(self, timeout: float | None, fn: Callable[[], _T]) -> _T:
+        """``fn()`` on the link's thread. Raises TimeoutError (the link is then abandoned),
+        or what ``fn`` raised; after :meth:`abort`, TransportError."""
+        if self.abandoned:
+            raise TimeoutError
+        self._requests.put(fn)
+        try:
+            ok, value = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.abandon()
+            raise TimeoutError from None
+        if not ok:
+            raise value
+        result: _T = value
+        return result
+
+    def abandon(self) -> None:
+        """Give the link up: its thread cleans up after its current call and ends."""
+        if not self.abandoned:
+            self.abandoned = True
+            self._requests.put(None)
+
+    def abort(self, error: BaseException) -> None:
+        """Make a call in progress (on any thread) return at once with ``error``; abandon."""
+        self.abandon()
+        self._replies.put((False, error))
+
+    def close(self, timeout: float | None) -> None:
+        """Disconnect (leaving the card) and release the context, within ``timeout``."""
+        if self.abandoned:
+            return
+
+        def close() -> None:
+            if self.hcard is not None:
+                scard.SCardDisconnect(self.hcard, scard.SCARD_LEAVE_CARD)
+                self.hcard = None
+            if self.ctx is not None:
+                _release(self.ctx)
+                self.ctx = None
+
+        try:
+            self.call(timeout, close)
+        except TimeoutError:
+            return
+        except TransportError:
+            return
+        self.abandon()
+
+    def _run(self) -> None:
+        requests, replies = self._requests, self._replies
+        try:
+            while True:
+                fn = requests.get()
+                if fn is None:
+                    break
+                try:
+                    replies.put((True, fn()))
+                except BaseException as e:  # handed to the caller, raised there
+                    replies.put((False, e))
+        finally:
+            if self.hcard is not None:
+                scard.SCardDisconnect(self.hcard, scard.SCARD_LEAVE_CARD)
+                self.hcard = None
+            if self.ctx is not None:
+                _release(self.ctx)
+                self.ctx = None
+            self.finished.set()
 
 
 # --- contexts and listing --------------------------------------------------------------------
@@ -251,45 +421,80 @@ def _card_atr(hcard: Any, reader: str) -> bytes:
 
 
 class PcscTransport:
-    """A shared connection to the card in one PC/SC reader."""
+    """A shared connection to the card in one PC/SC reader, each call bounded in time.
 
-    def __init__(self, ctx: Any, reader: str, hcard: Any, protocol: int, atr: bytes) -> None:
-        """Use :meth:`open`; this takes ownership of an established context and card handle."""
+    ``timeout`` (seconds, None: no bound) bounds every call that may reach the card,
+    ``generate_timeout`` a GENERATE ASYMMETRIC KEY PAIR (INS 47); both may be changed at any
+    time. Defaults: :func:`default_timeout`."""
+
+    def __init__(
+        self,
+        link: _Link,
+        reader: str,
+        protocol: int,
+        atr: bytes,
+        *,
+        timeout: float | None,
+        generate_timeout: float | None,
+    ) -> None:
+        """Use :meth:`open`; this takes ownership of a link holding a connected card handle."""
         self.name = reader
-        self._ctx: Any = ctx
-        self._hcard: Any = hcard
+        self._link: _Link | None = link
+        #: The link abandoned to a call the card never answered (until its thread ends).
+        self._stuck: _Link | None = None
+        self.timeout = timeout
+        self.generate_timeout = generate_timeout
         self._set_protocol(protocol)
         self._atr = atr
         self._depth = 0
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, reader: str | None = None) -> PcscTransport:
+    def open(
+        cls,
+        reader: str | None = None,
+        *,
+        timeout: float | None = None,
+        generate_timeout: float | None = None,
+    ) -> PcscTransport:
         """Connect to ``reader`` (an exact name, or a part matching one reader only).
 
         Without a name: the only reader holding a card. Raises NoReaderError,
-        AmbiguousReaderError, CardNotPresentError, SharingViolationError or NoServiceError.
+        AmbiguousReaderError, CardNotPresentError, SharingViolationError, NoServiceError, or
+        CardNotAnsweringError when the reader does not let us connect within ``timeout``.
+        ``timeout`` / ``generate_timeout``: seconds (``math.inf``: no bound); None takes
+        :func:`default_timeout` (``$OPCARD_CARD_TIMEOUT``, ``$OPCARD_GENERATE_TIMEOUT``).
         """
+        bound = resolve_timeout(timeout)
+        long_bound = resolve_timeout(generate_timeout, generate=True)
         ctx = _establish()
         try:
             name = _choose_reader(ctx, reader)
-            hcard, protocol = cls._connect(ctx, name)
-            try:
-                atr = _card_atr(hcard, name)
-            except BaseException:
-                scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
-                raise
-            return cls(ctx, name, hcard, protocol, atr)
         except BaseException:
             _release(ctx)
             raise
+        link = _Link(ctx, name)
+        try:
+            protocol, atr = cls._connect(link, name, bound)
+        except BaseException:
+            link.close(bound)
+            raise
+        return cls(link, name, protocol, atr, timeout=bound, generate_timeout=long_bound)
 
     @staticmethod
-    def _connect(ctx: Any, reader: str) -> tuple[Any, int]:
-        hr, hcard, protocol = scard.SCardConnect(ctx, reader, scard.SCARD_SHARE_SHARED, _PROTOCOLS)
-        if hr != _SUCCESS:
-            raise connect_error(hr, reader, "SCardConnect")
-        return hcard, int(protocol)
+    def _connect(link: _Link, reader: str, timeout: float | None) -> tuple[int, bytes]:
+        """SCardConnect + SCardStatus on ``link``'s thread; the handle stays on the link."""
+
+        def connect() -> tuple[int, bytes]:
+            hr, hcard, protocol = scard.SCardConnect(
+                link.ctx, reader, scard.SCARD_SHARE_SHARED, _PROTOCOLS
+            )
+            if hr != _SUCCESS:
+                raise connect_error(hr, reader, "SCardConnect")
+            link.hcard = hcard
+            return int(protocol), _card_atr(hcard, reader)
+
+        return _bounded(link, timeout, connect, reader, "SCardConnect")
 
     def _set_protocol(self, protocol: int) -> None:
         self.protocol = protocol
@@ -297,25 +502,90 @@ class PcscTransport:
             scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
         )
 
-    def _read_atr(self) -> bytes:
-        return _card_atr(self._hcard, self.name)
-
     @property
     def atr(self) -> bytes:
         return self._atr
 
     @property
     def closed(self) -> bool:
-        return self._hcard is None
+        return self._link is None and self._stuck is None
+
+    def _live(self) -> _Link:
+        """The usable link, or the error saying why there is none."""
+        link = self._link
+        if link is not None and not link.abandoned:
+            return link
+        stuck = self._stuck
+        if stuck is not None:
+            if not stuck.finished.is_set():
+                raise CardNotAnsweringError(
+                    f"the card in {self.name!r} does not answer (an earlier command is still "
+                    "waiting for its answer)",
+                    self.name,
+                    self.timeout,
+                )
+            raise CardRemovedError(
+                f"the card in {self.name!r} did not answer and was reset or removed since"
+            )
+        raise TransportError(f"the connection to {self.name!r} is closed")
 
     def transmit(self, apdu: bytes) -> bytes:
-        hcard = self._hcard
-        if hcard is None:
-            raise TransportError(f"the connection to {self.name!r} is closed")
-        hr, response = scard.SCardTransmit(hcard, self._pci, list(apdu))
+        link = self._link
+        if link is None or link.abandoned:
+            link = self._live()
+        hcard, pci, data = link.hcard, self._pci, list(apdu)
+        timeout = self.generate_timeout if apdu[1:2] == b"\x47" else self.timeout
+        try:
+            hr, response = link.call(timeout, lambda: scard.SCardTransmit(hcard, pci, data))
+        except TimeoutError:
+            raise self._not_answering(link, "SCardTransmit", timeout) from None
         if hr != _SUCCESS:
+            if hr not in _LOST and self._card_gone(link):
+                raise CardRemovedError(
+                    f"the card was removed from {self.name!r}" + _suffix(hr, "SCardTransmit")
+                )
             raise session_error(hr, self.name, "SCardTransmit")
+        if len(response) < 2 and self._card_gone(link):
+            # pcscd answers a command in flight when the card is pulled with zero bytes
+            raise CardRemovedError(
+                f"the card was removed from {self.name!r} during a command (no answer)"
+            )
         return bytes(response)
+
+    def _not_answering(
+        self, link: _Link, during: str, timeout: float | None
+    ) -> CardNotAnsweringError:
+        with self._lock:
+            if self._link is link:
+                self._stuck, self._link = link, None
+        return _not_answering(self.name, during, timeout)
+
+    def _card_gone(self, link: _Link) -> bool:
+        """After a failed or empty answer: is the card gone from the reader? Looks for up to
+        :data:`_REMOVAL_GRACE` seconds (pcscd notices a removal on its next poll)."""
+        reader = self.name
+
+        def look() -> bool:
+            deadline = time.monotonic() + _REMOVAL_GRACE
+            current = scard.SCARD_STATE_UNAWARE
+            while True:
+                left = max(0, int((deadline - time.monotonic()) * 1000))
+                hr, states = scard.SCardGetStatusChange(link.ctx, left, [(reader, current)])
+                if hr != _SUCCESS:
+                    return bool(hr != scard.SCARD_E_TIMEOUT)
+                _, event, _atr = states[0]
+                if event & (scard.SCARD_STATE_EMPTY | scard.SCARD_STATE_UNKNOWN):
+                    return True
+                if event & scard.SCARD_STATE_UNAVAILABLE:
+                    return True
+                current = event & ~scard.SCARD_STATE_CHANGED
+                if time.monotonic() >= deadline:
+                    return False
+
+        try:
+            return link.call(_REMOVAL_GRACE + 5.0, look)
+        except (TimeoutError, TransportError):
+            return False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -328,9 +598,12 @@ class PcscTransport:
                 finally:
                     self._depth -= 1
                 return
-            if self._hcard is None:
-                raise TransportError(f"the connection to {self.name!r} is closed")
-            hr = scard.SCardBeginTransaction(self._hcard)
+            link = self._live()
+            hcard = link.hcard
+            try:
+                hr = link.call(self.timeout, lambda: scard.SCardBeginTransaction(hcard))
+            except TimeoutError:
+                raise self._not_answering(link, "SCardBeginTransaction", self.timeout) from None
             if hr != _SUCCESS:
                 raise session_error(hr, self.name, "SCardBeginTransaction")
             self._depth = 1
@@ -338,10 +611,18 @@ class PcscTransport:
                 yield
             finally:
                 self._depth = 0
-                if self._hcard is not None:
+                if self._link is link:
                     # A failure to end (card reset or removed meanwhile) shows on the next
                     # command; the work done inside the transaction stands.
-                    scard.SCardEndTransaction(self._hcard, scard.SCARD_LEAVE_CARD)
+                    try:
+                        link.call(
+                            self.timeout,
+                            lambda: scard.SCardEndTransaction(hcard, scard.SCARD_LEAVE_CARD),
+                        )
+                    except TimeoutError:
+                        self._not_answering(link, "SCardEndTransaction", self.timeout)
+                    except TransportError:
+                        pass
 
     def reconnect(self, reader: str | None = None) -> None:
         """Reconnect after CardRemovedError, or move to another ``reader``.
@@ -349,46 +630,71 @@ class PcscTransport:
         Tries SCardReconnect on the current handle first (the card stays as it is: no reset);
         when the handle, the reader or the service is gone, connects afresh (with a new
         context if needed). Raises CardNotPresentError / NoReaderError / NoServiceError while
-        the card is away, leaving the transport reconnectable.
+        the card is away, leaving the transport reconnectable; CardNotAnsweringError while a
+        command the card never answered still holds the reader.
         """
         with self._lock:
             if self._depth:
                 raise RuntimeError("cannot reconnect inside a transaction")
+            stuck = self._stuck
+            if stuck is not None:
+                if not stuck.finished.is_set() and (reader is None or reader == self.name):
+                    self._live()  # raises CardNotAnsweringError
+                self._stuck = None
             target = self.name if reader is None else reader
-            if target == self.name and self._hcard is not None:
-                hr, protocol = scard.SCardReconnect(
-                    self._hcard, scard.SCARD_SHARE_SHARED, _PROTOCOLS, scard.SCARD_LEAVE_CARD
-                )
-                if hr == _SUCCESS:
-                    self._set_protocol(int(protocol))
-                    self._atr = self._read_atr()
-                    return
-            self._disconnect()
-            if self._ctx is None or scard.SCardIsValidContext(self._ctx) != _SUCCESS:
-                if self._ctx is not None:
-                    _release(self._ctx)
-                    self._ctx = None
-                self._ctx = _establish()
-            if reader is not None:
-                target = _choose_reader(self._ctx, reader)
-            hcard, protocol = self._connect(self._ctx, target)
-            self.name = target
-            self._hcard = hcard
-            self._set_protocol(protocol)
-            self._atr = self._read_atr()
+            link = self._link
+            if target == self.name and link is not None and link.hcard is not None:
+                hcard, name = link.hcard, self.name
 
-    def _disconnect(self) -> None:
-        if self._hcard is not None:
-            scard.SCardDisconnect(self._hcard, scard.SCARD_LEAVE_CARD)
-            self._hcard = None
+                def again() -> tuple[int, int, bytes]:
+                    hr, protocol = scard.SCardReconnect(
+                        hcard, scard.SCARD_SHARE_SHARED, _PROTOCOLS, scard.SCARD_LEAVE_CARD
+                    )
+                    if hr != _SUCCESS:
+                        return hr, 0, b""
+                    return hr, int(protocol), _card_atr(hcard, name)
+
+                hr, protocol, atr = _bounded(link, self.timeout, again, name, "SCardReconnect")
+                if hr == _SUCCESS:
+                    self._set_protocol(protocol)
+                    self._atr = atr
+                    return
+            if link is not None:
+                self._link = None
+                link.close(self.timeout)
+            ctx = _establish()
+            try:
+                if reader is not None:
+                    target = _choose_reader(ctx, reader)
+            except BaseException:
+                _release(ctx)
+                raise
+            link = _Link(ctx, target)
+            try:
+                protocol, atr = self._connect(link, target, self.timeout)
+            except BaseException:
+                link.close(self.timeout)
+                raise
+            self.name = target
+            self._link = link
+            self._set_protocol(protocol)
+            self._atr = atr
+
+    def abort(self) -> None:
+        """From any thread: a call in progress returns at once (TransportError "closed"), and
+        the transport is closed (its connection is left to its thread to close). For shutting
+        down while a card does not answer."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.abort(TransportError(f"the connection to {self.name!r} was closed"))
 
     def close(self) -> None:
-        """Disconnect (leaving the card as it is) and release the context. Idempotent."""
+        """Disconnect (leaving the card as it is) and release the context. Idempotent; a
+        connection blocked by a card that does not answer is left to close itself."""
         with self._lock:
-            self._disconnect()
-            if self._ctx is not None:
-                _release(self._ctx)
-                self._ctx = None
+            link, self._link, self._stuck = self._link, None, None
+            if link is not None:
+                link.close(self.timeout)
 
     def __enter__(self) -> PcscTransport:
         return self
@@ -398,5 +704,21 @@ class PcscTransport:
 
     def __repr__(self) -> str:
         t = 0 if self.protocol == scard.SCARD_PROTOCOL_T0 else 1
-        state = "closed" if self._hcard is None else f"T={t}"
+        state = "not answering" if self._stuck else "closed" if self._link is None else f"T={t}"
         return f"PcscTransport({self.name!r}, {state})"
+
+
+def _bounded(
+    link: _Link, timeout: float | None, fn: Callable[[], _T], reader: str, during: str
+) -> _T:
+    try:
+        return link.call(timeout, fn)
+    except TimeoutError:
+        raise _not_answering(reader, during, timeout) from None
+
+
+def _not_answering(reader: str, during: str, timeout: float | None) -> CardNotAnsweringError:
+    within = "" if timeout is None else f" within {timeout:g} s"
+    return CardNotAnsweringError(
+        f"the card in {reader!r} does not answer ({during}: no answer{within})", reader, timeout
+    )
