@@ -70,6 +70,8 @@ logger = logging.getLogger("opcard.serve")
 
 #: Seconds a C_Finalize waits for the connection's slot waits to answer first.
 _WAIT_JOIN = 10.0
+#: Evictions and refusals are logged at most once per this many seconds.
+_EVICTION_LOG_INTERVAL = 1.0
 _UCRED = struct.Struct("3i")
 
 
@@ -139,6 +141,29 @@ def _bind(path: Path) -> socket.socket:
     os.chmod(path, 0o600)
     sock.listen(16)
     return sock
+
+
+class _LogLimiter:
+    """At most one line per ``interval`` seconds (the accept thread's evictions and refusals:
+    a client reconnecting in a loop must not flood the log)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = -interval
+        self._skipped = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        self._skipped += 1
+        return False
+
+    def suppressed(self) -> str:
+        """A note on the lines left out since the last one (and resets the count)."""
+        skipped, self._skipped = self._skipped, 0
+        return f" (and {skipped} more since the last such line)" if skipped else ""
 
 
 class _Slow(Exception):
@@ -305,6 +330,7 @@ class Server:
         self._connections: dict[socket.socket, _Connection] = {}
         #: Connections refused: a peer of another uid, or no place (for tests and logs).
         self.refused = 0
+        self._log_limiter = _LogLimiter(_EVICTION_LOG_INTERVAL)
         self.evicted = 0
         self.timed_out = 0
 
@@ -433,23 +459,27 @@ class Server:
         victim = self._victim(candidates)
         if victim is None:
             self.refused += 1
-            logger.warning(
-                "refused a connection of %s: %s, and every one is in a call or waiting for a "
-                "slot event",
-                new.peer,
-                why,
-            )
+            if self._log_limiter.allow():
+                logger.warning(
+                    "refused a connection of %s: %s, and every one is in a call or waiting "
+                    "for a slot event%s",
+                    new.peer,
+                    why,
+                    self._log_limiter.suppressed(),
+                )
             new.sock.close()
             return False
         phase, since = victim.phase
-        logger.warning(
-            "closed the connection of %s (%s for %.1f s) to make room for %s: %s",
-            victim.peer,
-            phase.value,
-            time.monotonic() - since,
-            new.peer,
-            why,
-        )
+        if self._log_limiter.allow():
+            logger.warning(
+                "closed the connection of %s (%s for %.1f s) to make room for %s: %s%s",
+                victim.peer,
+                phase.value,
+                time.monotonic() - since,
+                new.peer,
+                why,
+                self._log_limiter.suppressed(),
+            )
         self.evicted += 1
         victim.evicted.set()
         del self._connections[victim.sock]
