@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opcard.cli.common import SLOTS, pass_state, to_slot
+from opcard.cli.common import SLOTS, echo, pass_state, to_slot
 from opcard.cli.pin_input import ADMIN, admin_pin_options, read_pin
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def kdf_enable(state: State, admin_pin: str | None, admin_pin_file: str | None) 
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.enable_kdf()
-    click.echo(f"KDF enabled; {_DEFAULT_PINS}")
+    echo(f"KDF enabled; {_DEFAULT_PINS}")
 
 
 @kdf.command("disable")
@@ -50,7 +50,7 @@ def kdf_disable(state: State, admin_pin: str | None, admin_pin_file: str | None)
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.disable_kdf()
-    click.echo(f"KDF disabled; {_DEFAULT_PINS}")
+    echo(f"KDF disabled; {_DEFAULT_PINS}")
 
 
 #: Touch policy names (as ykman spells them) → UIF mode.
@@ -91,7 +91,7 @@ def touch(
             shown = (
                 "not supported by this card" if uif is None else names.get(uif.mode, hex(uif.mode))
             )
-            click.echo(f"{s.name}: {shown}")
+            echo(f"{s.name}: {shown}")
         return
     if slot is None:
         raise click.UsageError("--policy needs --slot")
@@ -103,7 +103,7 @@ def touch(
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.set_touch(key_slot, UifMode(TOUCH_POLICIES[policy.lower()]))
-    click.echo(f"{key_slot.name}: {policy.lower()}")
+    echo(f"{key_slot.name}: {policy.lower()}")
 
 
 @click.command()
@@ -130,4 +130,4 @@ def reset(state: State, yes: bool, admin_pin: str | None, admin_pin_file: str | 
     if admin_pin is not None or admin_pin_file is not None or os.environ.get(ADMIN.env):
         pin = read_pin(ADMIN, admin_pin, admin_pin_file)
     state.session().factory_reset(pin)
-    click.echo(f"card {card.serial} reset; {_DEFAULT_PINS}")
+    echo(f"card {card.serial} reset; {_DEFAULT_PINS}")

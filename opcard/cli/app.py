@@ -70,7 +70,9 @@ class OpcardGroup(click.Group):
             if isinstance(state, State) and state.debug:
                 import traceback
 
-                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+                from opcard.cli.common import echo
+
+                echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
             code, message, hint = classify(exc)
             raise CliError(message, code, hint) from exc
 
@@ -97,16 +99,51 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     is_flag=True,
     help="Log every APDU to standard error (PINs and key material redacted).",
 )
+@click.option(
+    "--card-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    envvar="OPCARD_CARD_TIMEOUT",
+    help="How long to wait for the card's answer to a command before giving up with exit "
+    "code 13 (0: for ever). Key generation waits longer: $OPCARD_GENERATE_TIMEOUT, default "
+    "300. [default: 30; env: OPCARD_CARD_TIMEOUT]",
+)
 @click.option("--debug", is_flag=True, help="Show the traceback of errors.")
 @click.version_option(package_name="opcard", prog_name="opcard")
 @click.pass_context
 def cli(
-    ctx: click.Context, reader: str | None, serial: str | None, log_apdus: bool, debug: bool
+    ctx: click.Context,
+    reader: str | None,
+    serial: str | None,
+    log_apdus: bool,
+    card_timeout: float | None,
+    debug: bool,
 ) -> None:
     """Use OpenPGP smartcards: status, certificates, keys, PINs, signatures.
 
     Exit codes: 0 success, 1 error, 2 usage, 3 no card, 4 several cards, 5 wrong PIN,
     6 PIN blocked, 7 certificate too large, 8 unsupported, 9 card error, 10 not found,
-    11 bad input, 12 card in use by another program (details: docs/cli.md).
+    11 bad input, 12 card in use by another program, 13 the card does not answer (details:
+    docs/cli.md).
     """
     ctx.obj = State(reader=reader, serial=serial, debug=debug, log_apdus=log_apdus)
+    if card_timeout is not None:
+        _set_card_timeout(ctx, card_timeout)
+
+
+def _set_card_timeout(ctx: click.Context, seconds: float) -> None:
+    """The PC/SC transport reads its time bound from $OPCARD_CARD_TIMEOUT (also in the
+    daemon's card monitor): set it for this command, restored when the command ends."""
+    import os
+
+    name = "OPCARD_CARD_TIMEOUT"
+    old = os.environ.get(name)
+    os.environ[name] = f"{seconds:g}"
+
+    def restore() -> None:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+    ctx.call_on_close(restore)

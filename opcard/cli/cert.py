@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from opcard.cli.common import pass_state, slot_option, to_slot, write_output
+from opcard.cli.common import echo, pass_state, slot_option, to_slot, write_output
 from opcard.cli.errors import CliError
 from opcard.cli.exitcodes import ExitCode
 from opcard.cli.pin_input import ADMIN, admin_pin_options, read_pin
@@ -80,7 +80,7 @@ def import_command(
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.store_certificate(key_slot, der)
-    click.echo(f"certificate stored in the {slot.upper()} slot", err=True)
+    echo(f"certificate stored in the {slot.upper()} slot", err=True)
 
 
 def load_certificate(data: bytes, name: str) -> bytes:
@@ -112,4 +112,4 @@ def delete_command(
     session = state.session()
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     session.delete_certificate(key_slot)
-    click.echo(f"certificate deleted from the {slot.upper()} slot", err=True)
+    echo(f"certificate deleted from the {slot.upper()} slot", err=True)

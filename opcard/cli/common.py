@@ -19,8 +19,10 @@ __all__ = [
     "SLOTS",
     "State",
     "binary_stdout",
+    "echo",
     "echo_json",
     "pass_state",
+    "shown",
     "slot_option",
     "to_slot",
     "write_output",
@@ -113,10 +115,32 @@ def binary_stdout() -> IO[bytes]:
     return buffer
 
 
+def shown(value: object) -> str:
+    """One value from a card, a certificate, a reader or a peer, for a person: every control,
+    format and separator character escaped, newlines too (:func:`opcard.text.escape`)."""
+    from opcard.text import escape
+
+    return escape(str(value))
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """``click.echo`` for text meant for a person: control and format characters are escaped
+    (newlines and tabs stay). Every line the command line prints goes through here (or
+    :func:`echo_json`), so that text a card chose never reaches the terminal raw even where a
+    field was not escaped with :func:`shown` (which also escapes newlines)."""
+    from opcard.text import escape
+
+    click.echo(escape(text, keep="\n\t"), err=err)
+
+
 def echo_json(value: Any) -> None:
+    """``value`` as JSON: exact values, with control and format characters as JSON escapes
+    (:func:`opcard.text.escape_json`; C0 controls JSON escapes itself)."""
     import json
 
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    from opcard.text import escape_json
+
+    click.echo(escape_json(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
 def write_output(data: bytes, output: str | None) -> None:

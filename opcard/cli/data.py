@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import IO, TYPE_CHECKING
 
 import click
 
-from opcard.cli.common import binary_stdout, pass_state
+from opcard.cli.common import binary_stdout, echo, pass_state, shown
 from opcard.cli.pin_input import (
     ADMIN,
     USER,
@@ -49,6 +50,10 @@ def data() -> None:
     """
 
 
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 def _login(state: State, need: str, pins: tuple[str | None, ...]) -> None:
     pin, pin_file, admin_pin, admin_pin_file = pins
     if need == "user":
@@ -84,7 +89,14 @@ def get_command(
         value = card.data_object(tag)
     if text:
         if value:
-            click.echo(value.decode("utf-8", errors="replace"))
+            # escaped on a terminal (card text never reaches one raw), exact into a pipe or file
+            text_value = value.decode("utf-8", errors="replace")
+            if _is_terminal():
+                echo(shown(text_value))
+            else:  # not click.echo: it would strip ANSI sequences from a pipe
+                out = binary_stdout()
+                out.write(text_value.encode("utf-8") + b"\n")
+                out.flush()
         return
     out = binary_stdout()
     out.write(value)
@@ -147,4 +159,4 @@ def set_command(
             session.set_data(tag, b"")
     else:
         session.set_data(tag, raw)
-    click.echo(f"{key} {'cleared' if not raw else 'written'}", err=True)
+    echo(f"{key} {'cleared' if not raw else 'written'}", err=True)

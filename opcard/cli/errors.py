@@ -3,11 +3,15 @@
 :func:`classify` maps an exception to ``(exit code, message, hint)``; :class:`CliError` is the
 click exception the root command raises with them. Library imports happen inside
 :func:`classify`, only when something failed.
+
+The command line sees opcard exceptions only (:mod:`opcard.errors`; the library translates the
+protocol layer's at one boundary): what is private to this module is the mapping to exit codes
+and the command-line hints — which ``opcard`` command unblocks a PIN, where the Python API's
+messages name Python calls. PIN errors say which PIN (``exc.pin``), so no message is parsed.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import IO, Any
 
 import click
@@ -28,19 +32,27 @@ class CliError(click.ClickException):
         self.hint = hint
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"opcard: error: {self.message}", file=file, err=file is None)
+        # messages quote card, reader and file content: escaped (opcard.text)
+        from opcard.text import escape
+
+        click.echo(
+            f"opcard: error: {escape(self.message, keep=chr(10))}", file=file, err=file is None
+        )
         if self.hint:
-            click.echo(f"opcard: {self.hint}", file=file, err=file is None)
+            click.echo(f"opcard: {escape(self.hint, keep=chr(10))}", file=file, err=file is None)
 
 
-def _pin_name(message: str) -> str:
-    """The secret a PIN error is about: the first one its message names."""
-    found = [(message.find(n), n) for n in ("admin PIN", "reset code", "user PIN") if n in message]
-    return min(found)[1] if found else "PIN"
+#: What to do on the command line when a PIN is blocked (by ``PinKind`` value).
+_BLOCKED_HINT = {
+    "user PIN": "unblock it with 'opcard pin unblock' (reset code or admin PIN)",
+    "admin PIN": "the admin PIN cannot be unblocked: 'opcard reset' erases the card",
+    "reset code": "set a new reset code with 'opcard pin set-reset-code' (admin PIN)",
+}
 
 
 def _sharing_violation(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The ``kind`` exception (PC/SC sharing violation) in ``exc``'s chain of causes, if any."""
+    """The ``kind`` exception (PC/SC sharing violation, card not answering) in ``exc``'s chain
+    of causes, if any."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
@@ -56,22 +68,23 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     from apdu import errors as apdu_errors
     from opcard import errors as e
 
-    # not imported (with cryptography) just to test for it: if opcard.publickeys was never
-    # imported, the exception cannot be one of its classes
-    publickeys = sys.modules.get("opcard.publickeys")
     unsupported: tuple[type[BaseException], ...] = (
         e.UnsupportedMechanismError,
+        e.UnsupportedKeyError,
         e.NotSupportedByCardError,
         e.AlgorithmRefusedError,
     )
-    if publickeys is not None:
-        unsupported += (publickeys.UnsupportedKeyError,)
 
+    silent = _sharing_violation(exc, apdu_errors.CardNotAnsweringError)
+    if silent is not None:
+        return (
+            ExitCode.NotAnswering,
+            str(exc),
+            "remove the card and insert it again (its reader stays blocked until then); "
+            "--card-timeout SECONDS or $OPCARD_CARD_TIMEOUT sets how long opcard waits",
+        )
     if isinstance(exc, e.CardInUseError):
         return ExitCode.CardInUse, exc.problem, exc.remedy
-    held = _sharing_violation(exc, apdu_errors.SharingViolationError)
-    if held is not None:  # a card taken exclusively by another program during the command
-        return ExitCode.CardInUse, str(exc), e.CARD_IN_USE_REMEDY
     if isinstance(exc, e.SeveralCardsError):
         listing = "\n".join(f"  {card}" for card in exc.cards)
         return (
@@ -79,35 +92,27 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
             f"{len(exc.cards)} OpenPGP cards are present:\n{listing}",
             "choose one with --serial SERIAL or --reader NAME",
         )
+    if isinstance(exc, e.PcscUnavailableError):
+        return (
+            ExitCode.NoCard,
+            str(exc),
+            "start pcscd (e.g. 'systemctl start pcscd.socket', or 'pcscd')",
+        )
     if isinstance(exc, e.NoCardError):
         return (
             ExitCode.NoCard,
             str(exc),
             "insert the card, check 'opcard list', or choose another with --serial / --reader",
         )
-    if isinstance(exc, apdu_errors.NoServiceError):
-        return (
-            ExitCode.NoCard,
-            str(exc),
-            "start pcscd (e.g. 'systemctl start pcscd.socket', or 'pcscd')",
-        )
-    if isinstance(exc, apdu_errors.NoReaderError | apdu_errors.CardNotPresentError):
-        return (
-            ExitCode.NoCard,
-            str(exc),
-            "insert the card, check 'opcard list', or choose another with --serial / --reader",
-        )
     if isinstance(exc, e.WrongPinError):
-        name = _pin_name(str(exc))
+        name = exc.pin.label if exc.pin is not None else "PIN"
         if exc.retries == 0:
             return (
                 ExitCode.WrongPin,
                 f"wrong {name}: no tries left, the {name} is now blocked",
-                "unblock it with 'opcard pin unblock' (reset code or admin PIN)"
-                if name == "user PIN"
-                else "only a factory reset ('opcard reset') makes the card usable again"
-                if name == "admin PIN"
-                else "set a new reset code with 'opcard pin set-reset-code' (admin PIN)",
+                "only a factory reset ('opcard reset') makes the card usable again"
+                if exc.pin is e.PinKind.ADMIN
+                else _BLOCKED_HINT.get(name, _BLOCKED_HINT["user PIN"]),
             )
         left = "an unknown number of" if exc.retries is None else str(exc.retries)
         tries = "try" if exc.retries == 1 else "tries"
@@ -117,12 +122,8 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
             f"check the {name}; when no tries are left it is blocked",
         )
     if isinstance(exc, e.PinBlockedError):
-        name = _pin_name(str(exc))
-        hint = {
-            "user PIN": "unblock it with 'opcard pin unblock' (reset code or admin PIN)",
-            "admin PIN": "the admin PIN cannot be unblocked: 'opcard reset' erases the card",
-            "reset code": "set a new reset code with 'opcard pin set-reset-code' (admin PIN)",
-        }.get(name, "unblock it with 'opcard pin unblock'")
+        name = exc.pin.label if exc.pin is not None else "PIN"
+        hint = _BLOCKED_HINT.get(name, "unblock it with 'opcard pin unblock'")
         return ExitCode.PinBlocked, f"the {name} is blocked", hint
     if isinstance(exc, e.PinFormatError):
         return ExitCode.BadInput, str(exc), ""
@@ -134,13 +135,13 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
         )
     if isinstance(exc, unsupported):
         return ExitCode.Unsupported, str(exc), ""
-    if isinstance(exc, e.ObjectNotFoundError):
+    if isinstance(exc, e.ObjectNotFoundError):  # not MultipleObjectsError: that is exit code 1
         return ExitCode.NotFound, str(exc), ""
     if isinstance(exc, e.MechanismError | e.OpenPgpFormatError):
         return ExitCode.BadInput, str(exc), ""
     if isinstance(exc, e.NotLoggedInError):
         return ExitCode.CardError, str(exc), ""
-    if isinstance(exc, e.CardError | apdu_errors.ApduError):
+    if isinstance(exc, e.CardError):
         return ExitCode.CardError, str(exc), ""
     if isinstance(exc, e.OpcardError):
         return ExitCode.Error, str(exc), ""

@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     NotFound = 10
     BadInput = 11
     CardInUse = 12
+    NotAnswering = 13
     Interrupted = 130
 
 
@@ -51,6 +52,10 @@ EXIT_CODE_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.CardInUse: (
         "the card is in exclusive use by another program (GnuPG's scdaemon): "
         "'gpgconf --kill scdaemon', or 'pcsc-shared' in scdaemon.conf"
+    ),
+    ExitCode.NotAnswering: (
+        "the card (or its reader) does not answer: nothing came back within the card timeout "
+        "(--card-timeout, $OPCARD_CARD_TIMEOUT); remove the card and insert it again"
     ),
     ExitCode.Interrupted: "interrupted (Ctrl-C)",
 }

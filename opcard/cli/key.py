@@ -7,44 +7,26 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from opcard.cli.common import pass_state, slot_option, to_slot, write_output
+from opcard.cli.common import echo, pass_state, slot_option, to_slot, write_output
 from opcard.cli.errors import CliError
 from opcard.cli.exitcodes import ExitCode
 from opcard.cli.pin_input import ADMIN, USER, admin_pin_options, read_pin, user_pin_options
 from opcard.cli.spinner import Spinner
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
     from apdu.openpgp.constants import KeySlot
     from opcard.card import Card
     from opcard.cli.common import State
-    from opcard.publickeys import CardPublicKey, KeyAlgorithm
+    from opcard.publickeys import CardPublicKey
 
-__all__ = ["check_algorithm", "key", "ssh_comment"]
+__all__ = ["key", "ssh_comment"]
 
 
 @click.group()
 def key() -> None:
     """Generate, import or export the key of a slot."""
-
-
-def check_algorithm(card: Card, slot: KeySlot, algorithm: KeyAlgorithm) -> None:
-    """Refuse (exit code 8), before any PIN is asked, an algorithm the slot cannot take: one
-    the card does not list in its algorithm information (FA), or any change on a card whose
-    C0 says the algorithm cannot be changed. A card that publishes no list is not refused on
-    a guess: the card itself is asked when the key is generated or imported (and its refusal
-    is reported with its status word, nothing changed)."""
-    from opcard.publickeys import UnsupportedKeyError, attributes_for
-    from opcard.session import algorithm_attributes
-
-    attributes_for(algorithm, decryption=slot.name == "DEC")  # e.g. ed25519 cannot decrypt
-    supported = card.token_info().algorithms
-    if supported is not None and algorithm not in supported.get(slot, ()):
-        names = ", ".join(dict.fromkeys(a.name for a in supported.get(slot, ()))) or "none"
-        raise UnsupportedKeyError(
-            f"this card does not support {algorithm.name} in the {slot.name} slot "
-            f"(it supports: {names})"
-        )
-    algorithm_attributes(card, slot, algorithm)  # C0: may the slot's algorithm change?
 
 
 def _confirm_replace(card: Card, slot: KeySlot, yes: bool) -> None:
@@ -93,36 +75,28 @@ def generate_command(
     key_slot = to_slot(slot)
     algorithm = parse_algorithm(algo)
     card = state.card()
-    check_algorithm(card, key_slot, algorithm)
-    _confirm_replace(card, key_slot, yes)
     session = state.session()
+    session.check_algorithm(key_slot, algorithm)  # exit code 8 before any PIN
+    _confirm_replace(card, key_slot, yes)
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     with Spinner(f"generating a {algorithm.name} key in the {key_slot.name} slot", sys.stderr):
         public = session.generate_key(key_slot, algorithm)
-    click.echo(_describe(key_slot, public, card))
+    echo(_describe(key_slot, public, card))
 
 
-def _load_private_key(data: bytes, name: str) -> object:
-    from cryptography.hazmat.primitives import serialization
+def _load_private_key(data: bytes, name: str) -> PrivateKeyTypes:
+    """The key in FILE (:func:`opcard.session.load_private_key`), asking for the passphrase
+    only when it is encrypted; exit code 11 when it cannot be read."""
+    from opcard.errors import UnsupportedKeyError
+    from opcard.session import load_private_key
 
-    pem = b"-----BEGIN" in data
-
-    def load(password: bytes | None) -> object:
-        if pem:
-            if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
-                return serialization.load_ssh_private_key(data, password)
-            return serialization.load_pem_private_key(data, password)
-        return serialization.load_der_private_key(data, password)
+    def passphrase() -> bytes:
+        text = click.prompt(f"Passphrase of {name}", hide_input=True, err=True, show_default=False)
+        return str(text).encode("utf-8")
 
     try:
-        try:
-            return load(None)
-        except TypeError:  # encrypted: ask for the passphrase
-            passphrase = click.prompt(
-                f"Passphrase of {name}", hide_input=True, err=True, show_default=False
-            )
-            return load(passphrase.encode("utf-8"))
-    except (ValueError, TypeError) as e:
+        return load_private_key(data, passphrase)
+    except UnsupportedKeyError as e:
         raise CliError(f"{name}: cannot load the private key: {e}", ExitCode.BadInput) from e
 
 
@@ -141,31 +115,15 @@ def import_command(
     file: IO[bytes],
 ) -> None:
     """Import the private key in FILE (PEM, DER or OpenSSH; needs the admin PIN)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
-
-    from opcard.publickeys import CardPublicKey, UnsupportedKeyError
-
     key_slot = to_slot(slot)
     private = _load_private_key(file.read(), file.name)
-    if not isinstance(
-        private,
-        rsa.RSAPrivateKey
-        | ec.EllipticCurvePrivateKey
-        | ed25519.Ed25519PrivateKey
-        | x25519.X25519PrivateKey,
-    ):
-        raise UnsupportedKeyError(f"{type(private).__name__} keys cannot go on an OpenPGP card")
-    algorithm = CardPublicKey.from_cryptography(private.public_key()).algorithm
     card = state.card()
-    from opcard.session import require_feature
-
-    require_feature(card, "key_import")  # C0 bit 20: exit code 8 before any PIN
-    check_algorithm(card, key_slot, algorithm)
-    _confirm_replace(card, key_slot, yes)
     session = state.session()
+    session.check_import(key_slot, private)  # key type, C0, FA: exit code 8 before any PIN
+    _confirm_replace(card, key_slot, yes)
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     public = session.import_key(key_slot, private)
-    click.echo(_describe(key_slot, public, card))
+    echo(_describe(key_slot, public, card))
 
 
 def ssh_comment(card: Card) -> str:
@@ -203,8 +161,7 @@ def export_command(
     """Write a slot's public key (PEM, an OpenSSH line) or the OpenPGP certificate."""
     from cryptography.hazmat.primitives import serialization
 
-    from opcard.errors import ObjectNotFoundError
-    from opcard.publickeys import UnsupportedKeyError
+    from opcard.errors import ObjectNotFoundError, UnsupportedKeyError
 
     card = state.card()
     fmt = fmt.lower()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opcard.cli.common import echo_json, pass_state
+from opcard.cli.common import echo, echo_json, pass_state
 from opcard.cli.pin_input import (
     ADMIN,
     NEW,
@@ -42,10 +42,10 @@ def status_command(state: State, as_json: bool) -> None:
     if as_json:
         echo_json({"tries_left": tries, "user_pin_valid_for_several_signatures": several})
         return
-    click.echo(f"user PIN ..: {tries['user']} tries left")
-    click.echo(f"reset code : {tries['reset_code']} tries left")
-    click.echo(f"admin PIN .: {tries['admin']} tries left")
-    click.echo(
+    echo(f"user PIN ..: {tries['user']} tries left")
+    echo(f"reset code : {tries['reset_code']} tries left")
+    echo(f"admin PIN .: {tries['admin']} tries left")
+    echo(
         "signature PIN: "
         + ("valid for several signatures" if several else "asked for every signature")
     )
@@ -71,7 +71,7 @@ def verify_command(
         session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     else:
         session.login(read_pin(USER, pin, pin_file))
-    click.echo(f"{'admin' if admin else 'user'} PIN correct")
+    echo(f"{'admin' if admin else 'user'} PIN correct")
 
 
 @pin.command("change")
@@ -100,7 +100,7 @@ def change_command(
         old = read_pin(USER, pin, pin_file, prompt="Current user PIN")
         new = read_new_pin("user PIN", new_pin, new_pin_file)
     session.change_pin(old, new, admin=admin)
-    click.echo(f"{'admin' if admin else 'user'} PIN changed")
+    echo(f"{'admin' if admin else 'user'} PIN changed")
 
 
 @pin.command("unblock")
@@ -135,7 +135,7 @@ def unblock_command(
         require_feature(state.card(), "reset_code")  # exit code 8 before any PIN
         code = read_pin(RESET_CODE, reset_code, reset_code_file)
         session.unblock_pin(read_new_pin("user PIN", new_pin, new_pin_file), reset_code=code)
-    click.echo("user PIN unblocked")
+    echo("user PIN unblocked")
 
 
 @pin.command("set-reset-code")
@@ -159,8 +159,8 @@ def set_reset_code_command(
     session.login_admin(read_pin(ADMIN, admin_pin, admin_pin_file))
     if clear:
         session.set_reset_code(None)
-        click.echo("reset code removed")
+        echo("reset code removed")
         return
     code = read_pin(NEW, new_pin, new_pin_file, prompt="New reset code", confirm=True)
     session.set_reset_code(code)
-    click.echo("reset code set")
+    echo("reset code set")

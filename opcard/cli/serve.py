@@ -14,11 +14,11 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from opcard.cli.common import State, pass_state
+from opcard.cli.common import State, echo, pass_state
 from opcard.cli.errors import CliError
 from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
@@ -188,7 +188,7 @@ def serve(
             raise CliError(str(e)) from e
         if monitor is not None:
             monitor.start()
-        click.echo(f"P11_KIT_SERVER_ADDRESS={server.address}")
+        click.echo(f"P11_KIT_SERVER_ADDRESS={server.address}")  # exact: for eval/export
         sys.stdout.flush()
         present = len(registry.slots(present_only=True))
         held = (
@@ -196,7 +196,7 @@ def serve(
             if monitor is None or not monitor.held
             else f", {len(monitor.held)} held by another program"
         )
-        click.echo(
+        echo(
             f"opcard serve: {present} card(s) served{held}; clients load {P11_KIT_CLIENT} "
             "with the variable above (Ctrl-C or SIGTERM stops)",
             err=True,
@@ -206,11 +206,29 @@ def serve(
         try:
             if monitor is not None:
                 monitor.stop()
+            # the cards first: an operation a card does not answer is aborted after a grace
+            # period, so that no connection is left waiting for it when the server stops
+            registry.close()
             if server is not None:
                 server.stop()
-            registry.close()
         finally:
             restore_logging()
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with control and format characters escaped (:func:`opcard.text.escape`):
+    reader names, card text and client data never reach the terminal or the log raw, and a
+    newline in them cannot forge a log line. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from opcard.text import escape
+
+        return escape(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        from opcard.text import escape
+
+        return escape(super().formatException(ei), keep="\n")
 
 
 def _configure_logging(level: str) -> Callable[[], None]:
@@ -218,7 +236,7 @@ def _configure_logging(level: str) -> Callable[[], None]:
     running the command in process)."""
     logger = logging.getLogger("opcard.serve")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s opcard serve: %(message)s"))
+    handler.setFormatter(_EscapingFormatter("%(asctime)s opcard serve: %(message)s"))
     old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level.upper())

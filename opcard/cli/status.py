@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opcard.cli.common import echo_json, pass_state
+from opcard.cli.common import echo, echo_json, pass_state, shown
 
 if TYPE_CHECKING:
     from opcard.card import Card, CardFeatures
@@ -54,13 +54,13 @@ def list_command(as_json: bool) -> None:
         echo_json({"schema_version": SCHEMA_VERSION, "readers": readers})
         return
     if not entries:
-        click.echo("no PC/SC readers (is pcscd running and a reader connected?)")
+        echo("no PC/SC readers (is pcscd running and a reader connected?)")
         return
     for e in entries:
         if e.card is not None:
             aid = e.card.aid
             what = (
-                f"OpenPGP card {aid.version_text} by {aid.manufacturer_name}, serial "
+                f"OpenPGP card {aid.version_text} by {shown(aid.manufacturer_name)}, serial "
                 f"{aid.serial_hex}"
             )
         elif e.atr is None:
@@ -69,11 +69,11 @@ def list_command(as_json: bool) -> None:
             what = "card in exclusive use by another program (e.g. GnuPG's scdaemon)"
         else:
             what = "card without an OpenPGP application"
-        click.echo(f"{e.reader}: {what}")
+        echo(f"{shown(e.reader)}: {what}")
     if any(e.exclusive and e.card is None and e.atr is not None for e in entries):
         from opcard.errors import CARD_IN_USE_REMEDY
 
-        click.echo(f"opcard: to use a card in exclusive use: {CARD_IN_USE_REMEDY}", err=True)
+        echo(f"opcard: to use a card in exclusive use: {CARD_IN_USE_REMEDY}", err=True)
 
 
 def _iso(timestamp: int | None) -> str | None:
@@ -112,7 +112,6 @@ def _certificate(der: bytes) -> dict[str, Any] | None:
 
 def card_status(card: Card) -> dict[str, Any]:
     """Everything ``opcard status`` shows, as the JSON document (schema_version 1)."""
-    from apdu.errors import CardStatusError
     from apdu.openpgp.constants import Do, KeySlot
     from opcard.errors import OpcardError
 
@@ -126,7 +125,7 @@ def card_status(card: Card) -> dict[str, Any]:
         except OpcardError:
             return None
 
-    pw = ard.pw_status
+    pw = card.pw_status()
     pins: dict[str, Any] | None = None
     if pw is not None:
         pins = {
@@ -139,12 +138,7 @@ def card_status(card: Card) -> dict[str, Any]:
             "user_pin_valid_for_several_signatures": pw.pw1_valid_for_several_signatures,
         }
     features = card.features()
-    counter: int | None = None
-    if features.signature_counter:
-        try:
-            counter = card.applet.get_security_support_template().signature_counter
-        except CardStatusError:
-            counter = None
+    counter = card.signature_counter()
     caps = ard.extended_capabilities
     kdf_supported = features.kdf
     certificates = card.certificates()
@@ -168,7 +162,7 @@ def card_status(card: Card) -> dict[str, Any]:
     sex = holder.sex[0] if holder.sex and len(holder.sex) == 1 else None
     return {
         "schema_version": SCHEMA_VERSION,
-        "reader": card.channel.transport.name,
+        "reader": card.reader,
         "application_id": str(aid),
         "version": aid.version_text,
         "manufacturer": {"id": f"{aid.manufacturer:04X}", "name": aid.manufacturer_name},
@@ -210,16 +204,18 @@ def _features(features: CardFeatures) -> dict[str, Any]:
 
 
 def _render(doc: dict[str, Any]) -> list[str]:
+    """The text of ``opcard status``: every value from the card escaped (opcard.text)."""
+
     def v(value: object) -> str:
-        return "[not set]" if value is None or value == "" else str(value)
+        return "[not set]" if value is None or value == "" else shown(value)
 
     features = doc["features"]
 
     lines = [
-        f"Reader ............: {doc['reader']}",
+        f"Reader ............: {shown(doc['reader'])}",
         f"Application ID ....: {doc['application_id']}",
         f"Version ...........: {doc['version']}",
-        f"Manufacturer ......: {doc['manufacturer']['name']} ({doc['manufacturer']['id']})",
+        f"Manufacturer ......: {shown(doc['manufacturer']['name'])} ({doc['manufacturer']['id']})",
         f"Serial number .....: {doc['serial']}",
         f"Name of cardholder : {v(doc['cardholder']['name'])}",
         f"Language prefs ....: {v(doc['cardholder']['language'])}",
@@ -280,11 +276,11 @@ def _render(doc: dict[str, Any]) -> list[str]:
         elif cert is None:
             lines.append("      certificate .: [none]")
         elif "error" in cert:
-            lines.append(f"      certificate .: {cert['size']} bytes, {cert['error']}")
+            lines.append(f"      certificate .: {cert['size']} bytes, {shown(cert['error'])}")
         else:
             lines += [
-                f"      certificate .: {cert['subject']}",
-                f"        issuer ....: {cert['issuer']}",
+                f"      certificate .: {shown(cert['subject'])}",
+                f"        issuer ....: {shown(cert['issuer'])}",
                 f"        valid .....: {cert['not_before']} to {cert['not_after']}",
             ]
     return lines
@@ -300,4 +296,4 @@ def status(state: State, as_json: bool) -> None:
         echo_json(doc)
         return
     for line in _render(doc):
-        click.echo(line)
+        echo(line)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opcard.cli.common import binary_stdout, echo_json, pass_state
+from opcard.cli.common import binary_stdout, echo, echo_json, pass_state, shown
 from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
 if TYPE_CHECKING:
@@ -187,22 +187,20 @@ def connect(
             raise
         raise click.UsageError(str(e)) from e  # e.g. --tls-min above --tls-max
     if tls_max == "1.3" and client.max_version.label == "TLS 1.2":
-        click.echo(
+        echo(
             "opcard: note: the card key is RSA, which cannot sign TLS 1.3 (RSA-PSS): "
             "offering TLS 1.2 at most",
             err=True,
         )
     if no_verify:
-        click.echo(
-            "opcard: warning: the server's certificate is not verified (--no-verify)", err=True
-        )
+        echo("opcard: warning: the server's certificate is not verified (--no-verify)", err=True)
     session.login(read_pin(USER, pin, pin_file))
     card = state.card()
-    before = card.channel.apdu_count
+    before = card.apdu_count
     with _explained():
         conn = client.connect(host, port, server_name=servername, timeout=timeout)
     with conn, _explained():
-        apdus = card.channel.apdu_count - before
+        apdus = card.apdu_count - before
         answer: bytes | None = None
         if payload is not None:
             conn.sendall(payload)
@@ -214,12 +212,12 @@ def connect(
             _show(client, conn, host, port, apdus, cafile)
         if answer is not None:
             if not quiet:
-                click.echo("---")
+                echo("---")
             out = binary_stdout()
             out.write(answer)
             out.flush()
             if conn.truncated and not quiet:
-                click.echo(
+                echo(
                     "opcard: note: the server closed the connection without close_notify",
                     err=True,
                 )
@@ -275,14 +273,14 @@ def _show(
     lines = [
         f"Connected to {host}:{port}",
         f"Protocol:    {conn.version.label}",
-        f"Cipher:      {conn.cipher}",
+        f"Cipher:      {shown(conn.cipher)}",
     ]
     if conn.alpn:
-        lines.append(f"ALPN:        {conn.alpn}")
+        lines.append(f"ALPN:        {shown(conn.alpn)}")
     lines += [
         "Server certificate:",
-        f"  subject:   {_name(server.subject)}",
-        f"  issuer:    {_name(server.issuer)}",
+        f"  subject:   {shown(_name(server.subject))}",
+        f"  issuer:    {shown(_name(server.issuer))}",
         f"  valid:     {_validity(server)}",
     ]
     if conn.verified_chain is None:
@@ -291,10 +289,11 @@ def _show(
         anchor = conn.verified_chain[-1]
         source = cafile or "the system's CA bundle"
         lines.append(
-            f"  verified:  yes, for {conn.server_name!r}, up to {_name(anchor.subject)} ({source})"
+            f"  verified:  yes, for {conn.server_name!r}, up to "
+            f"{shown(_name(anchor.subject))} ({shown(source)})"
         )
     lines.append(f"Client certificate ({client.slot.name} slot):")
-    lines.append(f"  subject:   {_name(client.certificate.subject)}")
+    lines.append(f"  subject:   {shown(_name(client.certificate.subject))}")
     if conn.client_certificate is None:
         lines.append("  sent:      no, the server did not ask for it")
     else:
@@ -303,7 +302,7 @@ def _show(
             f"  signature: {conn.client_signature}, on the card ({apdu_text} in the handshake)"
         )
     lines.append(f"Handshake:   {conn.handshake_seconds * 1000:.1f} ms")
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 def _document(

@@ -65,8 +65,8 @@ from opcard.pkcs11.mechanisms import (
     mechanism_flags,
     mechanisms_for,
     signature_length,
+    signing_hash,
 )
-from opcard.pkcs11.mechanisms import KeySlot as MechKeySlot
 from opcard.pkcs11.template import matches_template
 from opcard.serve.errors import Pkcs11Error
 from opcard.serve.slots import Registry, Slot, SlotEvents
@@ -123,19 +123,6 @@ _SECRET_ATTRIBUTES = frozenset(
         Attribute.COEFFICIENT,
     )
 )
-#: Mechanisms that hash: multi-part signing feeds the hash, C_SignFinal signs the digest.
-_HASH_OF: dict[int, str] = {
-    int(Mechanism.SHA1_RSA_PKCS): "sha1",
-    int(Mechanism.SHA224_RSA_PKCS): "sha224",
-    int(Mechanism.SHA256_RSA_PKCS): "sha256",
-    int(Mechanism.SHA384_RSA_PKCS): "sha384",
-    int(Mechanism.SHA512_RSA_PKCS): "sha512",
-    int(Mechanism.ECDSA_SHA1): "sha1",
-    int(Mechanism.ECDSA_SHA224): "sha224",
-    int(Mechanism.ECDSA_SHA256): "sha256",
-    int(Mechanism.ECDSA_SHA384): "sha384",
-    int(Mechanism.ECDSA_SHA512): "sha512",
-}
 # The transport-level conditions that mean "the card is gone".
 _GONE = (
     apdu_errors.CardRemovedError,
@@ -218,14 +205,24 @@ def _handles(*calls: Call) -> Callable[[Handler], Handler]:
 
 
 def _card_gone(error: BaseException) -> bool:
+    """A card pulled out, also during an operation in flight (the transport's
+    CardRemovedError, or the reconnect's CardNotPresentError behind opcard's error):
+    CKR_DEVICE_REMOVED."""
+    return _in_chain(error, _GONE) is not None
+
+
+def _in_chain(
+    error: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of ``kinds`` in ``error``'s chain of causes and contexts."""
     seen: BaseException | None = error
     for _ in range(8):
         if seen is None:
-            return False
-        if isinstance(seen, _GONE):
-            return True
+            return None
+        if isinstance(seen, kinds):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _reply(call: Call, signature: str = "") -> Writer:
@@ -353,6 +350,10 @@ class Client:
                 if _card_gone(e):
                     self.registry.card_lost()
                     raise Pkcs11Error(RV.DEVICE_REMOVED, str(e)) from e
+                silent = _in_chain(e, apdu_errors.CardNotAnsweringError)
+                if silent is not None:  # the reader stays blocked until the card is pulled
+                    logger.warning("%s: CKR_DEVICE_ERROR", silent)
+                    raise Pkcs11Error(RV.DEVICE_ERROR, str(e)) from e
                 if isinstance(e, OpcardError):
                     raise Pkcs11Error(e.return_value, str(e)) from e
                 raise Pkcs11Error(RV.DEVICE_ERROR, str(e)) from e
@@ -496,7 +497,10 @@ class Client:
         w.ulong(info.pin_max_length).ulong(info.pin_min_length)
         for _ in range(4):  # public and private memory, total and free
             w.ulong(UNAVAILABLE_INFORMATION)
-        w.version(*version).version(*info.firmware_version)
+        # hardwareVersion: the OpenPGP application's spec version (the AID, as before);
+        # firmwareVersion: the card's firmware where it tells it (a YubiKey), else 0.0
+        firmware = info.firmware_version
+        w.version(*version).version(*(firmware[:2] if firmware else (0, 0)))
         return w.space_string("", 16)  # no clock on the token
 
     def _mechanisms(self, session: Session) -> dict[int, tuple[int, int, MechanismFlag]]:
@@ -508,7 +512,7 @@ class Client:
             algorithm = card.algorithm(key_slot)
             if algorithm is None:
                 continue
-            info = KeyInfo(MechKeySlot(int(key_slot)), algorithm.key_type, algorithm.bits)
+            info = KeyInfo(key_slot, algorithm.key_type, algorithm.bits)
             for mechanism in mechanisms_for(info):
                 flags = mechanism_flags(mechanism, info)
                 low, high, known = found.get(
@@ -780,7 +784,7 @@ class Client:
         with self._card(cs.slot, cs.generation) as session:
             key, info = self._key(cs, session, handle, usage, mechanism.type)
         operation = Operation(kind, mechanism.type, key, info)
-        hash_name = _HASH_OF.get(mechanism.type)
+        hash_name = signing_hash(mechanism.type)
         if hash_name is not None:
             operation.hasher = hashes.Hash(HASH_ALGORITHMS[hash_name])
         cs.operation = operation
@@ -861,8 +865,7 @@ class Client:
         def sign(session: Session) -> bytes:
             if operation.hasher is not None:
                 digest = operation.hasher.copy().finalize()
-                hash_name = _HASH_OF[operation.mechanism]
-                return session.sign_digest(operation.key, digest, hash_name)
+                return session.sign_digest(operation.key, digest, operation.hasher.algorithm.name)
             return session.sign(operation.key, bytes(operation.buffer), operation.mechanism)
 
         return self._signature(Call.SIGN_FINAL, cs, operation, capacity, sign)

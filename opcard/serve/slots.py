@@ -30,7 +30,15 @@ from opcard.card import Card
 from opcard.errors import NoCardError, OpcardError
 from opcard.session import Session
 
-__all__ = ["Registry", "Slot", "SlotEvents", "held_slot_id", "slot_id_of"]
+__all__ = [
+    "CLOSE_GRACE",
+    "Registry",
+    "Slot",
+    "SlotEvents",
+    "abort_card_io",
+    "held_slot_id",
+    "slot_id_of",
+]
 
 logger = logging.getLogger("opcard.serve")
 
@@ -46,6 +54,17 @@ def slot_id_of(card: Card) -> int:
 _HELD_SLOT_BASE = 1 << 48
 #: Added to a held reader's slot description (C_GetSlotInfo shows it).
 _HELD_SUFFIX = " (card in use by another program)"
+
+
+#: Seconds :meth:`Registry.close` waits for a card's operation in progress before aborting it.
+CLOSE_GRACE = 2.0
+
+
+def abort_card_io(card: Card) -> bool:
+    """Abort the card's PC/SC call in progress, from any thread (:meth:`Card.abort_io`): the
+    waiting operation fails at once with a TransportError and the card's connection is
+    closed. False when the transport cannot (an in-process transport)."""
+    return card.abort_io()
 
 
 def held_slot_id(reader: str) -> int:
@@ -189,7 +208,7 @@ class Registry:
         goes there unless it has a slot already, and keeps it from then on. The registry owns
         the card from now on (it closes it on detach)."""
         own_id = slot_id_of(card)
-        name = description if description is not None else card.channel.transport.name
+        name = description if description is not None else card.reader
         with self._lock:
             slot_id = self._moved.get(own_id, own_id)
             slot = self._slots.get(slot_id)
@@ -218,12 +237,23 @@ class Registry:
         self._notify(slot_id)
         return slot
 
-    def detach(self, slot_id: int) -> None:
+    def detach(self, slot_id: int, *, grace: float | None = None) -> None:
         """The card of ``slot_id`` is gone: its sessions end, its login ends (the PIN is
-        forgotten), the connection to it is closed."""
+        forgotten), the connection to it is closed.
+
+        ``grace``: when a client operation still holds the card after that many seconds (a
+        card that does not answer), its connection is aborted (:func:`abort_card_io`): the
+        operation fails at once and the card is detached. None waits as long as it takes."""
         slot = self.get(slot_id)
         if slot is None:
             return
+        if grace is not None and not slot.lock.acquire(timeout=grace):
+            card = slot.card
+            if card is not None and abort_card_io(card):
+                logger.warning(
+                    "the card in %r does not answer: its operation in progress is aborted",
+                    slot.description,
+                )
         with slot.lock:
             card, session = slot.card, slot.session
             if card is None:
@@ -279,10 +309,12 @@ class Registry:
         if callback is not None:
             callback()
 
-    def close(self) -> None:
-        """Detach every card (logging each out) and wake every waiting client."""
+    def close(self, grace: float | None = CLOSE_GRACE) -> None:
+        """Detach every card (logging each out) and wake every waiting client. A card still
+        busy after ``grace`` seconds (it does not answer) has its operation aborted, so that
+        closing takes at most about ``grace`` seconds per such card."""
         for slot in self.slots():
-            self.detach(slot.slot_id)
+            self.detach(slot.slot_id, grace=grace)
         with self._lock:
             listeners = list(self._listeners)
         for events in listeners:
