@@ -17,64 +17,56 @@ attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.pkcs11.mechanisms`)
 
 from typing import TYPE_CHECKING
 
+from opcard import errors as _errors
+
 if TYPE_CHECKING:
+    from apdu.openpgp.constants import Do, KeySlot, UifMode
     from opcard.card import Card, CardFeatures, CardInfo, TokenInfo, list_cards, open_card
-    from opcard.errors import (
-        AlgorithmRefusedError,
-        CardError,
-        CardInUseError,
-        NoCardError,
-        NotLoggedInError,
-        NotSupportedByCardError,
-        ObjectNotFoundError,
-        OpcardError,
-        PinBlockedError,
-        SeveralCardsError,
-        WrongPinError,
+    from opcard.errors import *  # noqa: F403 - every public exception (opcard.errors.__all__)
+    from opcard.objects import CardObject, Certificate, DataObject, PrivateKey, PublicKey
+    from opcard.pkcs11 import (
+        Attribute,
+        KeyType,
+        Mechanism,
+        ObjectClass,
+        TokenFlag,
+        UserType,
     )
-    from opcard.objects import Certificate, DataObject, PrivateKey, PublicKey
-    from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, UserType
+    from opcard.publickeys import KeyAlgorithm
     from opcard.session import DigestSigner, Session
 
 # The names above are imported on first use (PEP 562), so that ``import opcard.cli`` or
-# ``import opcard.errors`` does not load every layer: the command line starts faster.
+# ``import opcard.errors`` does not load every layer: the command line starts faster. Every
+# public exception of opcard.errors is exported here too (opcard.errors is cheap to import).
 _LAZY = {
+    **dict.fromkeys(("Do", "KeySlot", "UifMode"), "apdu.openpgp.constants"),
     **dict.fromkeys(
         ("Card", "CardFeatures", "CardInfo", "TokenInfo", "list_cards", "open_card"), "opcard.card"
     ),
+    **dict.fromkeys(_errors.__all__, "opcard.errors"),
     **dict.fromkeys(
-        (
-            "AlgorithmRefusedError",
-            "CardError",
-            "CardInUseError",
-            "NoCardError",
-            "NotLoggedInError",
-            "NotSupportedByCardError",
-            "ObjectNotFoundError",
-            "OpcardError",
-            "PinBlockedError",
-            "SeveralCardsError",
-            "WrongPinError",
-        ),
-        "opcard.errors",
+        ("CardObject", "Certificate", "DataObject", "PrivateKey", "PublicKey"), "opcard.objects"
     ),
-    **dict.fromkeys(("Certificate", "DataObject", "PrivateKey", "PublicKey"), "opcard.objects"),
     **dict.fromkeys(
-        ("Attribute", "KeyType", "Mechanism", "ObjectClass", "UserType"), "opcard.pkcs11"
+        ("Attribute", "KeyType", "Mechanism", "ObjectClass", "TokenFlag", "UserType"),
+        "opcard.pkcs11",
     ),
+    **dict.fromkeys(("KeyAlgorithm",), "opcard.publickeys"),
     **dict.fromkeys(("DigestSigner", "Session"), "opcard.session"),
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opcard' has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all attribute
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'opcard' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
@@ -82,32 +74,28 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AlgorithmRefusedError",
     "Attribute",
     "Card",
-    "CardError",
     "CardFeatures",
-    "CardInUseError",
     "CardInfo",
+    "CardObject",
     "Certificate",
     "DataObject",
     "DigestSigner",
+    "Do",
+    "KeyAlgorithm",
+    "KeySlot",
     "KeyType",
     "Mechanism",
-    "NoCardError",
-    "NotLoggedInError",
-    "NotSupportedByCardError",
     "ObjectClass",
-    "ObjectNotFoundError",
-    "OpcardError",
-    "PinBlockedError",
     "PrivateKey",
     "PublicKey",
     "Session",
-    "SeveralCardsError",
+    "TokenFlag",
     "TokenInfo",
+    "UifMode",
     "UserType",
-    "WrongPinError",
     "list_cards",
     "open_card",
 ]
+__all__ += _errors.__all__

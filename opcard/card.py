@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -28,7 +27,7 @@ from apdu.errors import (
 )
 from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
-from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, KeyStatus
+from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, KeyStatus, Pw
 from apdu.openpgp.objects import (
     Aid,
     AlgorithmAttributes,
@@ -37,10 +36,19 @@ from apdu.openpgp.objects import (
     CardholderData,
     KdfDo,
     PublicKeyMaterial,
+    PwStatus,
     Uif,
 )
-from apdu.transport import Transport
-from opcard.errors import CardError, CardInUseError, NoCardError, SeveralCardsError
+from apdu.transport import ReaderStatus, Transport
+from opcard import arguments
+from opcard.errors import (
+    CardError,
+    CardInUseError,
+    NoCardError,
+    SeveralCardsError,
+    translate_error,
+    translated,
+)
 
 if TYPE_CHECKING:
     from opcard.pkcs11 import TokenFlag
@@ -63,6 +71,9 @@ __all__ = [
     "scan_cards",
     "scdaemon_running",
 ]
+
+#: The AID's manufacturer id of Yubico (the only maker opcard asks for a firmware version).
+_YUBICO = 0x0006
 
 #: PKCS#11 limits: label 32, manufacturer 32, model 16, serial 16 characters.
 _LABEL_LEN = 32
@@ -99,7 +110,8 @@ class TokenInfo:
     manufacturer: str
     model: str
     serial: str
-    firmware_version: tuple[int, int]
+    #: The OpenPGP card specification version the card implements (its AID: ``(3, 4)``).
+    spec_version: tuple[int, int]
     flags: TokenFlag
     pin_min_length: int
     pin_max_length: int
@@ -108,6 +120,11 @@ class TokenInfo:
     #: 3.4 and many 3.4 cards): None is not "nothing" — opcard then asks the card itself, by
     #: writing the algorithm attributes when a key is generated or imported.
     algorithms: dict[KeySlot, tuple[KeyAlgorithm, ...]] | None
+    #: The card's firmware version where the card tells it — ``(5, 7, 1)`` — else None. The
+    #: OpenPGP card specification has no firmware version (:attr:`spec_version` is the
+    #: specification's); a YubiKey answers Yubico's vendor command GET VERSION, which opcard
+    #: sends to Yubico cards only, once per :class:`Card` (:meth:`Card.firmware_version`).
+    firmware_version: tuple[int, ...] | None = None
 
     def supports(self, slot: KeySlot, algorithm: KeyAlgorithm) -> bool | None:
         """Whether the card lists ``algorithm`` for ``slot`` in its algorithm information:
@@ -201,17 +218,6 @@ class CardFeatures:
         return tuple(name for name in self.NAMES if not self.supported(name))
 
 
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """apdu-layer exceptions raised inside become opcard exceptions (the cause is kept)."""
-    try:
-        yield
-    except ApduError as e:
-        from opcard.session import translate_error
-
-        raise translate_error(e, what) from e
-
-
 def _read_aid(transport: Transport) -> Aid | None:
     """SELECT + GET DATA 4F on a fresh transport; None when it is no OpenPGP card.
 
@@ -242,6 +248,8 @@ class CardScan:
     cards: tuple[CardInfo, ...]
     #: Readers whose card another program holds exclusively (SCARD_E_SHARING_VIOLATION).
     held: tuple[str, ...] = ()
+    #: Every reader as PC/SC saw it (name, ATR or None, held exclusively), in PC/SC's order.
+    readers: tuple[ReaderStatus, ...] = ()
 
     def in_use_error(self, wanted: str | None = None) -> CardInUseError:
         """The :class:`CardInUseError` naming :attr:`held` (which must not be empty)."""
@@ -280,7 +288,9 @@ def scan_cards() -> CardScan:
 
     found: list[CardInfo] = []
     held: list[str] = []
-    for status in reader_states():
+    with translated("listing the PC/SC readers"):
+        states = reader_states()
+    for status in states:
         if not status.present:
             continue
         try:
@@ -299,7 +309,7 @@ def scan_cards() -> CardScan:
             transport.close()
         if aid is not None:
             found.append(CardInfo(status.reader, aid))
-    return CardScan(tuple(found), tuple(held))
+    return CardScan(tuple(found), tuple(held), tuple(states))
 
 
 def list_cards() -> list[CardInfo]:
@@ -359,6 +369,8 @@ def open_card(*, serial: str | int | None = None, reader: str | None = None) -> 
             raise _in_use([_reader_name(reader)]) from e
         except (CardNotPresentError, NoReaderError) as e:
             raise NoCardError(str(e)) from e
+        except ApduError as e:
+            raise translate_error(e, f"opening the reader {reader!r}") from e
         try:
             card = Card(transport)
         except CardError as e:
@@ -390,6 +402,8 @@ def open_card(*, serial: str | int | None = None, reader: str | None = None) -> 
         transport = PcscTransport.open(cards[0].reader)
     except SharingViolationError as e:  # taken between the look and the connect
         raise _in_use([cards[0].reader]) from e
+    except ApduError as e:
+        raise translate_error(e, f"opening the reader {cards[0].reader!r}") from e
     return Card(transport, roaming=True)
 
 
@@ -453,9 +467,13 @@ class Card:
         self._cardholder: CardholderData | None = None
         self._data: dict[int, bytes] = {}
         self._kdf_known = False
+        #: A PIN was refused (or accepted after a refusal) since C4 was read: read it again.
+        self._pin_status_stale = False
+        #: The PINs (Secret values) this Card saw refused since their counter was last reset.
+        self._refused: set[int] = set()
         #: The card answered 6700 to an extended APDU its ATR promised: short APDUs only.
         self._short_only = False
-        with _translated(f"opening the OpenPGP application on {transport.name!r}"):
+        with translated(f"opening the OpenPGP application on {transport.name!r}"):
             self._ard = self._start(transport)
             #: The AID never changes: kept apart from the cache that writes invalidate.
             self._aid: Aid = self._ard.aid
@@ -496,6 +514,47 @@ class Card:
     def close(self) -> None:
         self.channel.transport.close()
 
+    def abort_io(self) -> bool:
+        """Abort the PC/SC call in progress, from any thread: the waiting operation fails at
+        once with a transport error and the connection is closed (``opcard serve`` stopping a
+        card that hangs). False when the transport cannot abort (an in-process one)."""
+        transport: object = self.channel.transport
+        for _ in range(3):  # the transport, or the one a roaming transport wraps
+            abort = getattr(transport, "abort", None)
+            if callable(abort):
+                abort()
+                return True
+            transport = getattr(transport, "inner", None)
+            if transport is None:
+                break
+        return False
+
+    @property
+    def reader(self) -> str:
+        """The name of the reader the card is in (the one it moved to, after a re-insertion
+        elsewhere); no I/O."""
+        return self.channel.transport.name
+
+    @property
+    def apdu_count(self) -> int:
+        """APDUs sent to this card so far (chained blocks, GET RESPONSE and resends included):
+        the figure behind "one APDU per signature"; no I/O."""
+        return self.channel.apdu_count
+
+    def signature_counter(self) -> int | None:
+        """The digital signature counter (GET DATA 7A, read fresh: it changes with every
+        PSO:CDS); None when the card has none (:meth:`features`: ``signature_counter``)."""
+        from apdu.errors import TlvError
+        from apdu.openpgp.errors import DataObjectError
+
+        if not self.features().signature_counter:
+            return None
+        with translated("reading the signature counter (7A)"):
+            try:
+                return self.applet.get_security_support_template().signature_counter
+            except (CardStatusError, DataObjectError, TlvError):
+                return None
+
     def __enter__(self) -> Card:
         return self
 
@@ -519,6 +578,40 @@ class Card:
             self._certificate.clear()
             self._cardholder = None
             self._data.clear()
+            self._pin_status_stale = False  # 6E is read again, C4 with it
+
+    def pin_tried(self, pw: Pw, *, accepted: bool) -> None:
+        """Tell the cache about a VERIFY of ``pw`` (no I/O): a PIN the card refused changed its
+        retry counter, and one it accepted after a refusal reset it, so the PIN status (C4:
+        tries left, :meth:`token_info` flags) is read again on its next use
+        (:meth:`pw_status`). Called by the session after each VERIFY."""
+        from apdu.openpgp.constants import Secret
+
+        secret = int(Secret.for_pw(pw))
+        with self.lock:
+            if accepted:
+                if secret not in self._refused:
+                    return
+                self._refused.discard(secret)
+            else:
+                self._refused.add(secret)
+            self._pin_status_stale = True
+
+    def pw_status(self) -> PwStatus | None:
+        """The PW status bytes (C4: PW1 policy, maximum lengths, tries left) from the cached
+        application data; after a PIN was refused (:meth:`pin_tried`) read again once (GET
+        DATA C4), so that tries left and ``token_info().flags`` are current. None when the
+        card's 6E holds no C4."""
+        with self.lock:
+            ard = self.application_data()
+            if self._pin_status_stale and ard.pw_status is not None:
+                import dataclasses
+
+                with translated("reading the PIN status (C4)"):
+                    status = self.applet.get_pw_status()
+                ard = self._ard = dataclasses.replace(ard, pw_status=status)
+            self._pin_status_stale = False
+            return ard.pw_status
 
     def refresh(self) -> ApplicationRelatedData:
         """Re-read the application related data now (and the KDF-DO before the next PIN)."""
@@ -536,7 +629,7 @@ class Card:
                 return
             caps = self.application_data().extended_capabilities
             if caps is not None and caps.flags & ExtendedCapability.KDF:
-                with _translated("reading the KDF-DO"):
+                with translated("reading the KDF-DO"):
                     try:
                         self.applet.get_kdf(adopt=True)
                     except CardStatusError:
@@ -558,7 +651,7 @@ class Card:
         """6E, read once and cached until a write or :meth:`refresh`."""
         with self.lock:
             if self._ard is None:
-                with _translated("reading the application related data"):
+                with translated("reading the application related data"):
                     self._ard = self.applet.get_application_related_data()
                     self._configure(self._ard)
             return self._ard
@@ -572,10 +665,11 @@ class Card:
     def serial(self) -> str:
         return self.aid.serial_hex
 
-    def key_present(self, slot: KeySlot) -> bool:
+    def key_present(self, slot: KeySlot | str | int) -> bool:
         """A key is in ``slot``: the card's key information (DE) says it was generated or
         imported; on cards without DE, its fingerprint is set. (A fingerprint may outlive its
         key: changing the algorithm attributes deletes the key but not C5.)"""
+        slot = arguments.key_slot(slot)
         ard = self.application_data()
         info = ard.key_information
         status = None if info is None else info.status(slot)
@@ -583,19 +677,21 @@ class Card:
             return status is not KeyStatus.NONE
         return ard.fingerprint(slot) is not None
 
-    def algorithm(self, slot: KeySlot) -> KeyAlgorithm | None:
+    def algorithm(self, slot: KeySlot | str | int) -> KeyAlgorithm | None:
+        """The algorithm the slot declares (C1-C3), or None when opcard does not know it."""
         from opcard.publickeys import algorithm_of
 
-        return algorithm_of(self.application_data().attributes(slot))
+        return algorithm_of(self.application_data().attributes(arguments.key_slot(slot)))
 
-    def public_key(self, slot: KeySlot) -> CardPublicKey | None:
+    def public_key(self, slot: KeySlot | str | int) -> CardPublicKey | None:
         """The slot's public key (READ PUBLIC KEY, cached); None when the slot is empty."""
+        slot = arguments.key_slot(slot)
         with self.lock:
             if slot not in self._public_keys:
                 key: CardPublicKey | None = None
                 if self.key_present(slot):
                     material: PublicKeyMaterial | None
-                    with _translated(f"reading the {slot.name} public key"):
+                    with translated(f"reading the {slot.name} public key"):
                         try:
                             material = self.applet.read_public_key(slot)
                         except CardStatusError:  # the card says the slot is empty
@@ -620,9 +716,10 @@ class Card:
             return (KeySlot.AUT,)
         return ()
 
-    def check_certificate_slot(self, slot: KeySlot) -> None:
+    def check_certificate_slot(self, slot: KeySlot | str | int) -> None:
         """Raise :class:`NotSupportedByCardError` (before any I/O) when ``slot`` has no
         certificate on this card (spec 2 cards hold one certificate, for AUT)."""
+        slot = arguments.key_slot(slot)
         slots = self.certificate_slots()
         if slot in slots:
             return
@@ -647,21 +744,22 @@ class Card:
         """
         with self.lock:
             if self._certificates is None:
-                with _translated("reading the cardholder certificates"):
+                with translated("reading the cardholder certificates"):
                     self._certificates = self._read_certificates()
             return self._certificates
 
-    def certificate(self, slot: KeySlot) -> bytes:
+    def certificate(self, slot: KeySlot | str | int) -> bytes:
         """One certificate (b"" when empty); only that one is read (and cached) when the three
         are not cached: SELECT DATA + GET DATA (+ SELECT DATA back to AUT for SIG and DEC).
         A slot the card has no certificate for (SIG and DEC on spec 2 cards) raises
         :class:`~opcard.errors.NotSupportedByCardError` without I/O."""
+        slot = arguments.key_slot(slot)
         self.check_certificate_slot(slot)
         with self.lock:
             if self._certificates is not None:
                 return self._certificates[slot]
             if slot not in self._certificate:
-                with _translated(f"reading the {slot.name} certificate"):
+                with translated(f"reading the {slot.name} certificate"):
                     if not self.aid.is_v3:  # the one 7F21: plain GET DATA
                         der = self._get_current_certificate()
                     else:
@@ -704,15 +802,17 @@ class Card:
     def cardholder(self) -> CardholderData:
         with self.lock:
             if self._cardholder is None:
-                with _translated("reading the cardholder data"):
+                with translated("reading the cardholder data"):
                     self._cardholder = self.applet.get_cardholder_data()
             return self._cardholder
 
-    def data_object(self, tag: int) -> bytes:
-        """GET DATA of a simple DO (URL, login data, private DOs), cached."""
+    def data_object(self, tag: Do | str | int) -> bytes:
+        """GET DATA of a simple DO (URL, login data, private DOs: ``"url"``, ``Do.URL`` or
+        ``0x5F50``), cached."""
+        tag = arguments.data_object(tag)
         with self.lock:
             if tag not in self._data:
-                with _translated(f"reading DO {tag:04X}"):
+                with translated(f"reading DO {tag:04X}"):
                     self._data[tag] = self.applet.get_data(tag)
             return self._data[tag]
 
@@ -725,6 +825,36 @@ class Card:
     _fa: AlgorithmInformation | None = None
     _fa_read = False
 
+    #: Yubico's GET VERSION answer, asked once per Card (None: not asked yet).
+    _firmware: tuple[tuple[int, ...] | None] | None = None
+
+    def firmware_version(self) -> tuple[int, ...] | None:
+        """The card's firmware version where the card tells it, else None.
+
+        The OpenPGP card specification defines none (the AID's version is the
+        specification's: :attr:`TokenInfo.spec_version`). A card whose AID names Yubico as its
+        maker is asked once per Card with Yubico's vendor command GET VERSION (INS F1): its
+        answer (``(5, 7, 1)``) is the firmware version. Nothing depends on it: any other
+        answer — or any other maker — gives None, and no other card is sent a vendor
+        command."""
+        with self.lock:
+            if self._firmware is None:
+                self._firmware = (self._read_firmware_version(),)
+            return self._firmware[0]
+
+    def _read_firmware_version(self) -> tuple[int, ...] | None:
+        if self.aid.manufacturer != _YUBICO:
+            return None
+        from apdu.openpgp.commands import yubico_get_version
+
+        try:
+            answer = self.channel.send(yubico_get_version())
+        except CardStatusError:  # 6D00 and the like: the card does not tell
+            return None
+        except ApduError as e:
+            raise translate_error(e, "reading the firmware version (GET VERSION)") from e
+        return tuple(answer[:3]) if len(answer) >= 3 else None
+
     def token_info(self) -> TokenInfo:
         ard = self.application_data()
         aid = ard.aid
@@ -734,7 +864,7 @@ class Card:
 
         flags = TokenFlag.RNG | TokenFlag.LOGIN_REQUIRED | TokenFlag.USER_PIN_INITIALIZED
         flags |= TokenFlag.TOKEN_INITIALIZED
-        pw = ard.pw_status
+        pw = self.pw_status()
         if pw is not None:
             flags |= _pin_flags(pw.retries_pw1, user=True) | _pin_flags(pw.retries_pw3, user=False)
         return TokenInfo(
@@ -742,7 +872,8 @@ class Card:
             manufacturer=aid.manufacturer_name[:32],
             model=f"OpenPGP card {aid.version_text}"[:16],
             serial=aid.serial_hex,
-            firmware_version=aid.version,
+            spec_version=aid.version,
+            firmware_version=self.firmware_version(),
             flags=flags,
             pin_min_length=6,
             pin_max_length=(pw.max_length_pw1 & 0x7F)
@@ -773,7 +904,7 @@ class Card:
             return None
         from apdu.openpgp import quirks
 
-        with _translated("reading the algorithm information (FA)"):
+        with translated("reading the algorithm information (FA)"):
             try:
                 raw = self.applet.get_data(Do.ALGORITHM_INFORMATION)
             except CardStatusError:  # 6A88 and the like: the card does not publish it
@@ -843,7 +974,7 @@ class Card:
             if self._button is None:
                 gfm = self.application_data().general_feature_management
                 if gfm is None:
-                    with _translated("reading the general feature management (7F74)"):
+                    with translated("reading the general feature management (7F74)"):
                         try:
                             raw = self.applet.get_data(Do.GENERAL_FEATURE_MANAGEMENT)
                         except CardStatusError:  # 6A88 and the like: no such DO
@@ -857,9 +988,10 @@ class Card:
                 self._button = gfm is not None and bool(gfm.features & GeneralFeature.BUTTON)
             return self._button
 
-    def uif(self, slot: KeySlot) -> Uif | None:
+    def uif(self, slot: KeySlot | str | int) -> Uif | None:
         """The slot's touch policy: from 6E, or (cards that keep D6-D8 out of 6E) GET DATA
         D6/D7/D8, cached like the other simple DOs; None when the slot has none."""
+        slot = arguments.key_slot(slot)
         value = self.application_data().uif(slot)
         if value is not None or slot not in self.touch_slots():
             return value
@@ -929,7 +1061,7 @@ class Card:
         from apdu.openpgp.objects import SecuritySupportTemplate
 
         flags = self._declared_flags()
-        with _translated("reading the signature counter (7A)"):
+        with translated("reading the signature counter (7A)"):
             try:
                 SecuritySupportTemplate.parse(self.applet.get_data(Do.SECURITY_SUPPORT_TEMPLATE))
                 counter = True

@@ -10,7 +10,7 @@ so listing objects costs only the reads their attributes need.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 
@@ -31,8 +31,11 @@ from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 from opcard.publickeys import CardPublicKey, ec_params_der
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from opcard.card import Card
     from opcard.keys import CardPrivateKey
+    from opcard.publickeys import CryptographyPublicKey
     from opcard.session import Session
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "SLOT_LABELS",
+    "find_one",
 ]
 
 #: Labels as OpenSC shows them, so users recognise the keys.
@@ -69,13 +73,35 @@ _APPLICATION = "OpenPGP card"
 _PRIVATE_DOS = frozenset({Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4})
 
 
+#: The attributes every object has (PKCS#11 storage objects).
+_COMMON = (
+    Attribute.CLASS,
+    Attribute.TOKEN,
+    Attribute.LABEL,
+    Attribute.MODIFIABLE,
+    Attribute.COPYABLE,
+    Attribute.DESTROYABLE,
+)
+
+
 class CardObject:
     """An object on the card. ``obj[Attribute.LABEL]`` reads an attribute; :meth:`attributes`
-    gives all of them. Reading an attribute may read the card once (then it is cached)."""
+    gives all of them. Reading an attribute may read the card once (then it is cached).
+
+    Each class's :attr:`ATTRIBUTES` is the one table of the attributes it has: ``obj[a]``
+    answers exactly those (an attribute outside it raises ``KeyError``), and
+    :meth:`attributes` returns every one of them the object can show — all but those whose
+    value this object lacks (the modulus of an EC key, the subject when no certificate is
+    stored) or that need a PIN first."""
 
     object_class: ObjectClass
     #: The attributes this kind of object has, in a stable order.
-    ATTRIBUTES: tuple[Attribute, ...] = ()
+    ATTRIBUTES: ClassVar[tuple[Attribute, ...]] = _COMMON
+    _HAS: ClassVar[frozenset[Attribute]] = frozenset(_COMMON)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._HAS = frozenset(cls.ATTRIBUTES)
 
     def __init__(self, session: Session, handle: int) -> None:
         self.session = session
@@ -94,6 +120,8 @@ class CardObject:
 
     def __getitem__(self, attribute: int) -> AttributeValue:
         attribute = Attribute(attribute)
+        if attribute not in self._HAS:
+            raise KeyError(attribute)
         if attribute is Attribute.CLASS:
             return int(self.object_class)
         if attribute is Attribute.TOKEN:
@@ -115,7 +143,7 @@ class CardObject:
     def attributes(self) -> dict[Attribute, AttributeValue]:
         """Every attribute of the object (sensitive ones are not part of it)."""
         out: dict[Attribute, AttributeValue] = {}
-        for attribute in (Attribute.CLASS, Attribute.TOKEN, Attribute.LABEL, *self.ATTRIBUTES):
+        for attribute in self.ATTRIBUTES:
             try:
                 out[attribute] = self[attribute]
             except (KeyError, NotLoggedInError):
@@ -214,6 +242,7 @@ class PublicKey(_KeyObject):
 
     object_class = ObjectClass.PUBLIC_KEY
     ATTRIBUTES = (
+        *_COMMON,
         Attribute.PRIVATE,
         Attribute.ID,
         Attribute.KEY_TYPE,
@@ -228,6 +257,9 @@ class PublicKey(_KeyObject):
         Attribute.EC_PARAMS,
         Attribute.EC_POINT,
         Attribute.PUBLIC_KEY_INFO,
+        Attribute.SUBJECT,
+        Attribute.START_DATE,
+        Attribute.END_DATE,
     )
 
     def _value(self, attribute: Attribute) -> AttributeValue:
@@ -241,7 +273,8 @@ class PublicKey(_KeyObject):
             return False
         return self._key_value(attribute)
 
-    def to_cryptography(self) -> object:
+    def to_cryptography(self) -> CryptographyPublicKey:
+        """This key as a ``cryptography`` public key."""
         return self.public().to_cryptography()
 
 
@@ -250,6 +283,7 @@ class PrivateKey(_KeyObject):
 
     object_class = ObjectClass.PRIVATE_KEY
     ATTRIBUTES = (
+        *_COMMON,
         Attribute.PRIVATE,
         Attribute.ID,
         Attribute.KEY_TYPE,
@@ -270,6 +304,9 @@ class PrivateKey(_KeyObject):
         Attribute.EC_PARAMS,
         Attribute.EC_POINT,
         Attribute.PUBLIC_KEY_INFO,
+        Attribute.SUBJECT,
+        Attribute.START_DATE,
+        Attribute.END_DATE,
     )
 
     def _value(self, attribute: Attribute) -> AttributeValue:
@@ -314,6 +351,7 @@ class Certificate(CardObject):
 
     object_class = ObjectClass.CERTIFICATE
     ATTRIBUTES = (
+        *_COMMON,
         Attribute.PRIVATE,
         Attribute.ID,
         Attribute.CERTIFICATE_TYPE,
@@ -359,7 +397,8 @@ class Certificate(CardObject):
             return bytes(self._parsed()["tbs_certificate"]["serial_number"].dump())
         raise KeyError(attribute)
 
-    def to_cryptography(self) -> object:
+    def to_cryptography(self) -> x509.Certificate:
+        """This certificate as a ``cryptography`` ``x509.Certificate``."""
         from cryptography import x509
 
         return x509.load_der_x509_certificate(self.der)
@@ -369,7 +408,13 @@ class DataObject(CardObject):
     """A data object (CKO_DATA): URL, login data or a private-use DO."""
 
     object_class = ObjectClass.DATA
-    ATTRIBUTES = (Attribute.PRIVATE, Attribute.APPLICATION, Attribute.OBJECT_ID, Attribute.VALUE)
+    ATTRIBUTES = (
+        *_COMMON,
+        Attribute.PRIVATE,
+        Attribute.APPLICATION,
+        Attribute.OBJECT_ID,
+        Attribute.VALUE,
+    )
 
     def __init__(self, session: Session, handle: int, tag: int) -> None:
         super().__init__(session, handle)
@@ -384,6 +429,14 @@ class DataObject(CardObject):
         """CKA_PRIVATE: reading the value needs a PIN (private DO 3: the user PIN, private DO
         4: the admin PIN)."""
         return DATA_OBJECTS[self.tag][1] is not None
+
+    @property
+    def value(self) -> bytes:
+        """The DO's bytes (CKA_VALUE): private DO 3 after the user PIN, private DO 4 after the
+        admin PIN, else :class:`~opcard.errors.NotLoggedInError` (nothing is sent)."""
+        value = self[Attribute.VALUE]
+        assert isinstance(value, bytes)
+        return value
 
     @property
     def read_access(self) -> str | None:
@@ -449,3 +502,97 @@ def card_objects(
             if tag in _PRIVATE_DOS and not private_dos:  # the card has none (C0)
                 continue
             yield DataObject(session, _handle(ObjectClass.DATA, tag), tag)
+
+
+# --- exactly one object (the typed accessors of Session) ---------------------------------------
+
+_O = TypeVar("_O", bound=CardObject)
+
+#: Object class → (how messages name it, the Session accessor that returns it).
+_KINDS: dict[ObjectClass, tuple[str, str]] = {
+    ObjectClass.PRIVATE_KEY: ("private key", "get_private_key"),
+    ObjectClass.PUBLIC_KEY: ("public key", "get_public_key"),
+    ObjectClass.CERTIFICATE: ("certificate", "get_certificate"),
+    ObjectClass.DATA: ("data object", "get_data_object"),
+}
+_CLASSES: dict[ObjectClass, type[CardObject]] = {
+    ObjectClass.PRIVATE_KEY: PrivateKey,
+    ObjectClass.PUBLIC_KEY: PublicKey,
+    ObjectClass.CERTIFICATE: Certificate,
+    ObjectClass.DATA: DataObject,
+}
+
+
+def class_of(object_class: int) -> type[CardObject]:
+    """The Python class of the card's objects of a CKA_CLASS (CardObject for other classes)."""
+    try:
+        return _CLASSES.get(ObjectClass(object_class), CardObject)
+    except ValueError:
+        return CardObject
+
+
+def _kind(object_class: int) -> tuple[str, str | None]:
+    try:
+        oc = ObjectClass(object_class)
+    except ValueError:
+        return (f"object of class {object_class:#x}", None)
+    name, accessor = _KINDS.get(oc, (oc.name.lower().replace("_", " "), ""))
+    return name, accessor or None
+
+
+def _describe(template: Mapping[int, object]) -> str:
+    """How a message names what was asked for: "in the SIG slot with label 'URL'"."""
+    parts = []
+    obj_id = template.get(Attribute.ID)
+    if isinstance(obj_id, bytes):
+        slot = obj_id[0] if len(obj_id) == 1 and obj_id[0] in (1, 2, 3) else None
+        parts.append(f"in the {KeySlot(slot).name} slot" if slot else f"with id {obj_id.hex()}")
+    label = template.get(Attribute.LABEL)
+    if label is not None:
+        parts.append(f"with label {label!r}")
+    return " ".join(parts) or "on the card"
+
+
+def find_one(
+    session: Session, cls: type[_O], object_class: int, template: Mapping[int, object]
+) -> _O:
+    """The one object of ``object_class`` matching ``template`` (a PKCS#11 template without
+    CKA_CLASS), as ``cls``. None raises :class:`~opcard.errors.ObjectNotFoundError` with a
+    message that says what the card has instead and which accessor finds it; several raise
+    :class:`~opcard.errors.MultipleObjectsError` naming them."""
+    from opcard.errors import MultipleObjectsError, ObjectNotFoundError
+
+    found = list(session.find_objects({**template, Attribute.CLASS: object_class}))
+    what, accessor = _kind(object_class)
+    described = _describe(template)
+    if len(found) == 1:
+        obj = found[0]
+        if not isinstance(obj, cls):  # pragma: no cover - the class table says otherwise
+            raise TypeError(f"{obj!r} is not a {cls.__name__}")
+        return obj
+    if found:
+        labels = ", ".join(repr(o.label) for o in found)
+        hint = f": name one, e.g. {accessor}('sig')" if accessor and what != "data object" else ""
+        if what == "data object":
+            hint = ": name one, e.g. get_data_object('url')"
+        raise MultipleObjectsError(f"{len(found)} {what}s match {described} ({labels}){hint}")
+    message = f"no {what} {described}"
+    others = [o for o in session.find_objects(dict(template)) if o.object_class != object_class]
+    if template and others:
+        kinds: dict[int, list[CardObject]] = {}
+        for o in others:
+            kinds.setdefault(int(o.object_class), []).append(o)
+        hints = []
+        for oc, objects in kinds.items():
+            other, other_accessor = _kind(oc)
+            plural = other + ("s" if len(objects) > 1 else "")
+            use = f": use {other_accessor}" if other_accessor else ""
+            hints.append(f"the card has {len(objects)} {plural} {described}{use}")
+        message += "; " + "; ".join(hints)
+    else:
+        present = list(session.find_objects({Attribute.CLASS: object_class}))
+        if present:
+            message += f"; the card's {what}s: " + ", ".join(repr(o.label) for o in present)
+        else:
+            message += f"; the card has no {what}s"
+    raise ObjectNotFoundError(message)

@@ -3,12 +3,19 @@
 A :class:`Session` is a context manager over a :class:`~opcard.card.Card`. ``login(pin)``
 verifies the user PIN once (PW1 as 82, which INTERNAL AUTHENTICATE, PSO:DECIPHER and the
 private DOs need); the signature key's PW1-as-81 verification is made when first needed and
-again only when the card's C4 policy says PW1 is valid for one signature. The session keeps the
-PIN to do that — and only that: it never sends a PIN again after a failed attempt, and it
-forgets it at logout or when the session ends.
+again only when the card's C4 policy says PW1 is valid for one signature. What the session has
+verified, and the PINs it keeps, are one :class:`LoginState` (``session.login_state``). The
+session keeps a PIN in memory (unless told not to: ``login(pin, keep_pin=False)``) to verify it
+again — for PW1 as 81, and when the card forgot a verification (it was reset or re-inserted,
+another program's SELECT) — and for nothing else: it never sends a PIN again after the card
+refused it, and it forgets it at logout or when the session ends.
 
-The fast path (:meth:`Session.digest_signer`) costs one APDU per signature after login: no
-SELECT, no GET DATA, no re-reading of the application data.
+Every private key operation goes one way: :meth:`Session.perform` picks the card command of the
+operation (PSO:CDS for the SIG key, INTERNAL AUTHENTICATE for AUT, PSO:DECIPHER for DEC) and
+the PIN verification it needs from one table, and sends it through the applet
+(:class:`~apdu.openpgp.applet.OpenPgpApplet`). The fast path (:meth:`Session.digest_signer`) is
+that same way and costs one APDU per signature after login: no SELECT, no GET DATA, no
+re-reading of the application data, no PC/SC transaction.
 """
 
 from __future__ import annotations
@@ -16,31 +23,42 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from apdu import errors as apdu_errors
-from apdu.command import Command
 from apdu.openpgp import commands as cmds
+from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, Pw, Secret, UifMode
 from apdu.openpgp.kdf import kdf_off, new_kdf_do
 from apdu.openpgp.keys import ec_import_template, rsa_import_template
 from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes, Uif
+from opcard import arguments
 from opcard.errors import (
     AlgorithmRefusedError,
-    CardError,
     CardOperationError,
-    CertificateTooLargeError,
     DataLengthError,
     NotLoggedInError,
     NotSupportedByCardError,
     ObjectNotFoundError,
     OpcardError,
-    PinBlockedError,
     PinFormatError,
+    PinKind,
+    UnsupportedKeyError,
     UnsupportedMechanismError,
-    WrongPinError,
+    translate_error,
+    translated,
 )
-from opcard.objects import CardObject, PrivateKey, card_objects
+from opcard.objects import (
+    DATA_OBJECTS,
+    CardObject,
+    Certificate,
+    DataObject,
+    PrivateKey,
+    PublicKey,
+    card_objects,
+    class_of,
+    find_one,
+)
 from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
 from opcard.pkcs11.mechanisms import (
     CardOperation,
@@ -50,55 +68,120 @@ from opcard.pkcs11.mechanisms import (
     ecdsa_raw_to_der,
     prepare_digest_sign_input,
     prepare_sign_input,
+    signing_operation,
 )
 from opcard.pkcs11.template import matches_template, normalise_template
 from opcard.pkcs11.uri import Pkcs11Uri
 from opcard.publickeys import (
     CardPublicKey,
     KeyAlgorithm,
-    UnsupportedKeyError,
     attributes_for,
     parse_algorithm,
 )
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+    #: The private key types an OpenPGP card takes.
+    ImportableKey: TypeAlias = (
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | x25519.X25519PrivateKey
+    )
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
     from opcard.card import Card, CardFeatures, TokenInfo
 
 __all__ = [
-    "CertificateFormatError",
     "DigestSigner",
+    "LoginState",
     "Session",
     "algorithm_attributes",
+    "load_private_key",
     "require_feature",
-    "translate_error",
 ]
 
 _SW_SECURITY = 0x6982
 
 
-class CertificateFormatError(OpcardError, ValueError):
-    """The bytes given as a certificate are no X.509 certificate (nothing was written)."""
+class LoginState:
+    """What a session has verified on the card, and the PINs it keeps to verify them again.
 
-    default_return_value = ReturnValue.DATA_INVALID
+    - ``user``: the user PIN is verified as PW1 82 (:meth:`Session.login`): decryption, ECDH,
+      INTERNAL AUTHENTICATE (the AUT key), private DOs 1 and 3.
+    - ``signing``: the user PIN is verified as PW1 81, which PSO:COMPUTE DIGITAL SIGNATURE (the
+      SIG key) needs. The session makes it when first needed, and again before each signature
+      where the card's PW status (C4) says PW1 is valid for one signature only.
+    - ``admin``: the admin PIN is verified (PW3; :meth:`Session.login_admin`): every write.
 
+    The PINs are kept in memory (unless the login said ``keep_pin=False``) to verify again: PW1
+    as 81, and after the card forgot a verification (reset, re-inserted, another program's
+    SELECT). They are never shown: not in ``repr()``, a message or a log. :meth:`forget` drops
+    one PIN and what it verified (the card refused it, it was changed), :meth:`reset` all of
+    them (logout, end of the session, KDF switched, factory reset).
+    """
 
-class _Pin:
-    """A PIN held in memory for re-verification. Never printed."""
+    __slots__ = ("_admin_pin", "_user_pin", "admin", "signing", "user")
 
-    __slots__ = ("value",)
+    def __init__(self) -> None:
+        self.user = False
+        self.signing = False
+        self.admin = False
+        self._user_pin: bytes | None = None
+        self._admin_pin: bytes | None = None
 
-    def __init__(self, value: bytes) -> None:
-        self.value = value
+    def verified(self, pw: Pw, pin: bytes | None) -> None:
+        """``pw`` was verified; ``pin`` is kept to verify again (None: nothing kept)."""
+        if pw is Pw.PW3:
+            self.admin, self._admin_pin = True, pin
+        elif pw is Pw.PW1:
+            self.signing = True  # the same user PIN: what is kept does not change
+        else:
+            self.user, self._user_pin = True, pin
+
+    def pin(self, pw: Pw) -> bytes | None:
+        """The PIN kept for ``pw`` (PW1 81 and 82 are the same user PIN), or None."""
+        return self._admin_pin if pw is Pw.PW3 else self._user_pin
+
+    def forget(self, pw: Pw) -> None:
+        """Forget the PIN of ``pw`` and what it verified (PW1: both 81 and 82)."""
+        if pw is Pw.PW3:
+            self.admin, self._admin_pin = False, None
+        else:
+            self.user = self.signing = False
+            self._user_pin = None
+
+    def reset(self) -> None:
+        """Forget everything: nothing verified, no PIN kept."""
+        self.forget(Pw.PW1)
+        self.forget(Pw.PW3)
 
     def __repr__(self) -> str:
-        return "<PIN redacted>"
+        held = [name for name, pin in (("user", self._user_pin), ("admin", self._admin_pin)) if pin]
+        verified = [name for name in ("user", "signing", "admin") if getattr(self, name)]
+        return (
+            f"<LoginState verified={'+'.join(verified) or 'nothing'} "
+            f"pins_kept={'+'.join(held) or 'none'}>"
+        )
 
     __str__ = __repr__
 
 
+#: The call a message about a PIN's type shows, per secret.
+_PIN_CALLS = {
+    Secret.PW1: "session.login('123456')",
+    Secret.PW3: "session.login_admin('12345678')",
+    Secret.RESET_CODE: "session.set_reset_code('12345678')",
+}
+
+
 def _pin_bytes(pin: str | bytes, secret: Secret, what: str) -> bytes:
+    pin = arguments.pin(pin, what, _PIN_CALLS[secret])  # an int: TypeError, nothing sent
     value = pin.encode("utf-8") if isinstance(pin, str) else bytes(pin)
     if len(value) < secret.minimum_length:
         raise PinFormatError(
@@ -112,23 +195,8 @@ def _pin_bytes(pin: str | bytes, secret: Secret, what: str) -> bytes:
 
 _PIN_NAMES = {Secret.PW1: "user PIN", Secret.PW3: "admin PIN", Secret.RESET_CODE: "reset code"}
 
-
-def translate_error(err: apdu_errors.ApduError, what: str) -> OpcardError:
-    """The opcard exception for an apdu-layer exception (the original stays as __cause__)."""
-    if isinstance(err, apdu_errors.WrongPinError):
-        return WrongPinError(what, err.retries)
-    if isinstance(err, apdu_errors.PinBlockedError):
-        return PinBlockedError(
-            f"{what}: blocked — unblock it with the reset code or the admin PIN "
-            "(opcard pin unblock)"
-        )
-    if isinstance(err, apdu_errors.SecurityStatusNotSatisfiedError):
-        return NotLoggedInError(f"{what}: the card wants a PIN first (log in)")
-    if isinstance(err, apdu_errors.CardStatusError):
-        return CardOperationError(f"{what}: {err}", err.sw)
-    if isinstance(err, apdu_errors.TransportError):
-        return CardError(f"{what}: {err}")
-    return CardError(f"{what}: the card's answer is malformed: {err}")
+#: Which secret a PIN status word is about, by the PW reference of the command.
+_PIN_KIND = {Pw.PW1: PinKind.USER, Pw.PW1_OTHER: PinKind.USER, Pw.PW3: PinKind.ADMIN}
 
 
 #: Feature (a :class:`~opcard.card.CardFeatures` field) → what messages call it.
@@ -191,7 +259,7 @@ def algorithm_attributes(
     if listed is not None:
         names = ", ".join(dict.fromkeys(a.name for a in listed.get(slot, ()))) or "none"
         exact = card.listed_attributes(slot, algorithm)
-        if exact is None:
+        if exact is None or algorithm not in listed.get(slot, ()):
             raise UnsupportedKeyError(
                 f"this card does not support {algorithm.name} in the {slot.name} slot "
                 f"(it supports: {names})"
@@ -206,12 +274,19 @@ class Session:
 
     def __init__(self, card: Card) -> None:
         self.card = card
-        self._user_pin: _Pin | None = None
-        self._so_pin: _Pin | None = None
-        self.user_logged_in = False
-        self.so_logged_in = False
-        self._pw81 = False  # PW1 currently verified as 81 (for PSO:CDS)
+        #: What this session has verified and the PINs it keeps (:class:`LoginState`).
+        self.login_state = LoginState()
         self._closed = False
+
+    @property
+    def user_logged_in(self) -> bool:
+        """The user PIN is verified (:meth:`login`)."""
+        return self.login_state.user
+
+    @property
+    def so_logged_in(self) -> bool:
+        """The admin PIN is verified (:meth:`login_admin`)."""
+        return self.login_state.admin
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -237,28 +312,44 @@ class Session:
         return self.card.features()
 
     def __repr__(self) -> str:
-        state = "user" if self.user_logged_in else "public"
-        if self.so_logged_in:
+        state = "user" if self.login_state.user else "public"
+        if self.login_state.admin:
             state += "+so"
         return f"<Session {state} on {self.card!r}>"
 
     # -- PINs ---------------------------------------------------------------------------------
 
-    def login(self, pin: str | bytes, user_type: UserType = UserType.USER) -> None:
-        """Verify the user PIN (``UserType.USER``, PW1) or the admin PIN (``UserType.SO``,
+    def login(
+        self, pin: str | bytes, user_type: UserType = UserType.USER, *, keep_pin: bool = True
+    ) -> None:
+        """Verify the user PIN (``UserType.USER``, PW1 as 82) or the admin PIN (``UserType.SO``,
         PW3). A wrong PIN raises :class:`WrongPinError` with the tries left; exactly one try is
-        used, and the PIN is not kept."""
+        used.
+
+        The session keeps the PIN in memory (never in a repr, a message or a log) to verify it
+        again when needed: the user PIN as PW1 81 before signing with the SIG key (before each
+        signature where the card's C4 says PW1 is valid for one signature), and either PIN once
+        after the card forgot its verification (reset or re-inserted, another program's
+        SELECT). It is dropped at :meth:`logout`, when the session ends, and as soon as the card
+        refuses it (a PIN is never sent again after a refusal).
+
+        ``keep_pin=False`` keeps nothing: the user PIN is then verified for signing too (PW1
+        81, one more VERIFY, no try used), and when the card forgets a verification — or its
+        C4 wants the PIN before each signature — the session raises
+        :class:`~opcard.errors.NotLoggedInError`: log in again."""
+        state = self.login_state
         if user_type is UserType.SO:
             value = _pin_bytes(pin, Secret.PW3, "admin PIN")
             self._verify(Pw.PW3, value, "admin PIN")
-            self._so_pin = _Pin(value)
-            self.so_logged_in = True
+            state.verified(Pw.PW3, value if keep_pin else None)
             return
         value = _pin_bytes(pin, Secret.PW1, "user PIN")
         self._verify(Pw.PW1_OTHER, value, "user PIN")
-        self._user_pin = _Pin(value)
-        self.user_logged_in = True
-        self._pw81 = False
+        state.forget(Pw.PW1)  # a new login: PW1 81 is verified again when needed
+        state.verified(Pw.PW1_OTHER, value if keep_pin else None)
+        if not keep_pin:
+            self._verify(Pw.PW1, value, "user PIN")
+            state.signing = True
 
     def login_admin(self, pin: str | bytes) -> None:
         """Verify the admin PIN (PW3): needed for every write."""
@@ -270,45 +361,41 @@ class Session:
         or re-inserted the VERIFY did not reach it, and it is sent once more after the
         reconnect. Transport failures keep the login state (the PIN was not refused)."""
         self.card.prepare_pin()
-        try:
+        with translated(what, _PIN_KIND[pw]):
             try:
-                self.card.applet.verify(pw, value)
-            except apdu_errors.CardRemovedError:
-                if not held:
-                    raise
-                self.card.applet.verify(pw, value)  # the channel reconnects and re-selects
-        except apdu_errors.CardStatusError as e:
-            if pw is Pw.PW3:
-                self._so_pin, self.so_logged_in = None, False
-            else:
-                self._user_pin, self.user_logged_in, self._pw81 = None, False, False
-            raise translate_error(e, what) from e
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, what) from e
+                try:
+                    self.card.applet.verify(pw, value)
+                except apdu_errors.CardRemovedError:
+                    if not held:
+                        raise
+                    self.card.applet.verify(pw, value)  # the channel reconnects, re-selects
+            except apdu_errors.CardStatusError:
+                self.login_state.forget(pw)
+                self.card.pin_tried(pw, accepted=False)
+                raise
+        self.card.pin_tried(pw, accepted=True)
 
     def logout(self) -> None:
         """The card forgets the verified PINs (VERIFY P1=FF) and the session forgets them."""
-        was_user, was_so = self.user_logged_in or self._pw81, self.so_logged_in
-        self._user_pin = self._so_pin = None
-        self.user_logged_in = self.so_logged_in = self._pw81 = False
-        try:
-            with self.card.channel.transaction():
-                if was_user:
-                    self.card.applet.unverify(Pw.PW1)
-                    self.card.applet.unverify(Pw.PW1_OTHER)
-                if was_so:
-                    self.card.applet.unverify(Pw.PW3)
-        except apdu_errors.CardStatusError:
-            pass  # cards without VERIFY P1=FF: the verification ends with the card session
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, "logout") from e
+        state = self.login_state
+        was_user, was_so = state.user or state.signing, state.admin
+        state.reset()
+        # cards without VERIFY P1=FF refuse it: the verification ends with the card session
+        with (
+            translated("logout"),
+            contextlib.suppress(apdu_errors.CardStatusError),
+            self.card.channel.transaction(),
+        ):
+            if was_user:
+                self.card.applet.unverify(Pw.PW1)
+                self.card.applet.unverify(Pw.PW1_OTHER)
+            if was_so:
+                self.card.applet.unverify(Pw.PW3)
 
     def pin_status(self) -> dict[str, int]:
         """Tries left for the user PIN, the reset code and the admin PIN (fresh from C4)."""
-        try:
+        with translated("PIN status"):
             status = self.card.applet.get_pw_status()
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, "PIN status") from e
         return {
             "user": status.retries_pw1,
             "reset_code": status.retries_reset_code,
@@ -316,31 +403,40 @@ class Session:
         }
 
     def pw1_valid_for_several(self) -> bool:
-        pw = self.card.application_data().pw_status
+        """The card's C4 says PW1 (81) stays valid for several signatures (cached: no I/O)."""
+        pw = self.card.pw_status()
         return pw is None or pw.pw1_valid_for_several_signatures
 
     def _ensure(self, pw: Pw) -> None:
-        """Make sure ``pw`` is verified on the card, re-verifying with the PIN we hold."""
+        """Make sure ``pw`` is verified on the card, verifying PW1 as 81 with the kept PIN."""
+        state = self.login_state
         if pw is Pw.PW3:
-            if not self.so_logged_in:
-                raise NotLoggedInError("this needs the admin PIN: log in as security officer")
+            if not state.admin:
+                raise NotLoggedInError.needs(PinKind.ADMIN)
             return
-        if not self.user_logged_in or self._user_pin is None:
-            raise NotLoggedInError("this needs the user PIN: log in first")
-        if pw is Pw.PW1 and not self._pw81:
-            self._verify(Pw.PW1, self._user_pin.value, "user PIN", held=True)
-            self._pw81 = True
+        if not state.user:
+            raise NotLoggedInError.needs(PinKind.USER)
+        if pw is Pw.PW1 and not state.signing:
+            pin = state.pin(Pw.PW1)
+            if pin is None:
+                raise NotLoggedInError(
+                    "signing with the SIG key needs the user PIN again (the card's PW1 policy) "
+                    "and this session did not keep it (keep_pin=False): log in again with "
+                    "session.login(pin)",
+                    pin=PinKind.USER,
+                )
+            self._verify(Pw.PW1, pin, "user PIN", held=True)
+            state.verified(Pw.PW1, pin)
 
     def _reverify(self, pw: Pw) -> bool:
         """After 6982 on an operation: verify again with the PIN we hold (it was right before:
         the card was reset or another process dropped the verification). False when we hold
         no PIN for it."""
-        pin = self._so_pin if pw is Pw.PW3 else self._user_pin
+        pin = self.login_state.pin(pw)
         if pin is None:
             return False
-        self._verify(pw, pin.value, "admin PIN" if pw is Pw.PW3 else "user PIN", held=True)
-        if pw is Pw.PW1:
-            self._pw81 = True
+        self._verify(pw, pin, "admin PIN" if pw is Pw.PW3 else "user PIN", held=True)
+        self.login_state.verified(pw, pin)
         return True
 
     def change_pin(self, old: str | bytes, new: str | bytes, *, admin: bool = False) -> None:
@@ -349,17 +445,11 @@ class Session:
         old_b, new_b = _pin_bytes(old, secret, name), _pin_bytes(new, secret, f"new {name}")
         self.card.prepare_pin()
         try:
-            self.card.applet.change_pin(Pw.PW3 if admin else Pw.PW1, old_b, new_b)
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, name) from e
+            with translated(name, PinKind.ADMIN if admin else PinKind.USER):
+                self.card.applet.change_pin(Pw.PW3 if admin else Pw.PW1, old_b, new_b)
         finally:
             self.card.invalidate()
-        if admin:
-            self._so_pin = None
-            self.so_logged_in = False
-        else:
-            self._user_pin = None
-            self.user_logged_in = self._pw81 = False
+        self.login_state.forget(Pw.PW3 if admin else Pw.PW1)
 
     def unblock_pin(self, new: str | bytes, *, reset_code: str | bytes | None = None) -> None:
         """A new user PIN with the reset code, or (without it) after the admin PIN."""
@@ -373,9 +463,11 @@ class Session:
             self._ensure(Pw.PW3)
         self.card.prepare_pin()
         try:
-            self.card.applet.reset_retry_counter(new_b, reset_code=code)
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, "reset code" if code else "unblock user PIN") from e
+            with translated(
+                "reset code" if code else "unblock user PIN",
+                PinKind.RESET_CODE if code is not None else PinKind.ADMIN,
+            ):
+                self.card.applet.reset_retry_counter(new_b, reset_code=code)
         finally:
             self.card.invalidate()
 
@@ -390,7 +482,8 @@ class Session:
     # -- objects ------------------------------------------------------------------------------
 
     def objects(self) -> list[CardObject]:
-        return list(card_objects(self))
+        with translated("reading the card's objects"):
+            return list(card_objects(self))
 
     def find_objects(
         self, template: Mapping[int, object] | None = None, **kwargs: object
@@ -398,10 +491,10 @@ class Session:
         """Objects matching every attribute of ``template`` (``{Attribute.CLASS: …}``) and of
         the keyword shortcuts ``object_class=``, ``id=``, ``label=``."""
         wanted: dict[int, object] = dict(template or {})
-        if "object_class" in kwargs:
-            wanted[Attribute.CLASS] = kwargs.pop("object_class")
-        if "id" in kwargs:
-            wanted[Attribute.ID] = kwargs.pop("id")
+        if "object_class" in kwargs:  # ObjectClass, its number or name ("certificate")
+            wanted[Attribute.CLASS] = arguments.object_class(kwargs.pop("object_class"))
+        if "id" in kwargs:  # bytes, or the slot's number (3: b"\x03")
+            wanted[Attribute.ID] = arguments.key_id(kwargs.pop("id"))
         if "label" in kwargs:
             wanted[Attribute.LABEL] = kwargs.pop("label")
         if kwargs:
@@ -413,12 +506,10 @@ class Session:
         obj_id = normalised.get(Attribute.ID)
         if isinstance(obj_id, bytes) and len(obj_id) == 1:
             slots = frozenset({obj_id[0]})
-        try:
+        with translated("reading the card's objects"):
             for obj in card_objects(self, classes, slots):
                 if matches_template(normalised, obj.__getitem__):
                     yield obj
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, "reading the card's objects") from e
 
     def find_uri(self, uri: Pkcs11Uri | str) -> list[CardObject]:
         """The objects a ``pkcs11:`` URI names (RFC 7512 matching): none when its token
@@ -430,56 +521,156 @@ class Session:
             return []
         return list(self.find_objects(parsed.object_template()))
 
+    # Exactly one object: the typed accessors. Each takes a slot (KeySlot.SIG, "sig", 1) and
+    # optionally label= / id=, and raises ObjectNotFoundError when none or several match (the
+    # message says what the card has instead, and which accessor finds it).
+
+    def get_private_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> PrivateKey:
+        """The slot's private key (``session.get_private_key("sig").sign(…)``)."""
+        return find_one(
+            self, PrivateKey, ObjectClass.PRIVATE_KEY, _object_template(slot, label, id)
+        )
+
+    def get_public_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> PublicKey:
+        """The slot's public key (``.to_cryptography()`` gives the ``cryptography`` key)."""
+        return find_one(self, PublicKey, ObjectClass.PUBLIC_KEY, _object_template(slot, label, id))
+
+    def get_certificate(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> Certificate:
+        """The certificate stored for the slot (``.to_cryptography()``: an
+        ``x509.Certificate``; ``.der``: its bytes)."""
+        return find_one(
+            self, Certificate, ObjectClass.CERTIFICATE, _object_template(slot, label, id)
+        )
+
+    def get_data_object(
+        self, name: Do | str | int | None = None, *, label: str | None = None
+    ) -> DataObject:
+        """A data object by name (``"url"``, ``"login"``, ``"private1"`` … ``"private4"``), by
+        :class:`~apdu.openpgp.constants.Do` or tag, or by label (``"Private DO 1"``);
+        ``.value`` is its bytes."""
+        template: dict[int, object] = {}
+        if name is not None:
+            tag = arguments.data_object(name)
+            if tag not in DATA_OBJECTS:
+                shown = ", ".join(v[0] for v in DATA_OBJECTS.values())
+                raise ValueError(
+                    f"{arguments.do_name(tag)} is not one of the card's data objects ({shown})"
+                )
+            template[Attribute.LABEL] = DATA_OBJECTS[tag][0]
+        if label is not None:
+            template[Attribute.LABEL] = label
+        return find_one(self, DataObject, ObjectClass.DATA, template)
+
+    @overload
     def get_key(
         self,
         slot: KeySlot | str | int | None = None,
         *,
-        object_class: ObjectClass = ObjectClass.PRIVATE_KEY,
+        object_class: Literal[ObjectClass.PRIVATE_KEY] = ...,
         label: str | None = None,
-        id: bytes | None = None,
+        id: bytes | int | None = None,
+    ) -> PrivateKey: ...
+    @overload
+    def get_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        object_class: Literal[ObjectClass.PUBLIC_KEY],
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> PublicKey: ...
+    @overload
+    def get_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        object_class: Literal[ObjectClass.CERTIFICATE],
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> Certificate: ...
+    @overload
+    def get_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        object_class: Literal[ObjectClass.DATA],
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> DataObject: ...
+    @overload
+    def get_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        object_class: ObjectClass | int | str,
+        label: str | None = None,
+        id: bytes | int | None = None,
+    ) -> CardObject: ...
+    def get_key(
+        self,
+        slot: KeySlot | str | int | None = None,
+        *,
+        object_class: ObjectClass | int | str = ObjectClass.PRIVATE_KEY,
+        label: str | None = None,
+        id: bytes | int | None = None,
     ) -> CardObject:
-        """Exactly one key (or certificate); :class:`ObjectNotFoundError` when none or several
-        match."""
-        template: dict[int, object] = {Attribute.CLASS: object_class}
-        if slot is not None:
-            template[Attribute.ID] = bytes((int(_slot(slot)),))
-        if id is not None:
-            template[Attribute.ID] = id
-        if label is not None:
-            template[Attribute.LABEL] = label
-        found = list(self.find_objects(template))
-        if len(found) != 1:
-            what = ObjectClass(object_class).name.lower().replace("_", " ")
-            detail = f"slot {_slot(slot).name}" if slot is not None else "the template"
-            if not found:
-                raise ObjectNotFoundError(f"no {what} matches {detail}")
-            raise ObjectNotFoundError(
-                f"{len(found)} objects match {detail}: {', '.join(o.label for o in found)}"
-            )
-        return found[0]
+        """Exactly one object of ``object_class`` — a **private key** unless it says otherwise
+        (``ObjectClass.CERTIFICATE``, ``"certificate"``, ``"public"``, ``"data"``, …). The return
+        type follows ``object_class`` (:class:`PrivateKey` by default); the accessors
+        :meth:`get_private_key`, :meth:`get_public_key`, :meth:`get_certificate` and
+        :meth:`get_data_object` say it in their names. :class:`ObjectNotFoundError` when none
+        or several match."""
+        oc = arguments.object_class(object_class)
+        return find_one(self, class_of(oc), oc, _object_template(slot, label, id))
 
     def private_key(self, slot: KeySlot | str | int) -> PrivateKey:
-        key = self.get_key(slot)
-        assert isinstance(key, PrivateKey)
-        return key
+        """The slot's private key (:meth:`get_private_key`)."""
+        return self.get_private_key(slot)
 
     # -- private key operations ---------------------------------------------------------------
 
-    def _key_info(self, slot: KeySlot) -> KeyInfo:
-        """Key type and size from the (cached) application data: no APDU."""
+    def key_info(self, slot: KeySlot | str | int) -> KeyInfo:
+        """Type and size of the key in ``slot``, from the cached application data (no APDU);
+        :class:`ObjectNotFoundError` when the slot is empty."""
+        slot = _slot(slot)
         algorithm = self.card.algorithm(slot) if self.card.key_present(slot) else None
         if algorithm is None:
             raise ObjectNotFoundError(f"there is no key in the {slot.name} slot")
         return KeyInfo(slot, algorithm.key_type, algorithm.bits)
 
     def sign(
-        self, key: PrivateKey | KeySlot | str, data: bytes, mechanism: int | None = None
+        self,
+        key: PrivateKey | KeySlot | str | int,
+        data: bytes,
+        mechanism: Mechanism | int | str | None = None,
     ) -> bytes:
-        """Sign ``data`` with a PKCS#11 mechanism; the default is the raw mechanism of the key
-        type (CKM_RSA_PKCS with a DigestInfo, CKM_ECDSA with a hash, CKM_EDDSA with a
+        """Sign ``data`` with a PKCS#11 mechanism (``Mechanism.ECDSA_SHA256`` or its name,
+        ``"ECDSA_SHA256"`` / ``"CKM_ECDSA_SHA256"``); the default is the raw mechanism of the
+        key type (CKM_RSA_PKCS with a DigestInfo, CKM_ECDSA with a hash, CKM_EDDSA with a
         message). ECDSA signatures are r‖s, as PKCS#11 returns them."""
         slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
-        info = self._key_info(slot)
+        data = arguments.data(data, "the data to sign")
+        if mechanism is not None:
+            mechanism = arguments.mechanism(mechanism)
+        info = self.key_info(slot)
         if mechanism is None:
             default = _DEFAULT_SIGN.get(info.key_type)
             if default is None:  # X25519: a key agreement key
@@ -491,87 +682,136 @@ class Session:
         prepared = prepare_sign_input(mechanism, info, data)
         return self._card_sign(slot, prepared)
 
-    def sign_digest(self, key: PrivateKey | KeySlot | str, digest: bytes, hash_name: str) -> bytes:
-        """Sign a ``digest`` made with ``hash_name`` (explicit; never guessed)."""
+    def sign_digest(
+        self,
+        key: PrivateKey | KeySlot | str | int,
+        digest: bytes,
+        hash_name: str | hashes.HashAlgorithm | type[hashes.HashAlgorithm],
+    ) -> bytes:
+        """Sign a ``digest`` made with ``hash_name`` (explicit; never guessed): a name
+        (``"sha256"``) or a ``cryptography`` hash (``hashes.SHA256()``)."""
         slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
+        digest = arguments.data(digest, "the digest")
+        hash_name = arguments.hash_name(hash_name)
         return self._card_sign(
-            slot, prepare_digest_sign_input(self._key_info(slot), hash_name, digest)
+            slot, prepare_digest_sign_input(self.key_info(slot), hash_name, digest)
         )
 
     def _card_sign(self, slot: KeySlot, prepared: SignInput) -> bytes:
         if not prepared.data:  # EdDSA of b"": the card's command needs a data field
             raise DataLengthError("an OpenPGP card cannot sign an empty message")
-        if prepared.operation is CardOperation.COMPUTE_DIGITAL_SIGNATURE:
-            pw, cmd = Pw.PW1, cmds.pso_compute_digital_signature(prepared.data)
-        else:
-            pw, cmd = Pw.PW1_OTHER, cmds.internal_authenticate(prepared.data)
-        return self._private_operation(pw, cmd, f"sign with the {slot.name} key")
+        return self.perform(prepared.operation, prepared.data, f"sign with the {slot.name} key")
 
-    def _send_verified(self, send: Callable[[Command], bytes], pw: Pw, cmd: Command) -> bytes:
-        """``send(cmd)``; when the card says 6982 (it was reset, or another process dropped
-        the verification) verify again with the PIN we hold and resend once. When the card was
-        reset or re-inserted (CardRemovedError), the channel reconnects and re-selects on the
-        next send: the command is sent again, once, the same way."""
+    def prepare(self, operation: CardOperation) -> None:
+        """Make sure the card holds the PIN verification ``operation`` needs, before it is
+        sent: the user PIN (:class:`NotLoggedInError` when the session is not logged in) and,
+        for PSO:CDS (the SIG key), PW1 as 81 — verified now with the kept PIN when the card does
+        not hold it. :meth:`perform` does it too; :class:`DigestSigner` calls it when made, so
+        that each of its signatures is one APDU."""
+        self._ensure(_COMMANDS[operation][0])
+
+    def perform(self, operation: CardOperation, data: bytes, what: str | None = None) -> bytes:
+        """Run a private key operation on ``data`` already in the card's input format (see
+        :func:`~opcard.pkcs11.mechanisms.prepare_sign_input`): the one way every signature,
+        decryption and ECDH of opcard goes.
+
+        The command and the PIN verification come from one table: PSO:COMPUTE DIGITAL
+        SIGNATURE (PW1 81), INTERNAL AUTHENTICATE or PSO:DECIPHER (PW1 82), sent by the applet
+        (:meth:`~apdu.openpgp.applet.OpenPgpApplet.sign`, ``internal_authenticate``,
+        ``decipher``) as one APDU without a PC/SC transaction when it fits one. The verification
+        is made first where needed (:meth:`prepare`); when the card answers that it forgot it
+        (6982: it was reset, another program dropped it), the session verifies once more with
+        the kept PIN and sends the command again, once. ``what`` names the operation in
+        messages."""
+        pw, command = _COMMANDS[operation]
+        self._ensure(pw)
+        with translated(what or _OPERATION_TEXT[operation], PinKind.USER):
+            try:
+                result = self._send_verified(pw, command, data)
+            except apdu_errors.ApduError:
+                if pw is Pw.PW1:
+                    self.login_state.signing = False
+                raise
+        if pw is Pw.PW1 and not self.pw1_valid_for_several():
+            self.login_state.signing = False
+        return result
+
+    def _send_verified(self, pw: Pw, command: _Command, data: bytes) -> bytes:
+        """``command(applet, data)``; when the card says 6982 (it was reset, or another process
+        dropped the verification) verify again with the PIN we hold and resend once. When the
+        card was reset or re-inserted (CardRemovedError), the channel reconnects and re-selects
+        on the next send: the command is sent again, once, the same way."""
         try:
-            return self._send_or_reverify(send, pw, cmd)
+            return self._send_or_reverify(pw, command, data)
         except apdu_errors.CardRemovedError:
             if pw is Pw.PW1:
-                self._pw81 = False
-            return self._send_or_reverify(send, pw, cmd)
+                self.login_state.signing = False
+            return self._send_or_reverify(pw, command, data)
 
-    def _send_or_reverify(self, send: Callable[[Command], bytes], pw: Pw, cmd: Command) -> bytes:
+    def _send_or_reverify(self, pw: Pw, command: _Command, data: bytes) -> bytes:
+        applet = self.card.applet
         try:
-            return send(cmd)
+            return command(applet, data)
         except apdu_errors.SecurityStatusNotSatisfiedError:
             if not self._reverify(pw):
                 raise
-            return send(cmd)
-
-    def _private_operation(self, pw: Pw, cmd: Command, what: str) -> bytes:
-        self._ensure(pw)
-        try:
-            result = self._send_verified(self.card.channel.send, pw, cmd)
-        except apdu_errors.ApduError as e:
-            if pw is Pw.PW1:
-                self._pw81 = False
-            raise translate_error(e, what) from e
-        if pw is Pw.PW1 and not self.pw1_valid_for_several():
-            self._pw81 = False
-        return result
+            return command(applet, data)
 
     def decrypt(
-        self, key: PrivateKey | KeySlot | str, data: bytes, mechanism: int | None = None
+        self,
+        key: PrivateKey | KeySlot | str | int,
+        data: bytes,
+        mechanism: Mechanism | int | str | None = None,
     ) -> bytes:
-        """Decrypt an RSA PKCS#1 v1.5 cryptogram with the DEC key."""
+        """Decrypt an RSA PKCS#1 v1.5 cryptogram with the DEC key. Another key, or another
+        mechanism, raises :class:`UnsupportedMechanismError` before anything is sent."""
         slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
-        info = self._key_info(slot)
-        if slot is not KeySlot.DEC or info.key_type is not KeyType.RSA:
-            raise UnsupportedKeyError(
-                f"the {slot.name} key cannot decrypt (only an RSA DEC key can)"
+        data = arguments.data(data, "the cryptogram")
+        if mechanism is not None:
+            mechanism = arguments.mechanism(mechanism)
+        info = self.key_info(slot)
+        if slot is not KeySlot.DEC:
+            raise UnsupportedMechanismError(
+                f"the {slot.name} key cannot decrypt: only the DEC key decrypts (an RSA one)",
+                return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+            )
+        if info.key_type is not KeyType.RSA:
+            raise UnsupportedMechanismError(
+                f"the DEC key ({info.key_type.name}) cannot decrypt: an ECC DEC key derives a "
+                "shared secret (session.derive)",
+                return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
             )
         if mechanism not in (None, Mechanism.RSA_PKCS):
-            raise UnsupportedKeyError("OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only")
-        cmd = cmds.pso_decipher(cmds.decipher_input_rsa(data))
-        return self._private_operation(Pw.PW1_OTHER, cmd, "decrypt with the DEC key")
+            raise UnsupportedMechanismError("OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only")
+        return self.perform(
+            CardOperation.DECIPHER, cmds.decipher_input_rsa(data), "decrypt with the DEC key"
+        )
 
-    def derive(self, key: PrivateKey | KeySlot | str, peer_point: bytes) -> bytes:
-        """ECDH with the DEC key: the shared secret with the peer's public point."""
+    def derive(self, key: PrivateKey | KeySlot | str | int, peer_point: bytes) -> bytes:
+        """ECDH with the DEC key: the shared secret with the peer's public point. Another key
+        raises :class:`UnsupportedMechanismError` before anything is sent."""
         slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
-        info = self._key_info(slot)
-        if slot is not KeySlot.DEC or info.key_type is KeyType.RSA:
-            raise UnsupportedKeyError(
-                f"the {slot.name} key cannot derive (only an ECC DEC key can)"
+        peer_point = arguments.data(peer_point, "the peer's public point")
+        info = self.key_info(slot)
+        if slot is not KeySlot.DEC:
+            raise UnsupportedMechanismError(
+                f"the {slot.name} key cannot derive: only the DEC key does (an ECC one)",
+                return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
             )
-        cmd = cmds.pso_decipher(cmds.decipher_input_ecdh(peer_point))
-        return self._private_operation(Pw.PW1_OTHER, cmd, "ECDH with the DEC key")
+        if info.key_type is KeyType.RSA:
+            raise UnsupportedMechanismError(
+                "the DEC key (RSA) cannot derive: an RSA DEC key decrypts (session.decrypt)",
+                return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
+            )
+        return self.perform(
+            CardOperation.DECIPHER, cmds.decipher_input_ecdh(peer_point), "ECDH with the DEC key"
+        )
 
     def generate_random(self, length: int) -> bytes:
-        try:
+        with translated("GET CHALLENGE"):
             return self.card.applet.get_challenge(length)
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, "GET CHALLENGE") from e
 
-    def digest_signer(self, slot: KeySlot | str = KeySlot.AUT) -> DigestSigner:
+    def digest_signer(self, slot: KeySlot | str | int = KeySlot.AUT) -> DigestSigner:
         """The fast path: a signer of digests for TLS client authentication (one APDU each)."""
         return DigestSigner(self, _slot(slot))
 
@@ -585,37 +825,34 @@ class Session:
             # A 6982 then means another program made the card forget the admin PIN before it
             # began (its SELECT, a reset), so nothing protected was written yet: verify again
             # with the PIN this session holds and run the write once more.
-            with self.card.channel.transaction():
+            with translated(what, PinKind.ADMIN), self.card.channel.transaction():
                 try:
                     action()
                 except apdu_errors.SecurityStatusNotSatisfiedError:
                     if not self._reverify(Pw.PW3):
                         raise
                     action()
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, what) from e
         finally:
             self.card.invalidate()
 
-    def store_certificate(self, slot: KeySlot | str, certificate: bytes) -> None:
-        """Write a DER certificate into ``slot`` (checked against the card's size limit first;
-        nothing is sent when it is too large). On a spec 2 card only the AUT slot has a
+    def store_certificate(
+        self, slot: KeySlot | str | int, certificate: x509.Certificate | bytes | str
+    ) -> None:
+        """Write a certificate into ``slot``: a ``cryptography`` ``x509.Certificate``, DER, or
+        PEM (bytes or text). It is checked against the card's size limit first (nothing is sent
+        when it is too large: :class:`CertificateTooLargeError`); what is no certificate raises
+        :class:`CertificateFormatError`. On a spec 2 card only the AUT slot has a
         certificate: another slot raises :class:`NotSupportedByCardError` before any I/O."""
         slot = _slot(slot)
+        der = arguments.certificate_der(certificate)
         self.card.check_certificate_slot(slot)
-        der = _certificate_der(certificate)
-        caps = self.card.application_data().extended_capabilities
-        limit = caps.max_certificate_length if caps is not None else 0
-        if limit and len(der) > limit:
-            raise CertificateTooLargeError(
-                f"the certificate is {len(der)} bytes; this card stores at most {limit}"
-            )
+        arguments.check_certificate_length(der, self.card.application_data().extended_capabilities)
         self._write(
             lambda: self.card.applet.put_certificate(slot, der, select=self.card.aid.is_v3),
             f"store {slot.name} certificate",
         )
 
-    def delete_certificate(self, slot: KeySlot | str) -> None:
+    def delete_certificate(self, slot: KeySlot | str | int) -> None:
         slot = _slot(slot)
         self.card.check_certificate_slot(slot)
         self._write(
@@ -623,7 +860,7 @@ class Session:
             f"delete {slot.name} certificate",
         )
 
-    def set_algorithm(self, slot: KeySlot | str, algorithm: KeyAlgorithm | str) -> None:
+    def set_algorithm(self, slot: KeySlot | str | int, algorithm: KeyAlgorithm | str) -> None:
         """Declare ``algorithm`` for ``slot`` (PUT DATA C1/C2/C3, needs the admin PIN); this
         deletes the key in the slot. Nothing happens when the slot already declares it.
 
@@ -651,22 +888,22 @@ class Session:
             apdu_errors.SecurityStatusNotSatisfiedError,
             apdu_errors.WrongPinError,
             apdu_errors.PinBlockedError,
+            apdu_errors.TransportError,
+            apdu_errors.ProtocolError,
         ) as e:
-            raise translate_error(e, what) from e
+            raise translate_error(e, what, PinKind.ADMIN) from e
         except apdu_errors.CardStatusError as e:
             raise AlgorithmRefusedError(
                 f"the card refused {alg.name} for the {slot.name} slot (SW {e.sw:04X}): it may "
                 "not support this algorithm; nothing on the card was changed",
                 e.sw,
             ) from e
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, what) from e
         finally:
             self.card.invalidate()
 
     def generate_key(
         self,
-        slot: KeySlot | str,
+        slot: KeySlot | str | int,
         algorithm: KeyAlgorithm | str | None = None,
         *,
         created: int | None = None,
@@ -689,10 +926,34 @@ class Session:
         self._write(action, f"generate the {slot.name} key")
         return result[0]
 
+    def check_algorithm(self, slot: KeySlot | str | int, algorithm: KeyAlgorithm | str) -> None:
+        """Refuse now — before any PIN, writing nothing — an algorithm ``slot`` cannot take:
+        one no OpenPGP card has for the slot (Ed25519 cannot decrypt, RSA-1024), one the card
+        does not list in its algorithm information (FA), or any change on a card whose C0 says
+        a slot's algorithm cannot change (:func:`algorithm_attributes`). A card that publishes
+        no list is not refused on a guess: it is asked when the key is generated or imported
+        (:meth:`set_algorithm`)."""
+        slot = _slot(slot)
+        alg = parse_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+        algorithm_attributes(self.card, slot, alg)
+
+    def check_import(self, slot: KeySlot | str | int, private_key: object) -> KeyAlgorithm:
+        """What :meth:`import_key` would refuse, checked now without a PIN or a write: a card
+        whose C0 says it imports no keys (:class:`NotSupportedByCardError`), a key type no
+        OpenPGP card takes, an algorithm the slot cannot take (:meth:`check_algorithm`).
+        ``private_key`` is a ``cryptography`` private key (:func:`load_private_key` reads a
+        file's bytes). Returns the key's algorithm."""
+        slot = _slot(slot)
+        require_feature(self.card, "key_import")
+        key = _importable(private_key)
+        algorithm = CardPublicKey.from_cryptography(key.public_key()).algorithm
+        self.check_algorithm(slot, algorithm)
+        return algorithm
+
     def import_key(
         self,
-        slot: KeySlot | str,
-        private_key: PrivateKeyTypes | bytes,
+        slot: KeySlot | str | int,
+        private_key: PrivateKeyTypes | bytes | str,
         *,
         created: int | None = None,
         password: bytes | None = None,
@@ -710,18 +971,16 @@ class Session:
 
         slot = _slot(slot)
         require_feature(self.card, "key_import")
+        if isinstance(private_key, str):
+            if "-----BEGIN" not in private_key:
+                raise TypeError(
+                    "a private key is a cryptography private key, its PEM or DER bytes, or PEM "
+                    "text ('-----BEGIN PRIVATE KEY-----' …)"
+                )
+            private_key = private_key.encode("ascii", "replace")  # PEM text
         if isinstance(private_key, bytes | bytearray | memoryview):
-            private_key = _load_private_key(bytes(private_key), password)
-        if not isinstance(
-            private_key,
-            rsa.RSAPrivateKey
-            | ec.EllipticCurvePrivateKey
-            | ed25519.Ed25519PrivateKey
-            | x25519.X25519PrivateKey,
-        ):
-            raise UnsupportedKeyError(
-                f"{type(private_key).__name__} keys cannot go on an OpenPGP card"
-            )
+            private_key = load_private_key(bytes(private_key), password)
+        private_key = _importable(private_key)
         public = private_key.public_key()
         key = CardPublicKey.from_cryptography(public)
         self.set_algorithm(slot, key.algorithm)
@@ -787,6 +1046,8 @@ class Session:
 
     def set_name(self, name: str) -> None:
         """Cardholder name, given as "Given Surname" (stored as ``Surname<<Given``)."""
+        if not isinstance(name, str):
+            raise TypeError(f"the cardholder name is a str ('Jane Doe'), not {type(name).__name__}")
         given, _, surname = name.strip().rpartition(" ")
         value = f"{surname}<<{given}".replace(" ", "<") if given else surname
         try:
@@ -797,18 +1058,25 @@ class Session:
             ) from None
         self.set_data(Do.NAME, encoded)
 
-    def set_data(self, tag: int, value: bytes) -> None:
-        """PUT DATA of a simple DO (URL 5F50, login 5E, name 5B, language 5F2D, sex 5F35,
-        private DOs 0101-0104). Private DOs 1 and 3 need the user PIN, the rest the admin PIN.
-        A card without private DOs raises :class:`NotSupportedByCardError` before any PIN."""
+    def set_data(self, tag: Do | str | int, value: bytes | str) -> None:
+        """PUT DATA of a simple DO, named as ``"url"`` (5F50), ``"login"`` (5E), ``"name"``
+        (5B), ``"language"`` (5F2D), ``"sex"`` (5F35), ``"private1"`` … ``"private4"``
+        (0101-0104), or given as a :class:`~apdu.openpgp.constants.Do` or tag. ``value``: bytes,
+        or text (UTF-8; the name Latin-1). Private DOs 1 and 3 need the user PIN, the rest the
+        admin PIN. A value longer than the card stores (C0's maximum length of special DOs for
+        the URL, login data and private DOs) raises :class:`DataLengthError`, and a card without
+        private DOs :class:`NotSupportedByCardError`, before any PIN and before anything is
+        sent."""
+        tag = arguments.data_object(tag)
+        value = arguments.do_value(tag, value)
+        arguments.check_do_length(tag, value, self.card.application_data().extended_capabilities)
         if tag in _PRIVATE_DOS:
             require_feature(self.card, "private_dos", f"private DO {tag - 0x0100}")
         if tag in (Do.PRIVATE_USE_1, Do.PRIVATE_USE_3):
             self._ensure(Pw.PW1_OTHER)
             try:
-                self.card.applet.put_data(tag, value)
-            except apdu_errors.ApduError as e:
-                raise translate_error(e, f"write DO {tag:04X}") from e
+                with translated(f"write DO {tag:04X}", PinKind.USER):
+                    self.card.applet.put_data(tag, value)
             finally:
                 self.card.invalidate()
             return
@@ -817,10 +1085,12 @@ class Session:
     def set_pw1_policy(self, several_signatures: bool) -> None:
         self._write(lambda: self.card.applet.set_pw1_policy(several_signatures), "set PW1 policy")
 
-    def set_touch(self, slot: KeySlot | str, mode: UifMode) -> None:
-        """Set the slot's touch policy (UIF, PUT DATA D6/D7/D8). A slot without a UIF DO in 6E
-        raises :class:`NotSupportedByCardError` before any PIN."""
+    def set_touch(self, slot: KeySlot | str | int, mode: UifMode | str | int) -> None:
+        """Set the slot's touch policy (UIF, PUT DATA D6/D7/D8): a :class:`UifMode` or its name
+        (``"on"``, ``"off"``, ``"fixed"``, ``"cached"``, ``"cached-fixed"``). A slot without a
+        UIF DO in 6E raises :class:`NotSupportedByCardError` before any PIN."""
         slot = _slot(slot)
+        mode = arguments.touch_mode(mode)
         if slot not in self.card.touch_slots():
             raise NotSupportedByCardError(
                 f"touch (UIF) is not supported by this card for the {slot.name} key", "touch"
@@ -836,15 +1106,13 @@ class Session:
         require_feature(self.card, "kdf")
         self._write(lambda: self.card.applet.set_kdf(new_kdf_do()), "enable KDF")
         self.card.kdf_changed()
-        self._so_pin = self._user_pin = None
-        self.so_logged_in = self.user_logged_in = self._pw81 = False
+        self.login_state.reset()
 
     def disable_kdf(self) -> None:
         require_feature(self.card, "kdf")
         self._write(lambda: self.card.applet.set_kdf(kdf_off()), "disable KDF")
         self.card.kdf_changed()
-        self._so_pin = self._user_pin = None
-        self.so_logged_in = self.user_logged_in = self._pw81 = False
+        self.login_state.reset()
 
     def factory_reset(self, admin_pin: str | bytes | None = None) -> None:
         """Erase everything: keys, certificates, data; PINs back to 123456 / 12345678.
@@ -860,8 +1128,8 @@ class Session:
         pin: bytes | None = None
         if admin_pin is not None:
             pin = _pin_bytes(admin_pin, Secret.PW3, "admin PIN")
-        elif self.so_logged_in and self._so_pin is not None:
-            pin = self._so_pin.value
+        elif self.login_state.admin:
+            pin = self.login_state.pin(Pw.PW3)
         hist = self.card.application_data().historical_bytes
         life_cycle = None if hist is None else hist.life_cycle
         self.card.prepare_pin()
@@ -883,58 +1151,54 @@ class Session:
                 "give the admin PIN; nothing on the card was changed"
             ) from e
         except (apdu_errors.WrongPinError, apdu_errors.PinBlockedError) as e:
-            raise translate_error(e, "admin PIN") from e
+            raise translate_error(e, "admin PIN", PinKind.ADMIN) from e
         except apdu_errors.ApduError as e:
-            raise translate_error(e, "factory reset") from e
+            raise translate_error(e, "factory reset", PinKind.ADMIN) from e
         else:
             self.card.kdf_changed()  # KDF is off after a factory reset
         finally:
             self.card.invalidate()
             if changed:
-                self._so_pin = self._user_pin = None
-                self.so_logged_in = self.user_logged_in = self._pw81 = False
+                self.login_state.reset()
 
 
 class DigestSigner:
     """Signs digests with one slot's key in one APDU each (the TLS client path).
 
-    Made by :meth:`Session.digest_signer` after login. The command is built here and sent
-    without a PC/SC transaction when it fits one APDU (one SCardTransmit is atomic in pcscd);
-    nothing else is read or sent. ``sign_digest`` returns the card's raw signature (RSA
-    PKCS#1 v1.5 bytes, ECDSA r‖s); ``sign_digest_der`` the DER ECDSA form TLS and X.509 use.
+    Made by :meth:`Session.digest_signer` after login; the PIN verification the slot needs is
+    made then (:meth:`Session.prepare`). Each signature is the session's own way
+    (:meth:`Session.perform`): the command is sent without a PC/SC transaction when it fits one
+    APDU (one SCardTransmit is atomic in pcscd); nothing else is read or sent. ``sign_digest``
+    returns the card's raw signature (RSA PKCS#1 v1.5 bytes, ECDSA r‖s); ``sign_digest_der``
+    the DER ECDSA form TLS and X.509 use.
     """
 
     def __init__(self, session: Session, slot: KeySlot) -> None:
         self.session = session
         self.slot = slot
-        self.key = session._key_info(slot)
+        self.key = session.key_info(slot)
         if slot is KeySlot.DEC:
-            raise UnsupportedKeyError("the DEC key cannot sign")
-        self._pw = Pw.PW1 if slot is KeySlot.SIG else Pw.PW1_OTHER
-        session._ensure(self._pw)
-        self._channel = session.card.channel
-        self._once = slot is KeySlot.SIG and not session.pw1_valid_for_several()
+            raise UnsupportedMechanismError(
+                "the DEC key cannot sign: sign with the SIG or AUT key",
+                return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+            )
+        self._what = f"sign with the {slot.name} key"
+        session.prepare(signing_operation(slot))
 
-    def sign_digest(self, digest: bytes, hash_name: str) -> bytes:
+    def sign_digest(
+        self, digest: bytes, hash_name: str | hashes.HashAlgorithm | type[hashes.HashAlgorithm]
+    ) -> bytes:
+        """The card's signature of ``digest``, made with ``hash_name`` (``"sha256"`` or a
+        ``cryptography`` hash such as ``hashes.SHA256()``)."""
+        if not isinstance(hash_name, str):
+            hash_name = arguments.hash_name(hash_name)
         prepared = prepare_digest_sign_input(self.key, hash_name, digest)
-        if prepared.operation is CardOperation.COMPUTE_DIGITAL_SIGNATURE:
-            cmd = cmds.pso_compute_digital_signature(prepared.data)
-        else:
-            cmd = cmds.internal_authenticate(prepared.data)
-        session = self.session
-        if self._once:
-            session._ensure(self._pw)
-        elif not session.user_logged_in:  # logged out, or the held PIN was refused
-            raise NotLoggedInError("this needs the user PIN: log in first")
-        try:
-            result = session._send_verified(self._channel.send_atomic, self._pw, cmd)
-        except apdu_errors.ApduError as e:
-            raise translate_error(e, f"sign with the {self.slot.name} key") from e
-        if self._once:
-            session._pw81 = False
-        return result
+        return self.session.perform(prepared.operation, prepared.data, self._what)
 
-    def sign_digest_der(self, digest: bytes, hash_name: str) -> bytes:
+    def sign_digest_der(
+        self, digest: bytes, hash_name: str | hashes.HashAlgorithm | type[hashes.HashAlgorithm]
+    ) -> bytes:
+        """As :meth:`sign_digest`, ECDSA signatures DER-encoded (as TLS and X.509 want them)."""
         raw = self.sign_digest(digest, hash_name)
         if self.key.key_type is KeyType.EC:
             return ecdsa_raw_to_der(raw)
@@ -958,38 +1222,93 @@ _DEFAULT_SIGN = {
 }
 
 
+#: A private key command of the applet: ``command(applet, data) -> the card's answer``.
+_Command = Callable[[OpenPgpApplet, bytes], bytes]
+
+#: Each private key operation: the PIN verification it needs and the applet's command for it —
+#: the one place a card command is chosen (which operation a slot's key does:
+#: :func:`opcard.pkcs11.mechanisms.signing_operation`).
+_COMMANDS: dict[CardOperation, tuple[Pw, _Command]] = {
+    CardOperation.COMPUTE_DIGITAL_SIGNATURE: (Pw.PW1, OpenPgpApplet.sign),
+    CardOperation.INTERNAL_AUTHENTICATE: (Pw.PW1_OTHER, OpenPgpApplet.internal_authenticate),
+    CardOperation.DECIPHER: (Pw.PW1_OTHER, OpenPgpApplet.decipher),
+}
+_OPERATION_TEXT = {
+    CardOperation.COMPUTE_DIGITAL_SIGNATURE: "sign with the SIG key",
+    CardOperation.INTERNAL_AUTHENTICATE: "sign with the AUT key",
+    CardOperation.DECIPHER: "decrypt with the DEC key",
+}
+
+
 def _slot(value: KeySlot | str | int | None) -> KeySlot:
     if value is None:
-        raise ValueError("a key slot is needed")
-    return KeySlot.parse(value)
+        raise ValueError("a key slot is needed: KeySlot.SIG/DEC/AUT, 'sig'/'dec'/'aut' or 1/2/3")
+    return arguments.key_slot(value)
 
 
-def _load_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
+def _object_template(
+    slot: KeySlot | str | int | None, label: str | None, obj_id: bytes | int | None
+) -> dict[int, object]:
+    """The PKCS#11 template of an accessor's arguments (CKA_ID from the slot or ``id``)."""
+    template: dict[int, object] = {}
+    if slot is not None:
+        template[Attribute.ID] = bytes((int(_slot(slot)),))
+    if obj_id is not None:
+        template[Attribute.ID] = arguments.key_id(obj_id)
+    if label is not None:
+        template[Attribute.LABEL] = label
+    return template
+
+
+def load_private_key(
+    data: bytes, password: bytes | Callable[[], bytes] | None = None
+) -> PrivateKeyTypes:
+    """A ``cryptography`` private key from its PEM encoding (PKCS#8, the traditional RSA/EC
+    forms, OpenSSH) or DER encoding (PKCS#8, traditional). ``password`` decrypts an encrypted
+    key: the bytes, or a function called for them only when the key is encrypted (a prompt).
+    :class:`~opcard.publickeys.UnsupportedKeyError` when ``data`` holds no private key that
+    can be read (or the password is wrong). Whether an OpenPGP card takes the key is
+    :meth:`Session.check_import`'s question."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
+    pem = data.lstrip().startswith(b"-----BEGIN")
+
+    def load(secret: bytes | None) -> PrivateKeyTypes:
+        if pem and b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
+            return serialization.load_ssh_private_key(data, secret)
+        if pem:
+            return serialization.load_pem_private_key(data, secret)
+        return serialization.load_der_private_key(data, secret)
+
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return serialization.load_pem_private_key(data, password)
-        return serialization.load_der_private_key(data, password)
+        if callable(password):
+            try:
+                return load(None)
+            except TypeError:  # encrypted: now ask for the password
+                return load(password())
+        return load(password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise UnsupportedKeyError(
-            f"not a private key this card can take (PEM or DER, PKCS#8 or traditional): {e}"
+            f"not a private key this card can take (PEM, DER or OpenSSH; PKCS#8 or "
+            f"traditional): {e}"
         ) from e
 
 
-def _certificate_der(certificate: bytes) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
+def _importable(private_key: object) -> ImportableKey:
+    """``private_key`` when it is a key type an OpenPGP card takes (RSA, ECDSA/ECDH, Ed25519,
+    X25519), else :class:`~opcard.publickeys.UnsupportedKeyError`."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
-    data = bytes(certificate)
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
-        x509.load_der_x509_certificate(data)
-    except ValueError as e:
-        raise CertificateFormatError(f"not an X.509 certificate (PEM or DER): {e}") from e
-    return data
+    if not isinstance(
+        private_key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | x25519.X25519PrivateKey,
+    ):
+        raise UnsupportedKeyError(f"{type(private_key).__name__} keys cannot go on an OpenPGP card")
+    return private_key
 
 
 def _same_algorithm(current: object, wanted: object) -> bool:

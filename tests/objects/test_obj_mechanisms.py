@@ -32,7 +32,6 @@ from opcard.errors import (
 from opcard.keys import CardEcPrivateKey, CardEd25519PrivateKey, CardRsaPrivateKey
 from opcard.pkcs11 import ReturnValue
 from opcard.pkcs11.mechanisms import DIGEST_INFO_PREFIXES
-from opcard.publickeys import UnsupportedKeyError
 
 MESSAGE = b"opcard signs this message" * 3
 HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
@@ -144,8 +143,9 @@ def test_decryption_and_derivation(card_rig: Rig) -> None:
                 rsa_key.decrypt(
                     cryptogram, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
                 )
-            with pytest.raises(UnsupportedKeyError):
+            with pytest.raises(UnsupportedMechanismError, match="decrypts") as refused:
                 s.derive("dec", b"\x04" + bytes(64))
+            assert refused.value.return_value is ReturnValue.KEY_TYPE_INCONSISTENT
         elif isinstance(public, ec.EllipticCurvePublicKey):
             for _ in range(3):
                 peer = ec.generate_private_key(public.curve)
@@ -157,8 +157,9 @@ def test_decryption_and_derivation(card_rig: Rig) -> None:
                 ec_key = key.to_cryptography()
                 assert isinstance(ec_key, CardEcPrivateKey)
                 assert ec_key.exchange(ec.ECDH(), peer.public_key()) == expected
-            with pytest.raises(UnsupportedKeyError):
+            with pytest.raises(UnsupportedMechanismError, match="derives") as refused:
                 s.decrypt("dec", b"\x00" * 32)
+            assert refused.value.return_value is ReturnValue.KEY_TYPE_INCONSISTENT
         else:
             assert isinstance(public, x25519.X25519PublicKey)
             for _ in range(3):
@@ -169,11 +170,16 @@ def test_decryption_and_derivation(card_rig: Rig) -> None:
                 assert isinstance(x_key, x25519.X25519PrivateKey)
                 assert x_key.exchange(x_peer.public_key()) == expected
         # the signing keys neither decrypt nor derive
+        # (as docs/opcard.md says: UnsupportedMechanismError, CKR_KEY_FUNCTION_NOT_PERMITTED)
+        sent = len(card_rig.sent)
         for slot in ("sig", "aut"):
-            with pytest.raises(UnsupportedKeyError):
+            with pytest.raises(UnsupportedMechanismError) as refused:
                 s.decrypt(slot, b"\x00" * 16)
-            with pytest.raises(UnsupportedKeyError):
+            assert refused.value.return_value is ReturnValue.KEY_FUNCTION_NOT_PERMITTED
+            with pytest.raises(UnsupportedMechanismError) as refused:
                 s.derive(slot, b"\x04" + bytes(64))
+            assert refused.value.return_value is ReturnValue.KEY_FUNCTION_NOT_PERMITTED
+        assert len(card_rig.sent) == sent  # refused before anything was sent
         with pytest.raises(UnsupportedMechanismError):
             s.sign("dec", digest("sha256", MESSAGE))
 
