@@ -48,9 +48,9 @@ HANDSHAKE_TIMEOUT = 5.0
 #: trickling a frame (slowloris) is disconnected after this time, whatever its rate.
 FRAME_TIMEOUT = 10.0
 #: Seconds a connection may stay without a call before it is closed; None: never. Off by
-#: default, because p11-kit's client keeps its connection for the application's whole life and
-#: does not reconnect (a closed connection makes the application's next call fail); idle
-#: connections are instead the first to give way when places run out.
+#: default, because p11-kit's client keeps its connection for the application's whole life (a
+#: closed connection makes the application's next call fail); idle connections are instead
+#: among the first to give way when places run out.
 IDLE_TIMEOUT: float | None = None
 #: Seconds a reply may wait for the client to read it: a client that sends calls and never
 #: reads the answers would otherwise hold its thread (and the reply) forever.
