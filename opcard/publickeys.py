@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from asn1crypto.core import ObjectIdentifier, OctetString  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
-from apdu.openpgp.constants import AlgorithmId, Curve
+from apdu.openpgp.constants import Curve, KeySlot
 from apdu.openpgp.objects import (
     AlgorithmAttributes,
     EcAttributes,
@@ -22,26 +23,25 @@ from apdu.openpgp.objects import (
     RsaAttributes,
     RsaPublicKey,
 )
-from opcard.errors import OpcardError
+from opcard.errors import UnsupportedKeyError
 from opcard.pkcs11 import KeyType
 
 __all__ = [
     "CardPublicKey",
     "CryptographyPublicKey",
     "KeyAlgorithm",
-    "UnsupportedKeyError",
+    "RSA_SIZES",
     "algorithm_of",
     "attributes_for",
+    "curve_of",
     "ec_params_der",
+    "parse_algorithm",
+    "public_key_from_point",
 ]
 
 CryptographyPublicKey: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | x25519.X25519PublicKey
 )
-
-
-class UnsupportedKeyError(OpcardError, ValueError):
-    """A key or algorithm this card (or opcard) cannot use; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,38 +56,18 @@ class KeyAlgorithm:
     def name(self) -> str:
         if self.curve is None:
             return f"rsa{self.bits}"
-        return _CURVE_NAMES[self.curve]
+        return self.curve.openpgp_name
 
     def __str__(self) -> str:
         return self.name
 
 
-_CURVE_NAMES = {
-    Curve.NIST_P256: "nistp256",
-    Curve.NIST_P384: "nistp384",
-    Curve.NIST_P521: "nistp521",
-    Curve.SECP256K1: "secp256k1",
-    Curve.BRAINPOOL_P256R1: "brainpoolP256r1",
-    Curve.BRAINPOOL_P384R1: "brainpoolP384r1",
-    Curve.BRAINPOOL_P512R1: "brainpoolP512r1",
-    Curve.ED25519: "ed25519",
-    Curve.X25519: "cv25519",
-}
-_CURVE_BY_NAME = {name.lower(): curve for curve, name in _CURVE_NAMES.items()}
-_CURVE_BY_NAME.update({"x25519": Curve.X25519, "p256": Curve.NIST_P256, "p384": Curve.NIST_P384})
-_CURVE_BY_NAME.update({"p521": Curve.NIST_P521, "secp256r1": Curve.NIST_P256})
-_CURVE_BY_NAME.update({"secp384r1": Curve.NIST_P384, "secp521r1": Curve.NIST_P521})
-_CURVE_BITS = {
-    Curve.NIST_P256: 256,
-    Curve.NIST_P384: 384,
-    Curve.NIST_P521: 521,
-    Curve.SECP256K1: 256,
-    Curve.BRAINPOOL_P256R1: 256,
-    Curve.BRAINPOOL_P384R1: 384,
-    Curve.BRAINPOOL_P512R1: 512,
-    Curve.ED25519: 255,
-    Curve.X25519: 255,
-}
+#: RSA modulus lengths OpenPGP cards take.
+RSA_SIZES = (2048, 3072, 4096)
+
+#: The ``cryptography`` curve of each short-Weierstrass card curve; the 25519 curves are key
+#: types of their own there (Ed25519PublicKey, X25519PublicKey), and in PKCS#11 (CKK_EC_EDWARDS,
+#: CKK_EC_MONTGOMERY). Every other curve fact is a column of :class:`~apdu.openpgp.constants.Curve`.
 _EC_CURVES: dict[Curve, ec.EllipticCurve] = {
     Curve.NIST_P256: ec.SECP256R1(),
     Curve.NIST_P384: ec.SECP384R1(),
@@ -97,30 +77,51 @@ _EC_CURVES: dict[Curve, ec.EllipticCurve] = {
     Curve.BRAINPOOL_P384R1: ec.BrainpoolP384R1(),
     Curve.BRAINPOOL_P512R1: ec.BrainpoolP512R1(),
 }
-_CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {c.name: k for k, c in _EC_CURVES.items()}
+_KEY_TYPES = {Curve.ED25519: KeyType.EC_EDWARDS, Curve.X25519: KeyType.EC_MONTGOMERY}
+#: X.509 and PKCS#11 3.0 name the 25519 curves by their RFC 8410 OIDs, not by OpenPGP's.
+_RFC8410_OIDS = {Curve.ED25519: "1.3.101.112", Curve.X25519: "1.3.101.110"}
+_CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {c.name: curve for curve, c in _EC_CURVES.items()}
+#: The names :func:`parse_algorithm` takes: OpenPGP's, ``cryptography``'s and a few short ones.
+_CURVE_BY_NAME: dict[str, Curve] = {
+    **{name.lower(): curve for name, curve in _CURVE_OF_CRYPTOGRAPHY.items()},
+    **{curve.openpgp_name.lower(): curve for curve in Curve},
+    "x25519": Curve.X25519,
+    "p256": Curve.NIST_P256,
+    "p384": Curve.NIST_P384,
+    "p521": Curve.NIST_P521,
+}
 
 
-def _der_oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = bytearray((40 * arcs[0] + arcs[1],))
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body += bytes(reversed(chunk))
-    return bytes((0x06, len(body))) + bytes(body)
+def curve_of(key: CryptographyPublicKey) -> Curve | None:
+    """The card curve of a ``cryptography`` public key; None for RSA or a curve no OpenPGP
+    card has."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return Curve.ED25519
+    if isinstance(key, x25519.X25519PublicKey):
+        return Curve.X25519
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _CURVE_OF_CRYPTOGRAPHY.get(key.curve.name)
+    return None
+
+
+def public_key_from_point(curve: Curve, point: bytes) -> CryptographyPublicKey:
+    """The ``cryptography`` public key of ``point`` on ``curve`` (an uncompressed or compressed
+    point, or the 32 raw bytes of a 25519 key); ValueError when it is not one."""
+    if curve is Curve.ED25519:
+        return ed25519.Ed25519PublicKey.from_public_bytes(point)
+    if curve is Curve.X25519:
+        return x25519.X25519PublicKey.from_public_bytes(point)
+    return ec.EllipticCurvePublicKey.from_encoded_point(_EC_CURVES[curve], point)
 
 
 def ec_params_der(curve: Curve) -> bytes:
     """CKA_EC_PARAMS: the DER OBJECT IDENTIFIER of the curve (for Ed25519 the RFC 8410 OID
     1.3.101.112, for X25519 1.3.101.110, as PKCS#11 3.0 and OpenSC use)."""
-    if curve is Curve.ED25519:
-        return _der_oid("1.3.101.112")
-    if curve is Curve.X25519:
-        return _der_oid("1.3.101.110")
-    return _der_oid(curve.dotted)
+    return bytes(ObjectIdentifier(_RFC8410_OIDS.get(curve, curve.dotted)).dump())
+
+
+def _curve_algorithm(curve: Curve) -> KeyAlgorithm:
+    return KeyAlgorithm(_KEY_TYPES.get(curve, KeyType.EC), curve.bits, curve)
 
 
 def algorithm_of(attributes: AlgorithmAttributes | None) -> KeyAlgorithm | None:
@@ -129,13 +130,7 @@ def algorithm_of(attributes: AlgorithmAttributes | None) -> KeyAlgorithm | None:
         return KeyAlgorithm(KeyType.RSA, attributes.n_bits)
     if isinstance(attributes, EcAttributes):
         curve = Curve.from_oid(attributes.oid)
-        if curve is None:
-            return None
-        if curve is Curve.ED25519:
-            return KeyAlgorithm(KeyType.EC_EDWARDS, 255, curve)
-        if curve is Curve.X25519:
-            return KeyAlgorithm(KeyType.EC_MONTGOMERY, 255, curve)
-        return KeyAlgorithm(KeyType.EC, _CURVE_BITS[curve], curve)
+        return None if curve is None else _curve_algorithm(curve)
     return None
 
 
@@ -144,32 +139,26 @@ def parse_algorithm(name: str) -> KeyAlgorithm:
     text = name.strip().lower()
     if text.startswith("rsa") and text[3:].isdigit():
         bits = int(text[3:])
-        if bits not in (2048, 3072, 4096):
+        if bits not in RSA_SIZES:
             raise UnsupportedKeyError(f"RSA-{bits}: OpenPGP cards take RSA 2048, 3072 or 4096")
         return KeyAlgorithm(KeyType.RSA, bits)
     curve = _CURVE_BY_NAME.get(text)
     if curve is None:
-        known = ", ".join(["rsa2048", "rsa3072", "rsa4096", *_CURVE_NAMES.values()])
+        known = ", ".join([*(f"rsa{bits}" for bits in RSA_SIZES), *(c.openpgp_name for c in Curve)])
         raise UnsupportedKeyError(f"unknown algorithm {name!r} (one of: {known})")
-    algorithm = algorithm_of(EcAttributes(AlgorithmId.ECDSA, curve.oid))
-    assert algorithm is not None
-    return algorithm
+    return _curve_algorithm(curve)
 
 
 def attributes_for(algorithm: KeyAlgorithm, *, decryption: bool) -> AlgorithmAttributes:
     """The algorithm attributes (C1-C3) that declare ``algorithm`` for a slot."""
-    if algorithm.curve is None:
-        return RsaAttributes(algorithm.bits, 32)
     curve = algorithm.curve
-    if curve is Curve.ED25519:
-        if decryption:
-            raise UnsupportedKeyError("Ed25519 signs; the decryption slot takes cv25519 (X25519)")
-        return EcAttributes(AlgorithmId.EDDSA, curve.oid)
-    if curve is Curve.X25519:
-        if not decryption:
-            raise UnsupportedKeyError("cv25519 (X25519) only decrypts; sign with ed25519")
-        return EcAttributes(AlgorithmId.ECDH, curve.oid)
-    return EcAttributes(AlgorithmId.ECDH if decryption else AlgorithmId.ECDSA, curve.oid)
+    if curve is None:
+        return RsaAttributes(algorithm.bits, 32)
+    if curve is Curve.ED25519 and decryption:
+        raise UnsupportedKeyError("Ed25519 signs; the decryption slot takes cv25519 (X25519)")
+    if curve is Curve.X25519 and not decryption:
+        raise UnsupportedKeyError("cv25519 (X25519) only decrypts; sign with ed25519")
+    return EcAttributes.for_curve(curve, KeySlot.DEC if decryption else KeySlot.SIG)
 
 
 @dataclass(frozen=True)
@@ -199,18 +188,17 @@ class CardPublicKey:
             n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
             e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
             return cls(KeyAlgorithm(KeyType.RSA, key.key_size), RsaPublicKey(n, e))
+        curve = curve_of(key)
+        if curve is None:
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            raise UnsupportedKeyError(f"curve {key.curve.name} is not an OpenPGP card curve")
         if isinstance(key, ec.EllipticCurvePublicKey):
-            curve = _CURVE_OF_CRYPTOGRAPHY.get(key.curve.name)
-            if curve is None:
-                raise UnsupportedKeyError(f"curve {key.curve.name} is not an OpenPGP card curve")
             point = key.public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
-            return cls(KeyAlgorithm(KeyType.EC, _CURVE_BITS[curve], curve), EcPublicKey(point))
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            return cls(KeyAlgorithm(KeyType.EC_EDWARDS, 255, Curve.ED25519), EcPublicKey(raw))
-        return cls(KeyAlgorithm(KeyType.EC_MONTGOMERY, 255, Curve.X25519), EcPublicKey(raw))
+        else:
+            point = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return cls(_curve_algorithm(curve), EcPublicKey(point))
 
     @property
     def key_type(self) -> KeyType:
@@ -236,7 +224,7 @@ class CardPublicKey:
         a 0x40 prefix some cards add to 25519 points is removed)."""
         assert isinstance(self.material, EcPublicKey)
         point = self.material.point
-        if self.algorithm.curve in (Curve.ED25519, Curve.X25519) and len(point) == 33:
+        if self.algorithm.curve is not None and self.algorithm.curve.is_25519 and len(point) == 33:
             return point[1:]
         return point
 
@@ -248,11 +236,7 @@ class CardPublicKey:
                 return rsa.RSAPublicNumbers(
                     int.from_bytes(self.exponent, "big"), int.from_bytes(self.modulus, "big")
                 ).public_key()
-            if curve is Curve.ED25519:
-                return ed25519.Ed25519PublicKey.from_public_bytes(self.point)
-            if curve is Curve.X25519:
-                return x25519.X25519PublicKey.from_public_bytes(self.point)
-            return ec.EllipticCurvePublicKey.from_encoded_point(_EC_CURVES[curve], self.point)
+            return public_key_from_point(curve, self.point)
         except ValueError as e:
             raise UnsupportedKeyError(
                 f"the card's {self.algorithm} public key is invalid: {e}"
@@ -267,7 +251,4 @@ class CardPublicKey:
     def ec_point_der(self) -> bytes:
         """CKA_EC_POINT: the point as a DER OCTET STRING (what OpenSC and p11-kit clients
         expect)."""
-        point = self.point
-        if len(point) < 0x80:
-            return bytes((0x04, len(point))) + point
-        return bytes((0x04, 0x81, len(point))) + point
+        return bytes(OctetString(self.point).dump())

@@ -40,9 +40,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from apdu.openpgp.constants import Curve, KeySlot
 from opcard.errors import OpenPgpError, OpenPgpFormatError
-from opcard.pkcs11.mechanisms import KeySlot
-from opcard.publickeys import CryptographyPublicKey
+from opcard.hashes import HASHES, hash_for_curve, unsupported_hash_message
+from opcard.publickeys import CryptographyPublicKey, curve_of, public_key_from_point
 
 __all__ = [
     "GNUPG_2_2_P384_KDF",
@@ -171,51 +172,15 @@ class KeyFlag(IntFlag):
     GROUP = 0x80
 
 
-_HASH_NAMES = {
-    "sha1": HashAlgorithm.SHA1,
-    "sha224": HashAlgorithm.SHA224,
-    "sha256": HashAlgorithm.SHA256,
-    "sha384": HashAlgorithm.SHA384,
-    "sha512": HashAlgorithm.SHA512,
+#: The algorithms a key on each curve is written with: EdDSA on Ed25519, ECDH on Curve25519,
+#: ECDSA or ECDH on the others.
+_WEIERSTRASS_ALGORITHMS = (PublicKeyAlgorithm.ECDSA, PublicKeyAlgorithm.ECDH)
+_ALGORITHMS_ON = {
+    Curve.ED25519: (PublicKeyAlgorithm.EDDSA,),
+    Curve.X25519: (PublicKeyAlgorithm.ECDH,),
 }
-_CRYPTO_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
-
-
-@dataclass(frozen=True)
-class _Curve:
-    name: str  # cryptography's curve name; "ed25519" / "x25519" for the 25519 curves
-    oid: bytes  # DER content octets of the OID
-    bits: int  # size for the KDF table and hash choice
-
-
-_CURVES = [
-    _Curve("secp256r1", bytes.fromhex("2A8648CE3D030107"), 256),
-    _Curve("secp384r1", bytes.fromhex("2B81040022"), 384),
-    _Curve("secp521r1", bytes.fromhex("2B81040023"), 521),
-    _Curve("secp256k1", bytes.fromhex("2B8104000A"), 256),
-    _Curve("brainpoolP256r1", bytes.fromhex("2B2403030208010107"), 256),
-    _Curve("brainpoolP384r1", bytes.fromhex("2B240303020801010B"), 384),
-    _Curve("brainpoolP512r1", bytes.fromhex("2B240303020801010D"), 512),
-    _Curve("ed25519", bytes.fromhex("2B06010401DA470F01"), 255),  # 1.3.6.1.4.1.11591.15.1
-    _Curve("x25519", bytes.fromhex("2B060104019755010501"), 255),  # 1.3.6.1.4.1.3029.1.5.1
-]
-_CURVE_BY_NAME = {c.name: c for c in _CURVES}
-_CURVE_BY_OID = {c.oid: c for c in _CURVES}
-_EC_CURVES: dict[str, Callable[[], ec.EllipticCurve]] = {
-    "secp256r1": ec.SECP256R1,
-    "secp384r1": ec.SECP384R1,
-    "secp521r1": ec.SECP521R1,
-    "secp256k1": ec.SECP256K1,
-    "brainpoolP256r1": ec.BrainpoolP256R1,
-    "brainpoolP384r1": ec.BrainpoolP384R1,
-    "brainpoolP512r1": ec.BrainpoolP512R1,
-}
+#: Hash name → RFC 4880 id, for the hashes opcard signs with (:data:`opcard.hashes.HASHES`).
+_HASH_IDS = {name: HashAlgorithm[name.upper()] for name in HASHES}
 
 
 # --- ECDH KDF parameters -------------------------------------------------------------------
@@ -389,7 +354,7 @@ class PublicKeyPacket:
                 public_key, created, PublicKeyAlgorithm.ECDH, ecdh_kdf or default_ecdh_kdf(255)
             )
         if isinstance(public_key, ec.EllipticCurvePublicKey):
-            curve = _CURVE_BY_NAME.get(public_key.curve.name)
+            curve = curve_of(public_key)
             if curve is None:
                 raise ValueError(f"OpenPGP has no OID for curve {public_key.curve.name}")
             if slot is KeySlot.DEC:
@@ -414,17 +379,17 @@ class PublicKeyPacket:
         if isinstance(key, ed25519.Ed25519PublicKey):
             if algorithm is not PublicKeyAlgorithm.EDDSA:
                 raise TypeError("an Ed25519 key is written as EdDSA (22)")
-            curve = _CURVE_BY_NAME["ed25519"]
+            curve = Curve.ED25519
             point = b"\x40" + key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         elif isinstance(key, x25519.X25519PublicKey):
             if algorithm is not PublicKeyAlgorithm.ECDH:
                 raise TypeError("an X25519 key is written as ECDH (18)")
-            curve = _CURVE_BY_NAME["x25519"]
+            curve = Curve.X25519
             point = b"\x40" + key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             if algorithm not in (PublicKeyAlgorithm.ECDSA, PublicKeyAlgorithm.ECDH):
                 raise TypeError("a NIST/brainpool key is written as ECDSA (19) or ECDH (18)")
-            found = _CURVE_BY_NAME.get(key.curve.name)
+            found = curve_of(key)
             if found is None:
                 raise ValueError(f"OpenPGP has no OID for curve {key.curve.name}")
             curve = found
@@ -469,25 +434,18 @@ class PublicKeyPacket:
                     raise OpenPgpFormatError("truncated curve OID")
                 oid_length = body[offset]
                 oid = body[offset + 1 : offset + 1 + oid_length]
-                curve = _CURVE_BY_OID.get(oid)
+                curve = Curve.from_oid(oid)
                 if curve is None:
                     raise OpenPgpFormatError(f"unsupported curve OID {oid.hex()}")
                 point, offset = _read_mpi(body, offset + 1 + oid_length)
-                if curve.name in ("ed25519", "x25519"):
+                name = curve.openpgp_name
+                if curve.is_25519:
                     if len(point) != 33 or point[0] != 0x40:
-                        raise OpenPgpFormatError(f"{curve.name} point must be 0x40 ‖ 32 bytes")
-                    if curve.name == "ed25519" and algorithm is PublicKeyAlgorithm.EDDSA:
-                        key = ed25519.Ed25519PublicKey.from_public_bytes(point[1:])
-                    elif curve.name == "x25519" and algorithm is PublicKeyAlgorithm.ECDH:
-                        key = x25519.X25519PublicKey.from_public_bytes(point[1:])
-                    else:
-                        raise OpenPgpFormatError(f"{curve.name} with algorithm {algorithm.name}")
-                elif algorithm in (PublicKeyAlgorithm.ECDSA, PublicKeyAlgorithm.ECDH):
-                    key = ec.EllipticCurvePublicKey.from_encoded_point(
-                        _EC_CURVES[curve.name](), point
-                    )
-                else:
-                    raise OpenPgpFormatError(f"{curve.name} with algorithm {algorithm.name}")
+                        raise OpenPgpFormatError(f"{name} point must be 0x40 ‖ 32 bytes")
+                    point = point[1:]
+                if algorithm not in _ALGORITHMS_ON.get(curve, _WEIERSTRASS_ALGORITHMS):
+                    raise OpenPgpFormatError(f"{name} with algorithm {algorithm.name}")
+                key = public_key_from_point(curve, point)
                 if algorithm is PublicKeyAlgorithm.ECDH:
                     params = body[offset : offset + 4]
                     if len(params) != 4 or params[0] != 3 or params[1] != 1:
@@ -528,9 +486,9 @@ class PublicKeyPacket:
         """Modulus length (RSA) or curve size (the KDF table's measure) of the key."""
         if isinstance(self.public_key, rsa.RSAPublicKey):
             return self.public_key.key_size
-        if isinstance(self.public_key, ec.EllipticCurvePublicKey):
-            return _CURVE_BY_NAME[self.public_key.curve.name].bits
-        return 255
+        curve = curve_of(self.public_key)
+        assert curve is not None  # __post_init__ encoded the key
+        return curve.bits
 
     def packet(self, *, subkey: bool = False) -> bytes:
         """The whole packet: tag 6 (public key) or 14 (public subkey)."""
@@ -575,10 +533,7 @@ def default_hash(key: PublicKeyPacket) -> str:
     """SHA-256 for RSA and EdDSA; for ECDSA the hash matching the curve (SHA-384 for P-384,
     SHA-512 above), as GnuPG requires a hash at least as long as the curve order."""
     if key.algorithm is PublicKeyAlgorithm.ECDSA:
-        if key.bits > 384:
-            return "sha512"
-        if key.bits > 256:
-            return "sha384"
+        return hash_for_curve(key.bits).name
     return "sha256"
 
 
@@ -601,7 +556,7 @@ def _raw_to_mpis(issuer: PublicKeyPacket, raw: bytes) -> bytes:
 
 def _verify(issuer: PublicKeyPacket, hash_name: str, digest: bytes, raw: bytes) -> None:
     key = issuer.public_key
-    algorithm = _CRYPTO_HASHES[hash_name]()
+    algorithm = HASHES[hash_name].algorithm
     try:
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(raw, digest, padding.PKCS1v15(), Prehashed(algorithm))
@@ -638,19 +593,20 @@ def _signature_packet(
         PublicKeyAlgorithm.EDDSA,
     ):
         raise ValueError(f"a {issuer.algorithm.name} key cannot sign")
-    hash_id = _HASH_NAMES.get(hash_name)
+    hash_id = _HASH_IDS.get(hash_name)
     if hash_id is None:
-        raise ValueError(f"unsupported hash {hash_name!r} (sha1, sha224, sha256, sha384, sha512)")
+        raise ValueError(unsupported_hash_message(hash_name))
+    algorithm = HASHES[hash_name].algorithm
     if issuer.algorithm is PublicKeyAlgorithm.ECDSA:
         needed = min(issuer.bits, 512)
-        if _CRYPTO_HASHES[hash_name]().digest_size * 8 < needed:
+        if algorithm.digest_size * 8 < needed:
             raise ValueError(f"an ECDSA key of {issuer.bits} bits needs a hash of {needed} bits")
     hashed = (
         bytes((4, sig_type, issuer.algorithm, hash_id))
         + len(hashed_subpackets).to_bytes(2, "big")
         + hashed_subpackets
     )
-    hasher = hashes.Hash(_CRYPTO_HASHES[hash_name]())
+    hasher = hashes.Hash(algorithm)
     feed(hasher)
     hasher.update(hashed)
     hasher.update(b"\x04\xff" + len(hashed).to_bytes(4, "big"))

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from apdu.openpgp.constants import KeySlot
 from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
+from opcard.hashes import HASHES, Hash, hash_named, unsupported_hash_message
 from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "HASH_ALGORITHMS",
     "CardOperation",
     "KeyInfo",
-    "KeySlot",
+    "NO_PSS_MESSAGE",
     "SignInput",
     "SignatureFormat",
     "check_mechanism",
@@ -54,6 +55,8 @@ __all__ = [
     "prepare_digest_sign_input",
     "prepare_sign_input",
     "signature_length",
+    "signing_hash",
+    "signing_operation",
 ]
 
 
@@ -100,52 +103,36 @@ class SignInput(NamedTuple):
 # --- hashes and DigestInfo -----------------------------------------------------------------
 
 #: Hash name → a ``cryptography`` hash instance (the names used throughout opcard).
-HASH_ALGORITHMS: dict[str, hashes.HashAlgorithm] = {
-    "sha1": hashes.SHA1(),
-    "sha224": hashes.SHA224(),
-    "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(),
-    "sha512": hashes.SHA512(),
-}
+HASH_ALGORITHMS: dict[str, hashes.HashAlgorithm] = {n: h.algorithm for n, h in HASHES.items()}
 
 #: DER prefixes of DigestInfo (RFC 8017 §9.2, note 1): ``prefix ‖ digest`` is the DigestInfo.
-DIGEST_INFO_PREFIXES: dict[str, bytes] = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
+DIGEST_INFO_PREFIXES: dict[str, bytes] = {n: h.digest_info_prefix for n, h in HASHES.items()}
 
-_DIGEST_SIZES = {name: algorithm.digest_size for name, algorithm in HASH_ALGORITHMS.items()}
 # total DigestInfo length → (hash name, prefix): every supported DigestInfo has its own length
 _DIGEST_INFO_BY_LENGTH = {
-    len(prefix) + _DIGEST_SIZES[name]: (name, prefix)
-    for name, prefix in DIGEST_INFO_PREFIXES.items()
+    len(h.digest_info_prefix) + h.digest_size: (n, h.digest_info_prefix) for n, h in HASHES.items()
 }
-_MAX_DIGEST = max(_DIGEST_SIZES.values())
+_MAX_DIGEST = max(h.digest_size for h in HASHES.values())
+
+
+def _hash(name: str | hashes.HashAlgorithm) -> Hash:
+    found = hash_named(name)
+    if found is None:
+        raise MechanismError(unsupported_hash_message(name))
+    return found
 
 
 def hash_name_of(algorithm: hashes.HashAlgorithm | str) -> str:
     """The opcard hash name (``"sha256"``) of a ``cryptography`` hash or a name; checks it."""
-    name = algorithm if isinstance(algorithm, str) else algorithm.name
-    name = name.lower().replace("-", "")
-    if name not in HASH_ALGORITHMS:
-        raise MechanismError(f"unsupported hash {name!r} (sha1, sha224, sha256, sha384, sha512)")
-    return name
+    return _hash(algorithm).name
 
 
 def digest_info(hash_name: str, digest: bytes) -> bytes:
     """RFC 8017 §9.2 DigestInfo DER encoding of ``digest`` (EMSA-PKCS1-v1_5 step 2)."""
-    prefix = DIGEST_INFO_PREFIXES.get(hash_name)
-    if prefix is None:
-        hash_name = hash_name_of(hash_name)  # raises for an unknown name; accepts "SHA-256"
-        prefix = DIGEST_INFO_PREFIXES[hash_name]
-    if len(digest) != _DIGEST_SIZES[hash_name]:
-        raise DataLengthError(
-            f"a {hash_name} digest is {_DIGEST_SIZES[hash_name]} bytes, not {len(digest)}"
-        )
-    return prefix + digest
+    row = HASHES.get(hash_name) or _hash(hash_name)  # accepts "SHA-256"
+    if len(digest) != row.digest_size:
+        raise DataLengthError(f"a {row.name} digest is {row.digest_size} bytes, not {len(digest)}")
+    return row.digest_info_prefix + digest
 
 
 def parse_digest_info(data: bytes) -> tuple[str, bytes]:
@@ -205,28 +192,46 @@ def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
 
 # --- which slot and key type does what -----------------------------------------------------
 
+# mechanism → the hash it applies first (None: the caller hashed)
 _RSA_SIGN: dict[Mechanism, str | None] = {
     Mechanism.RSA_PKCS: None,
-    Mechanism.SHA1_RSA_PKCS: "sha1",
-    Mechanism.SHA224_RSA_PKCS: "sha224",
-    Mechanism.SHA256_RSA_PKCS: "sha256",
-    Mechanism.SHA384_RSA_PKCS: "sha384",
-    Mechanism.SHA512_RSA_PKCS: "sha512",
+    **{h.rsa_pkcs: n for n, h in HASHES.items()},
 }
 _ECDSA_SIGN: dict[Mechanism, str | None] = {
     Mechanism.ECDSA: None,
-    Mechanism.ECDSA_SHA1: "sha1",
-    Mechanism.ECDSA_SHA224: "sha224",
-    Mechanism.ECDSA_SHA256: "sha256",
-    Mechanism.ECDSA_SHA384: "sha384",
-    Mechanism.ECDSA_SHA512: "sha512",
+    **{h.ecdsa: n for n, h in HASHES.items()},
 }
 _EDDSA_SIGN: dict[Mechanism, str | None] = {Mechanism.EDDSA: None}
+_SIGNING_HASH: dict[int, str] = {
+    int(m): h for m, h in (*_RSA_SIGN.items(), *_ECDSA_SIGN.items()) if h is not None
+}
+
+
+def signing_hash(mechanism: int) -> str | None:
+    """The hash a signing mechanism applies to the data first (``"sha256"`` for
+    CKM_SHA256_RSA_PKCS and CKM_ECDSA_SHA256); None for one that signs its input as it is
+    (CKM_RSA_PKCS, CKM_ECDSA, CKM_EDDSA) or does not sign."""
+    return _SIGNING_HASH.get(mechanism)
+
 
 _SIGN_SLOTS = {
     KeySlot.SIG: CardOperation.COMPUTE_DIGITAL_SIGNATURE,
     KeySlot.AUT: CardOperation.INTERNAL_AUTHENTICATE,
 }
+
+
+def signing_operation(slot: KeySlot) -> CardOperation:
+    """The card command that signs with ``slot``'s key: PSO:COMPUTE DIGITAL SIGNATURE for SIG,
+    INTERNAL AUTHENTICATE for AUT (spec 7.2.10, 7.2.13); :class:`UnsupportedMechanismError`
+    for DEC, which does not sign."""
+    operation = _SIGN_SLOTS.get(slot)
+    if operation is None:
+        raise UnsupportedMechanismError(
+            f"the {slot.name} key cannot sign",
+            return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+        )
+    return operation
+
 
 # (slot, key type) → {mechanism: usage flag}
 _USAGE: dict[tuple[KeySlot, KeyType], dict[int, MechanismFlag]] = {}
@@ -265,27 +270,14 @@ _MECHANISM_KEY_TYPES: dict[int, tuple[KeyType, ...]] = {
     int(Mechanism.ECDH1_DERIVE): (KeyType.EC, KeyType.EC_MONTGOMERY),
 }
 
-_NO_PSS = (
+#: Why every RSA-PSS mechanism (and TLS 1.3 with an RSA card key) is refused.
+NO_PSS_MESSAGE = (
     "OpenPGP cards pad RSA signatures with PKCS#1 v1.5 only, so RSA-PSS is impossible; TLS 1.3 "
     "requires RSA-PSS, so TLS 1.3 client authentication with an RSA card key cannot work: use "
     "an ECC card key (P-256, P-384, Ed25519) or TLS 1.2"
 )
 _IMPOSSIBLE: dict[int, str] = {
-    **dict.fromkeys(
-        (
-            Mechanism.RSA_PKCS_PSS,
-            Mechanism.SHA1_RSA_PKCS_PSS,
-            Mechanism.SHA224_RSA_PKCS_PSS,
-            Mechanism.SHA256_RSA_PKCS_PSS,
-            Mechanism.SHA384_RSA_PKCS_PSS,
-            Mechanism.SHA512_RSA_PKCS_PSS,
-            Mechanism.SHA3_224_RSA_PKCS_PSS,
-            Mechanism.SHA3_256_RSA_PKCS_PSS,
-            Mechanism.SHA3_384_RSA_PKCS_PSS,
-            Mechanism.SHA3_512_RSA_PKCS_PSS,
-        ),
-        _NO_PSS,
-    ),
+    **{m: NO_PSS_MESSAGE for m in Mechanism if m.name.endswith("RSA_PKCS_PSS")},
     Mechanism.RSA_X_509: (
         "OpenPGP cards do not compute raw RSA (CKM_RSA_X_509); they pad PKCS#1 v1.5 themselves: "
         "use CKM_RSA_PKCS"
@@ -394,12 +386,13 @@ def prepare_sign_input(mechanism: int, key: KeyInfo, data: bytes) -> SignInput:
     if output is SignatureFormat.EDDSA:
         return SignInput(bytes(data), operation, output)
     if hash_name is not None:
-        hasher = hashes.Hash(HASH_ALGORITHMS[hash_name])
+        row = HASHES[hash_name]
+        hasher = hashes.Hash(row.algorithm)
         hasher.update(data)
         digest = hasher.finalize()
         if output is SignatureFormat.PKCS1_V1_5:
             return SignInput(
-                _check_rsa_length(key, DIGEST_INFO_PREFIXES[hash_name] + digest), operation, output
+                _check_rsa_length(key, row.digest_info_prefix + digest), operation, output
             )
         return SignInput(normalise_hash(digest, key.bits), operation, output)
     if output is SignatureFormat.PKCS1_V1_5:
@@ -428,9 +421,7 @@ def prepare_digest_sign_input(key: KeyInfo, hash_name: str, digest: bytes) -> Si
             SignatureFormat.PKCS1_V1_5,
         )
     if key.key_type is KeyType.EC:
-        size = _DIGEST_SIZES.get(hash_name)
-        if size is None:
-            size = _DIGEST_SIZES[hash_name_of(hash_name)]
+        size = (HASHES.get(hash_name) or _hash(hash_name)).digest_size
         if len(digest) != size:
             raise DataLengthError(f"a {hash_name} digest is {size} bytes, not {len(digest)}")
         return SignInput(normalise_hash(digest, key.bits), operation, SignatureFormat.ECDSA_RAW)

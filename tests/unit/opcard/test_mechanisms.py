@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from hypothesis import given
 from hypothesis import strategies as st
 
+from apdu.openpgp.constants import KeySlot
 from opcard.errors import DataLengthError, MechanismError, OpcardError, UnsupportedMechanismError
 from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
 from opcard.pkcs11.mechanisms import (
     DIGEST_INFO_PREFIXES,
     CardOperation,
     KeyInfo,
-    KeySlot,
     SignatureFormat,
     check_mechanism,
     digest_info,

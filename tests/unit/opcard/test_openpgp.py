@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from apdu.openpgp.constants import KeySlot
 from opcard.errors import OpenPgpError, OpenPgpFormatError
 from opcard.openpgp import (
     GNUPG_2_2_P384_KDF,
@@ -47,7 +48,6 @@ from opcard.openpgp import (
 from opcard.pkcs11 import KeyType
 from opcard.pkcs11.mechanisms import (
     KeyInfo,
-    KeySlot,
     ecdsa_der_to_raw,
     prepare_digest_sign_input,
 )

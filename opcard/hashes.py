@@ -1,0 +1,97 @@
+"""The hash functions opcard signs with: one row of facts each, every other hash table derived.
+
+A row (:class:`Hash`) holds the hash as ``cryptography`` implements it (which gives opcard's
+name for it, ``"sha256"``, and the digest size), how people write it (``SHA-256``) and the
+PKCS#11 mechanisms that hash with it before a PKCS#1 v1.5 or an ECDSA signature. What other
+standards number or encode is read off the row where that standard's table lives:
+
+- the PKCS#1 v1.5 DigestInfo (RFC 8017 §9.2): :attr:`Hash.digest_info_prefix`, encoded by
+  asn1crypto from the hash's OID (the DER forms of RFC 8017's note 1);
+- OpenPGP's hash ids (RFC 4880 §9.4): :class:`opcard.openpgp.packets.HashAlgorithm`, whose
+  members bear the rows' names;
+- TLS 1.2's hash ids (RFC 5246 §7.4.1.4.1): tlslite's ``HashAlgorithm``, likewise.
+
+The rows are looked up by name with :func:`hash_named`; :func:`hash_for_curve` gives the hash
+that GnuPG and TLS pair with an ECDSA key of a curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asn1crypto import algos, core  # type: ignore[import-untyped]
+from cryptography.hazmat.primitives import hashes
+
+from opcard.pkcs11.constants import Mechanism
+
+__all__ = ["HASHES", "Hash", "hash_for_curve", "hash_named", "unsupported_hash_message"]
+
+
+@dataclass(frozen=True)
+class Hash:
+    """One hash function and what opcard needs to know of it."""
+
+    #: The ``cryptography`` hash; its ``name`` is opcard's name of the hash.
+    algorithm: hashes.HashAlgorithm
+    #: The name as people write it: ``SHA-256``.
+    label: str
+    #: CKM_SHA…_RSA_PKCS: hash, then a PKCS#1 v1.5 signature of its DigestInfo.
+    rsa_pkcs: Mechanism
+    #: CKM_ECDSA_SHA…: hash, then ECDSA.
+    ecdsa: Mechanism
+    #: ``prefix ‖ digest`` is the DER DigestInfo (RFC 8017 §9.2, parameters NULL).
+    digest_info_prefix: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        empty = bytes(self.digest_size)
+        info = algos.DigestInfo(
+            {
+                "digest_algorithm": {"algorithm": self.name, "parameters": core.Null()},
+                "digest": empty,
+            }
+        )
+        object.__setattr__(self, "digest_info_prefix", bytes(info.dump())[: -len(empty)])
+
+    @property
+    def name(self) -> str:
+        """``"sha256"``: the name opcard's functions take and ``cryptography`` uses."""
+        return self.algorithm.name
+
+    @property
+    def digest_size(self) -> int:
+        return self.algorithm.digest_size
+
+
+#: The hashes opcard signs with, by name, weakest first.
+HASHES: dict[str, Hash] = {
+    h.name: h
+    for h in (
+        Hash(hashes.SHA1(), "SHA-1", Mechanism.SHA1_RSA_PKCS, Mechanism.ECDSA_SHA1),
+        Hash(hashes.SHA224(), "SHA-224", Mechanism.SHA224_RSA_PKCS, Mechanism.ECDSA_SHA224),
+        Hash(hashes.SHA256(), "SHA-256", Mechanism.SHA256_RSA_PKCS, Mechanism.ECDSA_SHA256),
+        Hash(hashes.SHA384(), "SHA-384", Mechanism.SHA384_RSA_PKCS, Mechanism.ECDSA_SHA384),
+        Hash(hashes.SHA512(), "SHA-512", Mechanism.SHA512_RSA_PKCS, Mechanism.ECDSA_SHA512),
+    )
+}
+
+
+def hash_named(name: str | hashes.HashAlgorithm) -> Hash | None:
+    """The row of ``name`` (``"sha256"``, ``"SHA-256"``, or a ``cryptography`` hash); None for
+    a hash opcard does not sign with."""
+    text = name if isinstance(name, str) else name.name
+    return HASHES.get(text.lower().replace("-", ""))
+
+
+def unsupported_hash_message(name: object) -> str:
+    """What to say of a hash opcard does not sign with: which ones it does."""
+    return f"unsupported hash {name!r} ({', '.join(HASHES)})"
+
+
+def hash_for_curve(bits: int) -> Hash:
+    """The hash to pair with ECDSA on a curve of ``bits``: SHA-256 up to 256 bits, SHA-384 up
+    to 384, SHA-512 above (GnuPG's choice: a hash at least as long as the curve order, as far as
+    one exists; TLS 1.2 pairs P-256/P-384/P-521 with them the same way)."""
+    for h in HASHES.values():
+        if h.digest_size >= 32 and h.digest_size * 8 >= bits:
+            return h
+    return HASHES["sha512"]
