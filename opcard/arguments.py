@@ -146,8 +146,8 @@ def do_name(tag: int) -> str:
     for name, known in DATA_OBJECT_NAMES.items():
         if known == tag:
             label = "URL" if name == "url" else name
-            return f"{label} (DO {tag:04X})"
-    return f"DO {tag:04X}"
+            return f"{label} (DO {tag:02X})"
+    return f"DO {tag:02X}"
 
 
 def do_value(tag: int, value: bytes | str) -> bytes:
@@ -185,7 +185,7 @@ def check_do_length(tag: int, value: bytes, caps: ExtendedCapabilities | None) -
     if len(value) > limit:
         raise DataLengthError(
             f"{do_name(tag)}: {len(value)} bytes is too long; this card stores at most {limit} "
-            f"bytes there ({source}); nothing was sent to the card"
+            f"bytes there ({source}); nothing was written"
         )
 
 

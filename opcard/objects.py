@@ -586,9 +586,15 @@ def find_one(
         for oc, objects in kinds.items():
             other, other_accessor = _kind(oc)
             plural = other + ("s" if len(objects) > 1 else "")
-            use = f": use {other_accessor}" if other_accessor else ""
-            hints.append(f"the card has {len(objects)} {plural} {described}{use}")
-        message += "; " + "; ".join(hints)
+            use = f" (use {other_accessor})" if other_accessor else ""
+            hints.append(f"{len(objects)} {plural}{use}")
+        if set(template) == {Attribute.LABEL}:
+            that = "with that label"
+        elif set(template) == {Attribute.ID}:
+            that = "in that slot" if described.endswith("slot") else "with that id"
+        else:
+            that = "matching that"
+        message += f"; {that} the card has " + " and ".join(hints)
     else:
         present = list(session.find_objects({Attribute.CLASS: object_class}))
         if present:
