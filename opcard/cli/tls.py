@@ -187,9 +187,10 @@ def connect(
             raise
         raise click.UsageError(str(e)) from e  # e.g. --tls-min above --tls-max
     if tls_max == "1.3" and client.max_version.label == "TLS 1.2":
+        from opcard.pkcs11.mechanisms import NO_PSS_MESSAGE
+
         echo(
-            "opcard: note: the card key is RSA, which cannot sign TLS 1.3 (RSA-PSS): "
-            "offering TLS 1.2 at most",
+            f"opcard: note: the card key is RSA: {NO_PSS_MESSAGE}; offering TLS 1.2 at most",
             err=True,
         )
     if no_verify:

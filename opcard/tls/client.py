@@ -56,9 +56,10 @@ from opcard.errors import (
     TlsHandshakeError,
     TlsVersionError,
 )
+from opcard.hashes import hash_for_curve, hash_named
 from opcard.pkcs11 import KeyType
+from opcard.pkcs11.mechanisms import NO_PSS_MESSAGE
 from opcard.tls.keys import (
-    NO_PSS_MESSAGE,
     CardTlsEcdsaKey,
     CardTlsKey,
     CardTlsRsaKey,
@@ -69,7 +70,7 @@ from opcard.tls.verify import ServerVerifier, default_cafile, server_subject
 with warnings.catch_warnings():  # see opcard.tls.keys
     warnings.simplefilter("ignore", DeprecationWarning)
     from tlslite import errors as tlslite_errors
-    from tlslite.constants import CipherSuite, SignatureScheme
+    from tlslite.constants import CipherSuite, HashAlgorithm, SignatureScheme
     from tlslite.handshakesettings import HandshakeSettings
     from tlslite.tlsconnection import TLSConnection
     from tlslite.x509 import X509
@@ -192,16 +193,11 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
         )
         if isinstance(privateKey, CardTlsRsaKey):
             pkcs1 = [s for s in schemes if not _is_pss(s)]
-            return sorted(pkcs1, key=lambda s: 0 if _hash_of(s) == _SHA256 else 1)
+            return sorted(pkcs1, key=lambda s: 0 if _hash_of(s) == HashAlgorithm.sha256 else 1)
         if isinstance(privateKey, CardTlsEcdsaKey):
-            preferred = _CURVE_HASH.get(privateKey.curve_name)
+            preferred = getattr(HashAlgorithm, hash_for_curve(len(privateKey)).name)
             return sorted(schemes, key=lambda s: 0 if _hash_of(s) == preferred else 1)
         return schemes
-
-
-# HashAlgorithm numbers (RFC 5246 §7.4.1.4.1): SHA-256, and the hash matching each curve
-_SHA256 = 4
-_CURVE_HASH = {"secp256r1": 4, "secp384r1": 5, "secp521r1": 6}
 
 
 def _hash_of(scheme: tuple[int, int]) -> int:
@@ -754,19 +750,11 @@ def _os_reason(err: OSError) -> str:
     return err.strerror or str(err) or type(err).__name__
 
 
-_HASH_LABELS = {
-    "sha1": "SHA-1",
-    "sha224": "SHA-224",
-    "sha256": "SHA-256",
-    "sha384": "SHA-384",
-    "sha512": "SHA-512",
-}
-
-
 def _signature_label(key: CardTlsKey, hash_name: str | None) -> str | None:
     if hash_name is None:
         return None
     if key.key_type == "Ed25519":
         return "Ed25519"
     algorithm = "RSA PKCS#1 v1.5" if key.key_type == "rsa" else "ECDSA"
-    return f"{algorithm} with {_HASH_LABELS.get(hash_name, hash_name)}"
+    row = hash_named(hash_name)
+    return f"{algorithm} with {row.label if row else hash_name}"

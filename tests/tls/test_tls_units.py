@@ -205,7 +205,7 @@ def test_signature_schemes_for_card_keys(card_rig: object, pki: Pki) -> None:
     of its curve first."""
     from tlslite.constants import SignatureScheme
 
-    from opcard.tls import _CardTLSConnection
+    from opcard.tls.client import _CardTLSConnection
 
     assert callable(card_rig)
     rsa_rig: CardRig = card_rig("demo-rsa")
@@ -237,7 +237,7 @@ def test_fallback_check_fails_closed(
     after the handshake still refuses an untrusted server."""
     from tlslite.tlsconnection import TLSConnection
 
-    from opcard.tls import _CardTLSConnection
+    from opcard.tls.client import _CardTLSConnection
 
     assert callable(card_rig) and callable(openssl_server)
     monkeypatch.setattr(
