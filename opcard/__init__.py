@@ -6,7 +6,7 @@ Example::
 
     with opcard.open_card() as card, card.session() as session:
         session.login("123456")
-        key = session.private_key("aut")
+        key = session.get_private_key("aut")
         signature = key.to_cryptography().sign(data, ec.ECDSA(hashes.SHA256()))
 
 Cards are found across PC/SC readers by AID serial (:func:`list_cards`, :func:`open_card`);
