@@ -30,11 +30,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, BinaryIO
 
 from apdu.openpgp.constants import KeySlot
+from opcard import arguments
 from opcard.errors import ObjectNotFoundError, OpenPgpError
 from opcard.openpgp import packets as pgp
 from opcard.pkcs11 import KeyType, Mechanism
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+
     from opcard.session import Session
 
 __all__ = ["card_key_packets", "card_signer", "detached_signature", "export_openpgp"]
@@ -102,7 +105,7 @@ def export_openpgp(
     *,
     armored: bool = True,
     created: int | None = None,
-    hash_name: str | None = None,
+    hash_name: str | hashes.HashAlgorithm | None = None,
 ) -> bytes:
     """The card's keys as an OpenPGP transferable public key, self-signed on the card.
 
@@ -122,7 +125,7 @@ def export_openpgp(
         dec=packets.get(KeySlot.DEC),
         aut=packets.get(KeySlot.AUT),
         created=created,
-        hash_name=hash_name,
+        hash_name=None if hash_name is None else arguments.hash_name(hash_name),
     )
     return pgp.armor(data).encode("ascii") if armored else data
 
@@ -133,7 +136,7 @@ def detached_signature(
     *,
     armored: bool = True,
     created: int | None = None,
-    hash_name: str | None = None,
+    hash_name: str | hashes.HashAlgorithm | None = None,
 ) -> bytes:
     """An OpenPGP detached signature of ``data`` (bytes, or a binary file) by the card's SIG
     key; ASCII-armored (``-----BEGIN PGP SIGNATURE-----``) unless ``armored=False``."""
@@ -142,6 +145,10 @@ def detached_signature(
     if primary is None:
         raise ObjectNotFoundError("there is no signature key on the card")
     signature = pgp.detached_signature_packet(
-        primary, card_signer(session), data, hash_name=hash_name, created=created
+        primary,
+        card_signer(session),
+        data,
+        hash_name=None if hash_name is None else arguments.hash_name(hash_name),
+        created=created,
     )
     return pgp.armor(signature, "SIGNATURE").encode("ascii") if armored else signature

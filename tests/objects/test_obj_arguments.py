@@ -438,3 +438,15 @@ def test_spec_and_firmware_versions(
     assert len(get_version) == (1 if firmware else 0)
     assert r.card.token_info().firmware_version == firmware
     assert len([apdu for apdu in r.sent if apdu[1] == 0xF1]) == len(get_version)
+
+
+def test_openpgp_hash_as_a_cryptography_object(rig: Callable[..., Rig]) -> None:
+    from opcard.openpgp import dearmor, detached_signature, iter_packets
+
+    r = rig()
+    with r.card.session() as s:
+        s.login(PW1)
+        armored = detached_signature(s, b"data", hash_name=hashes.SHA512())
+    ((tag, body),) = list(iter_packets(dearmor(armored.decode())))
+    assert tag == 2 and body[0] == 4  # a v4 signature packet
+    assert body[3] == 10  # RFC 4880 §9.4: hash algorithm 10 is SHA-512
