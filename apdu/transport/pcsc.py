@@ -19,15 +19,24 @@ possible).
 other client of that reader, SCardConnect and SCardBeginTransaction) blocked inside pcscd until
 the card is removed; no PC/SC call unblocks it (SCardCancel only ends SCardGetStatusChange,
 and SCardDisconnect/SCardReleaseContext on the same context wait for the blocked call's lock).
-So every call that may reach the card runs on a thread of the transport's own, and the caller
-waits for it at most :attr:`PcscTransport.timeout` seconds (default :data:`DEFAULT_TIMEOUT`,
-``$OPCARD_CARD_TIMEOUT``), or :attr:`PcscTransport.generate_timeout` for GENERATE ASYMMETRIC KEY
-PAIR (INS 47: RSA 4096 generation takes minutes on some cards; :data:`GENERATE_TIMEOUT`,
-``$OPCARD_GENERATE_TIMEOUT``). Then :class:`~apdu.errors.CardNotAnsweringError` ("the card in
-READER does not answer") is raised and the blocked connection is abandoned to its thread, which
-closes it when pcscd lets go. Until then every call fails at once with the same error; after,
-the next call raises :class:`~apdu.errors.CardRemovedError` and :meth:`reconnect` works again.
-The hand-over to the thread costs two thread wake-ups per call (docs/rig.md has the figure).
+So every call that may reach the card is bounded: :attr:`PcscTransport.timeout` seconds
+(default :data:`DEFAULT_TIMEOUT`, ``$OPCARD_CARD_TIMEOUT``), or
+:attr:`PcscTransport.generate_timeout` for GENERATE ASYMMETRIC KEY PAIR (INS 47: RSA 4096
+generation takes minutes on some cards; :data:`GENERATE_TIMEOUT`, ``$OPCARD_GENERATE_TIMEOUT``).
+Then :class:`~apdu.errors.CardNotAnsweringError` ("the card in READER does not answer") is
+raised. Until pcscd lets go of the reader, every further call fails at once with the same
+error; after, the next call raises :class:`~apdu.errors.CardRemovedError` and
+:meth:`~PcscTransport.reconnect` works again.
+
+How: pcsc-lite talks to pcscd over one Unix socket per context. The transport finds its
+context's socket (the one that appeared during SCardEstablishContext) and calls on the
+caller's thread with a deadline; one watchdog thread per process shuts the socket down under a
+call past its deadline, pcsc-lite returns at once and the context is dropped. The hot path
+costs two attribute writes (docs/rig.md: no measurable change to a signature). Where the
+socket cannot be found (not Linux/pcsc-lite, or another thread opened sockets at that very
+moment) the calls run on a thread of the transport's own and the caller waits for it with a
+timeout instead (about 30 µs more per call on the test machine); a call that times out is
+left to that thread, which closes the connection when pcscd lets go.
 
 A zero-byte answer (what pcscd hands back when the card is pulled while a command is in
 flight) is checked against the reader: when the card is gone it is a CardRemovedError.
@@ -38,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -206,30 +216,62 @@ _T = TypeVar("_T")
 
 
 class _Link:
-    """One PC/SC context (and card handle) with the thread that makes its blocking calls.
+    """One PC/SC context (and card handle), and how its calls are bounded in time.
 
-    :meth:`call` hands a function to the thread and waits for its result at most ``timeout``
-    seconds. A call that does not return in time leaves the link *abandoned*: its thread
-    finishes the blocked call whenever pcscd lets go, then disconnects and releases the
-    context itself (nobody else may touch them: their calls would wait for the blocked one).
+    *Direct* (``fd`` known: the context's socket to pcscd, found by :func:`_establish_link`):
+    calls run on the caller's thread, each with a :attr:`deadline` that the watchdog thread
+    (:data:`_WATCHDOG`) checks; a call past it gets the socket shut down under it, which makes
+    pcsc-lite return at once (SCARD_F_COMM_ERROR), and the context is dead. Nothing is handed
+    between threads: the hot path costs two attribute writes.
+
+    *Worker* (``fd`` unknown — not pcsc-lite on Linux, or another thread opened sockets at the
+    same moment): :meth:`call` hands the function to the link's own thread and waits at most
+    ``timeout`` seconds; a call that does not return in time leaves the link *abandoned*: its
+    thread finishes the blocked call whenever pcscd lets go, then disconnects and releases the
+    context itself (nobody else may touch them: their calls would wait for the blocked one),
+    and sets :attr:`finished`.
     """
 
-    def __init__(self, ctx: Any, name: str) -> None:
+    def __init__(self, ctx: Any, name: str, fd: int | None = None) -> None:
         self.ctx: Any = ctx
         self.hcard: Any = None
+        self.name = name
+        self.fd = fd
+        #: Direct mode: monotonic time by which the call in flight must return (0: no call in
+        #: flight, or no bound).
+        self.deadline = 0.0
+        #: Direct mode: the socket was shut down (deadline passed, or :meth:`abort`).
+        self.killed = False
+        self.aborted = False
         self.abandoned = False
-        #: Set when the thread has ended (after an abandoned call: pcscd let go of it).
+        #: Worker mode: set when the thread has ended (after an abandoned call: pcscd let go).
         self.finished = threading.Event()
+        self._kill_lock = threading.Lock()
         self._requests: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
         self._replies: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=f"opcard-pcsc {name}", daemon=True)
-        self._thread.start()
+        if fd is None:
+            threading.Thread(target=self._run, name=f"opcard-pcsc {name}", daemon=True).start()
+        else:
+            _WATCHDOG.add(self)
 
     def call(self, timeout: float | None, fn: Callable[[], _T]) -> _T:
-        """``fn()`` on the link's thread. Raises TimeoutError (the link is then abandoned),
+        """``fn()``, bounded by ``timeout``. Raises TimeoutError (the link is then given up),
         or what ``fn`` raised; after :meth:`abort`, TransportError."""
         if self.abandoned:
             raise TimeoutError
+        if self.fd is not None:
+            self.deadline = time.monotonic() + timeout if timeout is not None else 0.0
+            try:
+                result = fn()
+            except BaseException:
+                self.deadline = 0.0
+                if self.killed:
+                    raise self.after_kill() from None
+                raise
+            self.deadline = 0.0
+            if self.killed:
+                raise self.after_kill()
+            return result
         self._requests.put(fn)
         try:
             ok, value = self._replies.get(timeout=timeout)
@@ -238,17 +280,63 @@ class _Link:
             raise TimeoutError from None
         if not ok:
             raise value
-        result: _T = value
-        return result
+        worker_result: _T = value
+        return worker_result
+
+    def expire(self) -> None:
+        """(Watchdog) Shut the socket down under a call past its deadline."""
+        with self._kill_lock:
+            deadline = self.deadline
+            if self.fd is not None and deadline and time.monotonic() >= deadline:
+                self._shut()
+
+    def _shut(self) -> None:
+        if self.killed or self.fd is None:
+            return
+        self.killed = True
+        try:
+            sock = socket.socket(fileno=os.dup(self.fd))
+        except OSError:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()  # the duplicate only: pcsc-lite still owns its descriptor
+
+    def after_kill(self) -> BaseException:
+        """The call returned because its socket was shut down: release the dead context and
+        say why (TimeoutError, or TransportError after :meth:`abort`)."""
+        self._forget()
+        if self.aborted:
+            return TransportError(f"the connection to {self.name!r} was closed")
+        return TimeoutError()
+
+    def _forget(self) -> None:
+        with self._kill_lock:
+            self.fd = None  # never shut down again: the descriptor number may be reused
+        _WATCHDOG.remove(self)
+        self.abandoned = True
+        ctx, self.ctx, self.hcard = self.ctx, None, None
+        if ctx is not None:
+            _release(ctx)
 
     def abandon(self) -> None:
-        """Give the link up: its thread cleans up after its current call and ends."""
+        """Give the link up: (worker mode) its thread cleans up after its current call."""
         if not self.abandoned:
             self.abandoned = True
             self._requests.put(None)
 
     def abort(self, error: BaseException) -> None:
-        """Make a call in progress (on any thread) return at once with ``error``; abandon."""
+        """From any thread: a call in progress returns at once with ``error`` (direct mode:
+        TransportError "closed"); the link is given up."""
+        self.aborted = True
+        if self.fd is not None:
+            with self._kill_lock:
+                self._shut()
+            self.abandoned = True
+            return
         self.abandon()
         self._replies.put((False, error))
 
@@ -257,21 +345,22 @@ class _Link:
         if self.abandoned:
             return
 
-        def close() -> None:
+        def disconnect() -> None:
             if self.hcard is not None:
                 scard.SCardDisconnect(self.hcard, scard.SCARD_LEAVE_CARD)
                 self.hcard = None
-            if self.ctx is not None:
+            if self.fd is None and self.ctx is not None:
                 _release(self.ctx)
                 self.ctx = None
 
         try:
-            self.call(timeout, close)
-        except TimeoutError:
+            self.call(timeout, disconnect)
+        except (TimeoutError, TransportError):
             return
-        except TransportError:
-            return
-        self.abandon()
+        if self.fd is not None:
+            self._forget()
+        else:
+            self.abandon()
 
     def _run(self) -> None:
         requests, replies = self._requests, self._replies
@@ -292,6 +381,123 @@ class _Link:
                 _release(self.ctx)
                 self.ctx = None
             self.finished.set()
+
+
+class _Watchdog:
+    """One thread for the process: every :data:`WATCHDOG_INTERVAL` seconds, while direct
+    links exist, it shuts down the socket of a call past its deadline (:meth:`_Link.expire`);
+    without links it sleeps until one comes."""
+
+    def __init__(self) -> None:
+        self._links: set[_Link] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, link: _Link) -> None:
+        with self._lock:
+            self._links.add(link)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="opcard-pcsc-watchdog", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def remove(self, link: _Link) -> None:
+        with self._lock:
+            self._links.discard(link)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                links = list(self._links)
+            if not links:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            now = time.monotonic()
+            for link in links:
+                deadline = link.deadline
+                if deadline and now >= deadline:
+                    link.expire()
+            time.sleep(WATCHDOG_INTERVAL)
+
+
+#: Seconds between the watchdog's looks: a bound is kept to within this much.
+WATCHDOG_INTERVAL: Final = 0.25
+_WATCHDOG: Final = _Watchdog()
+
+
+class _Probe:
+    """After a call the card never answered (direct mode: its context is dead): a thread that
+    connects to the reader, which pcscd lets happen only when the stuck command is over (the
+    card answered at last, or was removed); then :attr:`finished` is set."""
+
+    def __init__(self, reader: str) -> None:
+        self.finished = threading.Event()
+        threading.Thread(
+            target=self._run, args=(reader,), name=f"opcard-pcsc-probe {reader}", daemon=True
+        ).start()
+
+    def _run(self, reader: str) -> None:
+        try:
+            hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hr != _SUCCESS:
+                return
+            try:
+                hr, hcard, _protocol = scard.SCardConnect(
+                    ctx, reader, scard.SCARD_SHARE_SHARED, _PROTOCOLS
+                )
+                if hr == _SUCCESS:
+                    scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+            finally:
+                _release(ctx)
+        finally:
+            self.finished.set()
+
+
+_ESTABLISH_LOCK: Final = threading.Lock()
+_monotonic: Final = time.monotonic
+
+
+def _socket_fds() -> set[int] | None:
+    """The process's open socket descriptors (None where /proc cannot tell)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    fds = set()
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                fds.add(int(name))
+        except (OSError, ValueError):
+            continue
+    return fds
+
+
+def _establish_link(name: str) -> _Link:
+    """A new context for a connection to ``name``, as a :class:`_Link`: direct when its
+    socket to pcscd is found (pcsc-lite opens one per context: the one socket that appeared
+    during SCardEstablishContext, a Unix socket connected to a peer), else worker."""
+    with _ESTABLISH_LOCK:
+        before = _socket_fds()
+        ctx = _establish()
+        after = _socket_fds()
+    fd: int | None = None
+    if before is not None and after is not None and len(after - before) == 1:
+        (candidate,) = after - before
+        try:
+            probe = socket.socket(fileno=os.dup(candidate))
+            try:
+                if probe.family == socket.AF_UNIX and probe.getpeername():
+                    fd = candidate
+            finally:
+                probe.close()
+        except OSError:
+            fd = None
+    return _Link(ctx, name, fd)
 
 
 # --- contexts and listing --------------------------------------------------------------------
@@ -440,8 +646,9 @@ class PcscTransport:
         """Use :meth:`open`; this takes ownership of a link holding a connected card handle."""
         self.name = reader
         self._link: _Link | None = link
-        #: The link abandoned to a call the card never answered (until its thread ends).
-        self._stuck: _Link | None = None
+        #: What tells when pcscd lets go of a call the card never answered (its ``finished``
+        #: event): the abandoned link (worker mode) or a probe (direct mode).
+        self._stuck: _Link | _Probe | None = None
         self.timeout = timeout
         self.generate_timeout = generate_timeout
         self._set_protocol(protocol)
@@ -467,14 +674,9 @@ class PcscTransport:
         """
         bound = resolve_timeout(timeout)
         long_bound = resolve_timeout(generate_timeout, generate=True)
-        ctx = _establish()
+        link = _establish_link(reader or "")
         try:
-            name = _choose_reader(ctx, reader)
-        except BaseException:
-            _release(ctx)
-            raise
-        link = _Link(ctx, name)
-        try:
+            name = link.name = _choose_reader(link.ctx, reader)
             protocol, atr = cls._connect(link, name, bound)
         except BaseException:
             link.close(bound)
@@ -507,6 +709,13 @@ class PcscTransport:
         return self._atr
 
     @property
+    def watchdog(self) -> bool:
+        """True when calls are bounded by the watchdog (on the caller's thread), False when
+        they run on the transport's own thread (see the module docstring)."""
+        link = self._link
+        return link is not None and link.fd is not None
+
+    @property
     def closed(self) -> bool:
         return self._link is None and self._stuck is None
 
@@ -533,12 +742,24 @@ class PcscTransport:
         link = self._link
         if link is None or link.abandoned:
             link = self._live()
-        hcard, pci, data = link.hcard, self._pci, list(apdu)
         timeout = self.generate_timeout if apdu[1:2] == b"\x47" else self.timeout
-        try:
-            hr, response = link.call(timeout, lambda: scard.SCardTransmit(hcard, pci, data))
-        except TimeoutError:
-            raise self._not_answering(link, "SCardTransmit", timeout) from None
+        if link.fd is not None:  # direct: the watchdog bounds the call (the hot path)
+            link.deadline = _monotonic() + timeout if timeout is not None else 0.0
+            try:
+                hr, response = scard.SCardTransmit(link.hcard, self._pci, list(apdu))
+            finally:
+                link.deadline = 0.0
+            if link.killed:
+                error = link.after_kill()
+                if isinstance(error, TimeoutError):
+                    raise self._not_answering(link, "SCardTransmit", timeout)
+                raise error
+        else:
+            hcard, pci, data = link.hcard, self._pci, list(apdu)
+            try:
+                hr, response = link.call(timeout, lambda: scard.SCardTransmit(hcard, pci, data))
+            except TimeoutError:
+                raise self._not_answering(link, "SCardTransmit", timeout) from None
         if hr != _SUCCESS:
             if hr not in _LOST and self._card_gone(link):
                 raise CardRemovedError(
@@ -557,7 +778,9 @@ class PcscTransport:
     ) -> CardNotAnsweringError:
         with self._lock:
             if self._link is link:
-                self._stuck, self._link = link, None
+                # worker mode: the link's own thread waits for pcscd; direct: a probe does
+                self._stuck = _Probe(self.name) if link.killed else link
+                self._link = None
         return _not_answering(self.name, during, timeout)
 
     def _card_gone(self, link: _Link) -> bool:
@@ -662,16 +885,14 @@ class PcscTransport:
             if link is not None:
                 self._link = None
                 link.close(self.timeout)
-            ctx = _establish()
+            link = _establish_link(target)
             try:
                 if reader is not None:
-                    target = _choose_reader(ctx, reader)
-            except BaseException:
-                _release(ctx)
-                raise
-            link = _Link(ctx, target)
-            try:
+                    target = link.name = _choose_reader(link.ctx, reader)
                 protocol, atr = self._connect(link, target, self.timeout)
+            except CardNotAnsweringError:
+                self._stuck = _Probe(target) if link.killed else link
+                raise
             except BaseException:
                 link.close(self.timeout)
                 raise

@@ -83,17 +83,25 @@ def two_cards(emulator: Any) -> tuple[Any, Any]:
     return stuck, good
 
 
+@pytest.mark.parametrize("mode", ["watchdog", "thread"])
 def test_library_gives_up_within_the_bound(
-    two_cards: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+    two_cards: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
+    """Both ways of bounding a call: the watchdog shutting the context's socket down (the
+    default with pcsc-lite), and the transport's own thread (where the socket is unknown)."""
     stuck, good = two_cards
     monkeypatch.setenv("OPCARD_CARD_TIMEOUT", f"{BOUND:g}")
+    if mode == "thread":
+        import apdu.transport.pcsc as pcsc_module
+
+        monkeypatch.setattr(pcsc_module, "_socket_fds", lambda: None)
     worker = Signer(good.reader)
     worker.start()
     try:
         card = opcard.open_card(reader=stuck.reader)
-        transport = card.channel.transport
-        assert isinstance(getattr(transport, "inner", transport), PcscTransport)
+        transport = getattr(card.channel.transport, "inner", card.channel.transport)
+        assert isinstance(transport, PcscTransport)
+        assert transport.watchdog == (mode == "watchdog")
         session = card.session()
         session.login(PW1)
         signer = session.digest_signer("sig")
