@@ -350,7 +350,9 @@ def _in_use(readers: list[str], wanted: str | None = None) -> CardInUseError:
     return CardInUseError(readers, scdaemon_running=scdaemon_running(), wanted=wanted)
 
 
-def open_card(*, serial: str | int | None = None, reader: str | None = None) -> Card:
+def open_card(
+    *, serial: str | int | None = None, reader: str | None = None, timeout: float | None = None
+) -> Card:
     """Open an OpenPGP card through PC/SC.
 
     With ``reader``: the card in that reader. With ``serial``: the card with that AID serial,
@@ -359,12 +361,18 @@ def open_card(*, serial: str | int | None = None, reader: str | None = None) -> 
     and :class:`CardInUseError` (a :class:`NoCardError`) when the card asked for — or, without
     a choice, every card there is — is held exclusively by another program (GnuPG's scdaemon
     by default). A usable card is opened even when another reader's card is held.
+
+    ``timeout``: seconds the card may take to answer one command before
+    :class:`~apdu.errors.CardNotAnsweringError` (behind a :class:`CardError`: "the card in
+    READER does not answer"); ``math.inf`` waits for ever; None takes ``$OPCARD_CARD_TIMEOUT``,
+    else 30 s. Key generation has its own, longer bound (``$OPCARD_GENERATE_TIMEOUT``, 300 s).
+    The card's transport keeps it as ``timeout`` (see :mod:`apdu.transport.pcsc`).
     """
     from apdu.transport.pcsc import PcscTransport
 
     if reader is not None:
         try:
-            transport = PcscTransport.open(reader)
+            transport = PcscTransport.open(reader, timeout=timeout)
         except SharingViolationError as e:
             raise _in_use([_reader_name(reader)]) from e
         except (CardNotPresentError, NoReaderError) as e:
@@ -399,7 +407,7 @@ def open_card(*, serial: str | int | None = None, reader: str | None = None) -> 
     if len(cards) > 1:
         raise SeveralCardsError(cards)
     try:
-        transport = PcscTransport.open(cards[0].reader)
+        transport = PcscTransport.open(cards[0].reader, timeout=timeout)
     except SharingViolationError as e:  # taken between the look and the connect
         raise _in_use([cards[0].reader]) from e
     except ApduError as e:

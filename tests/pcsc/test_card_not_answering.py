@@ -90,7 +90,10 @@ def test_library_gives_up_within_the_bound(
     """Both ways of bounding a call: the watchdog shutting the context's socket down (the
     default with pcsc-lite), and the transport's own thread (where the socket is unknown)."""
     stuck, good = two_cards
-    monkeypatch.setenv("OPCARD_CARD_TIMEOUT", f"{BOUND:g}")
+    # the bound from the environment, or (thread mode) from open_card(timeout=)
+    api_timeout = BOUND if mode == "thread" else None
+    if api_timeout is None:
+        monkeypatch.setenv("OPCARD_CARD_TIMEOUT", f"{BOUND:g}")
     if mode == "thread":
         import apdu.transport.pcsc as pcsc_module
 
@@ -98,7 +101,7 @@ def test_library_gives_up_within_the_bound(
     worker = Signer(good.reader)
     worker.start()
     try:
-        card = opcard.open_card(reader=stuck.reader)
+        card = opcard.open_card(reader=stuck.reader, timeout=api_timeout)
         transport = getattr(card.channel.transport, "inner", card.channel.transport)
         assert isinstance(transport, PcscTransport)
         assert transport.watchdog == (mode == "watchdog")
