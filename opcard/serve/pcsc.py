@@ -25,15 +25,19 @@ import threading
 import time
 from collections.abc import Sequence
 
-from apdu.errors import ApduError, SharingViolationError, TransportError
+from apdu.errors import ApduError, CardNotAnsweringError, SharingViolationError, TransportError
 from apdu.transport import ReaderStatus, pcsc
 from opcard.card import Card, scdaemon_running
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
 from opcard.serve.slots import Registry, held_slot_id
 
-__all__ = ["HELD_RETRY", "PcscMonitor", "parse_serial"]
+__all__ = ["HELD_RETRY", "OPEN_TIMEOUT", "PcscMonitor", "parse_serial"]
 
 logger = logging.getLogger("opcard.serve")
+
+#: Seconds a new card may take to answer while it is looked at (connect, SELECT, 6E); its
+#: operations then have the full card timeout ($OPCARD_CARD_TIMEOUT).
+OPEN_TIMEOUT = 5.0
 
 #: Seconds between connect attempts to a held card while pcscd still reports the reader in
 #: exclusive use (a PC/SC service that does not report it is still looked at this often).
@@ -154,10 +158,18 @@ class PcscMonitor:
         self.registry.release_hold(held_slot_id(reader))
 
     def _open(self, reader: str, atr: bytes) -> None:
+        # a short bound to look at a new card: a reader stuck on another program's command
+        # must not keep the monitor (other readers' cards coming and going) waiting long
+        bound = pcsc.default_timeout()
+        look = OPEN_TIMEOUT if bound is None else min(OPEN_TIMEOUT, bound)
         try:
-            transport = pcsc.PcscTransport.open(reader)
+            transport = pcsc.PcscTransport.open(reader, timeout=look)
         except SharingViolationError as e:
             self._hold(reader, atr, e)
+            return
+        except CardNotAnsweringError as e:
+            logger.warning("%s: not served until it is inserted again", e)
+            self._ignored[reader] = atr
             return
         except TransportError as e:
             logger.info("cannot connect to the card in %r: %s", reader, e)
@@ -171,7 +183,12 @@ class PcscMonitor:
             card = Card(transport)
         except (OpcardError, ApduError) as e:
             transport.close()
-            logger.debug("the card in %r is not served: %s", reader, e)
+            if isinstance(e, CardNotAnsweringError) or isinstance(
+                e.__cause__, CardNotAnsweringError
+            ):
+                logger.warning("%s: not served until it is inserted again", e)
+            else:
+                logger.debug("the card in %r is not served: %s", reader, e)
             self._ignored[reader] = atr
             self.registry.release_hold(held_slot_id(reader))
             return
@@ -181,6 +198,7 @@ class PcscMonitor:
             self._ignored[reader] = atr
             self.registry.release_hold(held_slot_id(reader))
             return
+        transport.timeout = bound  # the card's operations: the full bound
         slot = self.registry.attach(card, reader, into=held_slot_id(reader))
         self.registry.release_hold(held_slot_id(reader))  # unless the card went into it
         self._attached[reader] = slot.slot_id

@@ -208,6 +208,31 @@ def test_card_pulled_in_flight_then_sigterm_while_stuck(
     assert PW1 not in log
 
 
+def test_card_silent_from_the_start_is_not_served_and_blocks_no_other(
+    emulator: Any, daemon: Callable[..., Daemon]
+) -> None:
+    """A card that does not answer its SELECT: the daemon's card monitor gives up on it after
+    a short look (opcard.serve.pcsc.OPEN_TIMEOUT), says so, and keeps serving the other
+    reader — cards there come and go as usual."""
+    emulator(personalize="demo-ecc", port=35963, silent_on="00A404")
+    good = emulator(personalize="demo-ecc", port=35964, serial=0x10000002)
+    t0 = time.monotonic()
+    d = daemon(card_timeout=60)
+    assert time.monotonic() - t0 < 5.0 + SLACK + 3.0  # the look is bounded, not the 60 s
+    assert "not served until it is inserted again" in d.log.read_text()
+    digest = hashlib.sha256(b"other").digest()
+    _verified(_sign(d.path, GOOD_SLOT, digest), digest)
+    good.stop()
+    deadline = time.monotonic() + 5
+    while True:
+        with RawClient(d.path) as c:
+            c.initialize()
+            if c.slots() == []:
+                break
+        assert time.monotonic() < deadline, "the monitor should see the other card go"
+        time.sleep(0.1)
+
+
 def test_no_stopped_serving_when_it_never_served(tmp_path: Path) -> None:
     """The daemon refuses to start (socket directory open to others): it says why, and its
     log never claims it served or stopped serving."""
