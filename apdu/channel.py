@@ -49,6 +49,8 @@ from apdu.errors import (
     CardRemovedError,
     ChainingError,
     MalformedResponseError,
+    Sw,
+    Sw1,
     error_for_status,
 )
 from apdu.log import TRAFFIC, format_command, format_response, session_logger
@@ -61,7 +63,6 @@ __all__ = [
     "Channel",
     "Framing",
     "IsoIns",
-    "Sw",
     "encode",
 ]
 
@@ -79,21 +80,13 @@ class IsoIns(IntEnum):
     GET_RESPONSE = 0xC0
 
 
-@unique
-class Sw(IntEnum):
-    """Status words and status-word first bytes the channel acts on."""
-
-    OK = 0x9000
-    MORE_DATA = 0x61  # SW1: SW2 more bytes available (00: 256 or more)
-    WRONG_LE = 0x6C  # SW1: resend with Le = SW2
-
-
 _CHAINING_BIT = 0x10
 _SHORT_LC_MAX = SHORT_MAX - 1
 _EXTENDED_LC_MAX = EXTENDED_MAX - 1
+# the status words the channel acts on, as plain ints (compared for every response)
 _OK = Sw.OK.value
-_MORE = Sw.MORE_DATA.value
-_WRONG_LE = Sw.WRONG_LE.value
+_MORE = Sw1.MORE_DATA.value
+_WRONG_LE = Sw1.WRONG_LE.value
 _GET_RESPONSE_HEADER = bytes((0x00, IsoIns.GET_RESPONSE.value, 0x00, 0x00))
 _traffic_enabled = traffic_logger.isEnabledFor
 

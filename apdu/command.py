@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from apdu.errors import MalformedResponseError, StatusWordParts, Sw
+
 __all__ = ["SHORT_MAX", "EXTENDED_MAX", "Command", "Response"]
 
 #: Largest Lc/Ne of a short APDU (Le byte 00 means 256).
@@ -100,7 +102,7 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class Response(StatusWordParts):
     """A response APDU: data and the status word."""
 
     data: bytes
@@ -110,23 +112,12 @@ class Response:
     def from_bytes(cls, raw: bytes) -> Response:
         """Split raw response bytes into data and status word (the last two bytes)."""
         if len(raw) < 2:
-            # Local import keeps this module dependency-free for the common path.
-            from apdu.errors import MalformedResponseError
-
             raise MalformedResponseError(f"response of {len(raw)} bytes has no status word")
         return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
 
     @property
-    def sw1(self) -> int:
-        return self.sw >> 8
-
-    @property
-    def sw2(self) -> int:
-        return self.sw & 0xFF
-
-    @property
     def ok(self) -> bool:
-        return self.sw == 0x9000
+        return self.sw == Sw.OK
 
     def __bytes__(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")

@@ -7,6 +7,8 @@ I/O. Messages never contain PINs or other sensitive payloads.
 
 from __future__ import annotations
 
+from enum import IntEnum, unique
+
 __all__ = [
     "ApduError",
     "TransportError",
@@ -36,8 +38,84 @@ __all__ = [
     "NotEnoughMemoryError",
     "TerminatedError",
     "UnknownStatusError",
+    "StatusWordParts",
+    "Sw",
+    "Sw1",
     "error_for_status",
+    "pin_retries",
 ]
+
+
+@unique
+class Sw(IntEnum):
+    """Status words by name (ISO 7816-4 §5.1.3, OpenPGP card §7.3): every status word the
+    driver names is here; :func:`error_for_status` maps them to exceptions."""
+
+    OK = 0x9000
+    DEACTIVATED = 0x6283
+    TERMINATED = 0x6285
+    #: 63C0: verification failed, no try left (63Cx: x tries left, :func:`pin_retries`).
+    PIN_NO_TRY_LEFT = 0x63C0
+    EXECUTION_ERROR = 0x6400
+    MEMORY_FAILURE = 0x6581
+    WRONG_LENGTH = 0x6700
+    LOGICAL_CHANNEL_NOT_SUPPORTED = 0x6881
+    SECURE_MESSAGING_NOT_SUPPORTED = 0x6882
+    LAST_COMMAND_OF_CHAIN_EXPECTED = 0x6883
+    CHAINING_NOT_SUPPORTED = 0x6884
+    SECURITY_STATUS_NOT_SATISFIED = 0x6982
+    AUTHENTICATION_METHOD_BLOCKED = 0x6983
+    REFERENCED_DATA_INVALIDATED = 0x6984
+    CONDITIONS_NOT_SATISFIED = 0x6985
+    COMMAND_NOT_ALLOWED = 0x6986
+    WRONG_DATA = 0x6A80
+    FUNCTION_NOT_SUPPORTED = 0x6A81
+    FILE_NOT_FOUND = 0x6A82
+    RECORD_NOT_FOUND = 0x6A83
+    NOT_ENOUGH_MEMORY = 0x6A84
+    LC_INCONSISTENT_WITH_TLV = 0x6A85
+    WRONG_P1_P2 = 0x6A86
+    LC_INCONSISTENT_WITH_P1_P2 = 0x6A87
+    REFERENCED_DATA_NOT_FOUND = 0x6A88
+    WRONG_PARAMETERS = 0x6B00
+    INS_NOT_SUPPORTED = 0x6D00
+    CLA_NOT_SUPPORTED = 0x6E00
+    NO_PRECISE_DIAGNOSIS = 0x6F00
+
+
+@unique
+class Sw1(IntEnum):
+    """First bytes that name a family of status words (ISO 7816-4 §5.1.3)."""
+
+    MORE_DATA = 0x61  # SW2 more bytes to GET RESPONSE (00: 256 or more)
+    WARNING_UNCHANGED = 0x62
+    WARNING_CHANGED = 0x63  # also 63Cx, a wrong PIN
+    WRONG_LE = 0x6C  # resend with Le = SW2
+
+
+_PIN_COUNTER_MASK = 0xFFF0
+
+
+def pin_retries(sw: int) -> int | None:
+    """The tries left that a 63Cx answer tells (x); None for any other status word."""
+    if sw & _PIN_COUNTER_MASK == Sw.PIN_NO_TRY_LEFT:
+        return sw & 0x0F
+    return None
+
+
+class StatusWordParts:
+    """``sw1`` and ``sw2`` of anything that keeps a status word ``sw``."""
+
+    __slots__ = ()
+    sw: int
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
 
 
 class ApduError(Exception):
@@ -114,7 +192,7 @@ class ChainingError(ProtocolError):
 # --- status words --------------------------------------------------------------------------
 
 
-class CardStatusError(ApduError):
+class CardStatusError(ApduError, StatusWordParts):
     """The card answered a status word other than 9000. Keeps the status word and the data."""
 
     default_message = "card returned an error status"
@@ -128,14 +206,6 @@ class CardStatusError(ApduError):
     def __reduce__(self) -> tuple[type[CardStatusError], tuple[int, bytes, str]]:
         # Keeps sw/data/message across pickling (multiprocessing, concurrent.futures).
         return (type(self), (self.sw, self.data, self.message))
-
-    @property
-    def sw1(self) -> int:
-        return self.sw >> 8
-
-    @property
-    def sw2(self) -> int:
-        return self.sw & 0xFF
 
 
 class WarningStatusError(CardStatusError):
@@ -227,50 +297,53 @@ class UnknownStatusError(CardStatusError):
 
 
 _EXACT: dict[int, tuple[type[CardStatusError], str | None]] = {
-    0x6285: (TerminatedError, "selected file in termination state"),
-    0x6283: (TerminatedError, "selected file deactivated"),
-    0x6400: (CardStatusError, "execution error"),
-    0x6581: (CardStatusError, "memory failure"),
-    0x6700: (WrongLengthError, None),
-    0x6881: (ClaNotSupportedError, "logical channel not supported"),
-    0x6882: (ClaNotSupportedError, "secure messaging not supported"),
-    0x6883: (ClaNotSupportedError, "last command of the chain expected"),
-    0x6884: (ClaNotSupportedError, "command chaining not supported"),
-    0x6982: (SecurityStatusNotSatisfiedError, None),
-    0x6983: (PinBlockedError, None),
-    0x6984: (ConditionsNotSatisfiedError, "referenced data invalidated"),
-    0x6985: (ConditionsNotSatisfiedError, None),
-    0x6986: (ConditionsNotSatisfiedError, "command not allowed"),
-    0x6A80: (WrongDataError, None),
-    0x6A81: (InsNotSupportedError, "function not supported"),
-    0x6A82: (NotFoundError, "file or application not found"),
-    0x6A83: (NotFoundError, "record not found"),
-    0x6A84: (NotEnoughMemoryError, None),
-    0x6A85: (WrongLengthError, "Lc inconsistent with the TLV structure"),
-    0x6A86: (WrongParametersError, None),
-    0x6A87: (WrongLengthError, "Lc inconsistent with P1-P2"),
-    0x6A88: (NotFoundError, "referenced data not found"),
-    0x6B00: (WrongParametersError, None),
-    0x6D00: (InsNotSupportedError, None),
-    0x6E00: (ClaNotSupportedError, None),
-    0x6F00: (CardStatusError, "no precise diagnosis"),
+    Sw.TERMINATED: (TerminatedError, "selected file in termination state"),
+    Sw.DEACTIVATED: (TerminatedError, "selected file deactivated"),
+    Sw.EXECUTION_ERROR: (CardStatusError, "execution error"),
+    Sw.MEMORY_FAILURE: (CardStatusError, "memory failure"),
+    Sw.WRONG_LENGTH: (WrongLengthError, None),
+    Sw.LOGICAL_CHANNEL_NOT_SUPPORTED: (ClaNotSupportedError, "logical channel not supported"),
+    Sw.SECURE_MESSAGING_NOT_SUPPORTED: (ClaNotSupportedError, "secure messaging not supported"),
+    Sw.LAST_COMMAND_OF_CHAIN_EXPECTED: (
+        ClaNotSupportedError,
+        "last command of the chain expected",
+    ),
+    Sw.CHAINING_NOT_SUPPORTED: (ClaNotSupportedError, "command chaining not supported"),
+    Sw.SECURITY_STATUS_NOT_SATISFIED: (SecurityStatusNotSatisfiedError, None),
+    Sw.AUTHENTICATION_METHOD_BLOCKED: (PinBlockedError, None),
+    Sw.REFERENCED_DATA_INVALIDATED: (ConditionsNotSatisfiedError, "referenced data invalidated"),
+    Sw.CONDITIONS_NOT_SATISFIED: (ConditionsNotSatisfiedError, None),
+    Sw.COMMAND_NOT_ALLOWED: (ConditionsNotSatisfiedError, "command not allowed"),
+    Sw.WRONG_DATA: (WrongDataError, None),
+    Sw.FUNCTION_NOT_SUPPORTED: (InsNotSupportedError, "function not supported"),
+    Sw.FILE_NOT_FOUND: (NotFoundError, "file or application not found"),
+    Sw.RECORD_NOT_FOUND: (NotFoundError, "record not found"),
+    Sw.NOT_ENOUGH_MEMORY: (NotEnoughMemoryError, None),
+    Sw.LC_INCONSISTENT_WITH_TLV: (WrongLengthError, "Lc inconsistent with the TLV structure"),
+    Sw.WRONG_P1_P2: (WrongParametersError, None),
+    Sw.LC_INCONSISTENT_WITH_P1_P2: (WrongLengthError, "Lc inconsistent with P1-P2"),
+    Sw.REFERENCED_DATA_NOT_FOUND: (NotFoundError, "referenced data not found"),
+    Sw.WRONG_PARAMETERS: (WrongParametersError, None),
+    Sw.INS_NOT_SUPPORTED: (InsNotSupportedError, None),
+    Sw.CLA_NOT_SUPPORTED: (ClaNotSupportedError, None),
+    Sw.NO_PRECISE_DIAGNOSIS: (CardStatusError, "no precise diagnosis"),
 }
 
 
 def error_for_status(sw: int, data: bytes = b"") -> CardStatusError:
     """The exception for a status word other than 9000 (not raised, returned)."""
-    if (sw & 0xFFF0) == 0x63C0:
+    if pin_retries(sw) is not None:
         return WrongPinError(sw, data)
     exact = _EXACT.get(sw)
     if exact is not None:
         cls, message = exact
         return cls(sw, data, message)
     sw1 = sw >> 8
-    if sw1 == 0x6C:
+    if sw1 == Sw1.WRONG_LE:
         ne = (sw & 0xFF) or 256
         return WrongLengthError(sw, data, f"wrong Le, the card has {ne} bytes")
-    if sw1 == 0x61:
+    if sw1 == Sw1.MORE_DATA:
         return UnknownStatusError(sw, data, "response data left unread (61xx)")
-    if sw1 in (0x62, 0x63):
+    if sw1 in (Sw1.WARNING_UNCHANGED, Sw1.WARNING_CHANGED):
         return WarningStatusError(sw, data)
     return UnknownStatusError(sw, data)

@@ -30,8 +30,10 @@ from apdu.channel import Channel, Framing
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command
 from apdu.errors import (
     CardStatusError,
+    Sw,
     WrongPinError,
     error_for_status,
+    pin_retries,
 )
 from apdu.openpgp import commands, quirks
 from apdu.openpgp.constants import Do, KdfHash, KeySlot, Pw, Secret
@@ -54,12 +56,6 @@ from apdu.openpgp.objects import (
 
 __all__ = ["MAX_BLOCKING_ATTEMPTS", "OpenPgpApplet", "PinState"]
 
-_SW_OK = 0x9000
-_SW_BLOCKED = 0x6983
-_SW_SECURITY = 0x6982
-_SW_CONDITIONS = 0x6985
-_SW_COUNTER_MASK = 0xFFF0
-_SW_COUNTER = 0x63C0
 #: Upper bound on wrong VERIFYs sent per PIN by :meth:`OpenPgpApplet.factory_reset`.
 MAX_BLOCKING_ATTEMPTS = 16
 _WRONG_PIN_LENGTH = 8
@@ -119,12 +115,20 @@ class OpenPgpApplet:
         except CardStatusError as err:
             raise _context(err, what) from err
 
+    def _send_atomic(self, cmd: Command, what: str) -> bytes:
+        """:meth:`_send` without a PC/SC transaction when ``cmd`` fits one APDU
+        (:meth:`~apdu.channel.Channel.send_atomic`): the private key operations."""
+        try:
+            return self.channel.send_atomic(cmd)
+        except CardStatusError as err:
+            raise _context(err, what) from err
+
     def _send_pin(self, cmd: Command, what: str, secret: Secret) -> None:
         """Send a command that checks ``secret`` (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
         COUNTER with the reset code). A YubiKey answers a wrong PIN 6982 instead of 63Cx:
         turn that into WrongPinError with the counter from C4."""
         response = self.channel.send_raw(cmd)
-        if response.sw == _SW_OK:
+        if response.sw == Sw.OK:
             return
         if response.sw == quirks.WRONG_PIN_SECURITY_STATUS_SW:
             retries = self.get_pw_status().retries(secret)
@@ -390,11 +394,12 @@ class OpenPgpApplet:
         pw = Pw(pw)
         response = self.channel.send_raw(commands.verify_status(pw))
         sw = response.sw
-        if sw == _SW_OK:
+        if sw == Sw.OK:
             return PinState(True, None)
-        if sw & _SW_COUNTER_MASK == _SW_COUNTER:
-            return PinState(False, sw & 0x0F)
-        if sw == _SW_BLOCKED:
+        retries = pin_retries(sw)
+        if retries is not None:
+            return PinState(False, retries)
+        if sw == Sw.AUTHENTICATION_METHOD_BLOCKED:
             return PinState(False, 0)
         if sw in quirks.EMPTY_VERIFY_UNSUPPORTED_SW:
             return PinState(None, self.get_pw_status().retries(Secret.for_pw(pw)))
@@ -464,13 +469,17 @@ class OpenPgpApplet:
         """PUT DATA (odd) with a 4D template from :mod:`apdu.openpgp.keys` (needs PW3)."""
         self._send(commands.import_key(template), "PUT DATA 4D (key import)")
 
+    # The private key operations are one command each: sent without a PC/SC transaction when
+    # they fit one APDU (one SCardTransmit is atomic in pcscd; two service round trips saved on
+    # the signature hot path), with one when they need chaining.
+
     def sign(self, data: bytes) -> bytes:
         """PSO:COMPUTE DIGITAL SIGNATURE with the SIG key (needs PW1 as 81)."""
-        return self._send(commands.pso_compute_digital_signature(data), "PSO:CDS")
+        return self._send_atomic(commands.pso_compute_digital_signature(data), "PSO:CDS")
 
     def decipher(self, data: bytes) -> bytes:
         """PSO:DECIPHER with ready command data (needs PW1 as 82)."""
-        return self._send(commands.pso_decipher(data), "PSO:DECIPHER")
+        return self._send_atomic(commands.pso_decipher(data), "PSO:DECIPHER")
 
     def decipher_rsa(self, cryptogram: bytes) -> bytes:
         """PSO:DECIPHER of an RSA cryptogram: the unpadded plaintext."""
@@ -482,7 +491,7 @@ class OpenPgpApplet:
 
     def internal_authenticate(self, data: bytes) -> bytes:
         """INTERNAL AUTHENTICATE with the AUT key (needs PW1 as 82)."""
-        return self._send(commands.internal_authenticate(data), "INTERNAL AUTHENTICATE")
+        return self._send_atomic(commands.internal_authenticate(data), "INTERNAL AUTHENTICATE")
 
     def manage_security_environment(self, template: KeySlot, key: KeySlot) -> None:
         """MSE: use ``key`` (DEC or AUT) for ``template``'s operation."""
@@ -524,10 +533,10 @@ class OpenPgpApplet:
             if admin_pin is not None:
                 self.verify(Pw.PW3, admin_pin)
             response = self.channel.send_raw(commands.terminate_df())
-            if response.sw != _SW_OK:
+            if response.sw != Sw.OK:
                 refusal = error_for_status(response.sw, response.data)
-                blocking_helps = response.sw == _SW_CONDITIONS or (
-                    response.sw == _SW_SECURITY
+                blocking_helps = response.sw == Sw.CONDITIONS_NOT_SATISFIED or (
+                    response.sw == Sw.SECURITY_STATUS_NOT_SATISFIED
                     and admin_pin is None
                     and self._life_cycle(life_cycle) in quirks.LIFE_CYCLE_MANAGED
                 )
@@ -571,8 +580,8 @@ class OpenPgpApplet:
         for _ in range(min(status.retries(secret) + 1, MAX_BLOCKING_ATTEMPTS)):
             response = self.channel.send_raw(commands.verify(pw, wrong))
             sw = response.sw
-            if sw in (_SW_BLOCKED, _SW_COUNTER) or sw == _SW_OK:
+            if sw in (Sw.AUTHENTICATION_METHOD_BLOCKED, Sw.PIN_NO_TRY_LEFT, Sw.OK):
                 return
-            if sw & _SW_COUNTER_MASK == _SW_COUNTER or sw == _SW_SECURITY:
+            if pin_retries(sw) is not None or sw == Sw.SECURITY_STATUS_NOT_SATISFIED:
                 continue
             raise _context(error_for_status(sw, response.data), f"VERIFY {pw.name} (blocking)")

@@ -10,11 +10,12 @@ from __future__ import annotations
 from apdu.errors import (
     CardStatusError,
     NotFoundError,
+    Sw,
     WrongDataError,
     WrongLengthError,
     WrongParametersError,
 )
-from apdu.openpgp.constants import YUBICO, AlgorithmId, Curve, KeySlot
+from apdu.openpgp.constants import YUBICO, AlgorithmId, Curve, KeySlot, LifeCycle
 from apdu.openpgp.objects import (
     Aid,
     AlgorithmAttributes,
@@ -27,7 +28,6 @@ __all__ = [
     "CERTIFICATE_SIZE_LIMITS",
     "EMPTY_VERIFY_UNSUPPORTED_SW",
     "FA_LENGTH_OVERSHOOT",
-    "FOURTH_GET_NEXT_DATA_SW",
     "LIFE_CYCLE_MANAGED",
     "SELECT_DATA_RETRY_ERRORS",
     "WRONG_PIN_SECURITY_STATUS_SW",
@@ -43,12 +43,14 @@ __all__ = [
 #: (seen on 5.4.3; OpenSC PR #3397 "SC_CARD_FLAG_NO_ISO7816_PIN_INFO", log of
 #: ``00 20 00 82`` → ``6A 80``). Fallback: read the retry counter from C4; whether the PIN is
 #: verified stays unknown.
-EMPTY_VERIFY_UNSUPPORTED_SW = frozenset({0x6A80, 0x6D00, 0x6B00, 0x6700})
+EMPTY_VERIFY_UNSUPPORTED_SW = frozenset(
+    {Sw.WRONG_DATA, Sw.INS_NOT_SUPPORTED, Sw.WRONG_PARAMETERS, Sw.WRONG_LENGTH}
+)
 
 #: A wrong PIN answered 6982 (security status not satisfied) instead of 63Cx: YubiKey
 #: (yubikey-manager ``_verify``/``_change`` map 6982 to "invalid PIN" and re-read C4). The
 #: applet raises WrongPinError with the counter read from C4.
-WRONG_PIN_SECURITY_STATUS_SW = 0x6982
+WRONG_PIN_SECURITY_STATUS_SW = Sw.SECURITY_STATUS_NOT_SATISFIED
 
 #: YubiKey firmware 5.2.0 to 5.4.3 wants SELECT DATA with an extra length byte 06 before the
 #: spec's data ``60 04 5C 02 7F 21`` and refuses the spec's form (yubikey-manager issue #403,
@@ -73,11 +75,11 @@ SELECT_DATA_RETRY_ERRORS: tuple[type[CardStatusError], ...] = (
 #: refuses a card that declares anything else ("This command is not supported by this card",
 #: g10/card-util.c). Gnuk sends 00 and has no TERMINATE DF; the Ledger app 7F and terminates
 #: only after PW3; the YubiKey NEO 00 and terminates only with both PINs blocked (6985).
-LIFE_CYCLE_MANAGED = frozenset({0x03, 0x05})
+LIFE_CYCLE_MANAGED = frozenset({LifeCycle.INITIALISATION, LifeCycle.OPERATIONAL})
 
-#: A fourth GET NEXT DATA (there are three certificate occurrences) answers 6A80 (YubiKey
-#: 5.4.3 trace, go-openpgp-card ``mockdata/TestCardholderCertificates``).
-FOURTH_GET_NEXT_DATA_SW = 0x6A80
+# A fourth GET NEXT DATA (there are three certificate occurrences) answers 6A80 (YubiKey
+# 5.4.3 trace, go-openpgp-card ``mockdata/TestCardholderCertificates``): nothing to work
+# around, the driver never sends one, and one sent anyway raises WrongDataError.
 
 #: FA algorithm information declared 2 bytes longer than sent: YubiKey 5.4.3 (declares 01E2,
 #: sends 01E0 — go-openpgp-card ``mockdata/TestSupportedAlgorithms``; GnuPG logs "Yubikey
