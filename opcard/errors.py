@@ -1,40 +1,106 @@
-"""The opcard package's exceptions: one base, :class:`OpcardError`.
+"""Every exception opcard raises, in one module: one base, :class:`OpcardError`.
 
 Every exception opcard raises for a card, token, mechanism or data condition derives from
-:class:`OpcardError`. Exceptions for caller mistakes found before any I/O (a malformed URI, a
-mechanism the key cannot do, a digest of the wrong length) also derive from ``ValueError``.
+:class:`OpcardError`, is defined here and is importable from here and from :mod:`opcard`
+(``opcard.WrongPinError``). Exceptions for caller mistakes found before any I/O (a malformed
+URI, a mechanism the key cannot do, a digest of the wrong length) also derive from
+``ValueError``.
 
 Each class carries the PKCS#11 return value (``return_value``) a PKCS#11 front end (the
 p11-kit RPC server) reports for it; an instance may override it. Messages never contain PINs.
+The messages of the Python API name Python calls (``session.unblock_pin``); the command line
+adds its own hints when it prints them (:mod:`opcard.cli.errors`).
+
+The one boundary between the protocol layer and opcard: an :class:`apdu.errors.ApduError`
+becomes an opcard exception in :func:`translate_error` (used through the :func:`translated`
+context manager), with the apdu exception as ``__cause__``.
+
+The tree::
+
+    OpcardError
+    ├── UriError (ValueError)
+    ├── MechanismError (ValueError)
+    │   ├── DataLengthError
+    │   └── UnsupportedMechanismError
+    │       └── TlsVersionError (also a TlsError)
+    ├── UnsupportedKeyError (ValueError)
+    ├── CertificateFormatError (ValueError)
+    ├── CertificateTooLargeError (ValueError)
+    ├── OpenPgpError
+    │   └── OpenPgpFormatError (ValueError)
+    ├── CardError
+    │   ├── NoCardError
+    │   │   ├── CardInUseError
+    │   │   └── PcscUnavailableError
+    │   ├── CardRemovedError
+    │   ├── SeveralCardsError
+    │   └── CardOperationError
+    │       └── AlgorithmRefusedError
+    ├── PinError (``pin``: which PIN, a PinKind, or None)
+    │   ├── WrongPinError
+    │   ├── PinBlockedError
+    │   ├── PinFormatError (ValueError)
+    │   └── NotLoggedInError
+    ├── ObjectLookupError (LookupError)
+    │   ├── ObjectNotFoundError
+    │   └── MultipleObjectsError
+    ├── NotSupportedByCardError
+    └── TlsError
+        ├── TlsConnectError
+        ├── ServerCertificateError
+        └── TlsHandshakeError
+            └── ClientRejectedError
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from enum import IntEnum, unique
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import Enum, IntEnum, unique
 
+from apdu import errors as apdu_errors
 from opcard.pkcs11.rv import ReturnValue
 
 __all__ = [
     "CARD_IN_USE_REMEDY",
     "CLIENT_REJECTED_ALERTS",
     "AlertCode",
+    "AlgorithmRefusedError",
+    "CardError",
+    "CardInUseError",
+    "CardOperationError",
+    "CardRemovedError",
+    "CertificateFormatError",
+    "CertificateTooLargeError",
     "ClientRejectedError",
+    "DataLengthError",
+    "MechanismError",
+    "MultipleObjectsError",
+    "NoCardError",
+    "NotLoggedInError",
+    "NotSupportedByCardError",
+    "ObjectLookupError",
+    "ObjectNotFoundError",
+    "OpcardError",
+    "OpenPgpError",
+    "OpenPgpFormatError",
+    "PcscUnavailableError",
+    "PinBlockedError",
+    "PinError",
+    "PinFormatError",
+    "PinKind",
+    "SeveralCardsError",
     "ServerCertificateError",
     "TlsConnectError",
     "TlsError",
     "TlsHandshakeError",
     "TlsVersionError",
-    "CardInUseError",
-    "AlgorithmRefusedError",
-    "DataLengthError",
-    "MechanismError",
-    "NotSupportedByCardError",
-    "OpcardError",
-    "OpenPgpError",
-    "OpenPgpFormatError",
+    "UnsupportedKeyError",
     "UnsupportedMechanismError",
     "UriError",
+    "WrongPinError",
+    "translate_error",
+    "translated",
 ]
 
 
@@ -137,6 +203,7 @@ class CardInUseError(NoCardError):
         *,
         scdaemon_running: bool | None = None,
         wanted: str | None = None,
+        problem: str | None = None,
     ) -> None:
         self.readers = list(readers)
         self.scdaemon_running = scdaemon_running
@@ -147,27 +214,33 @@ class CardInUseError(NoCardError):
         why = "GnuPG's scdaemon holds cards this way"
         if scdaemon_running:
             why += ", and one is running for this user"
-        problem = (
+        text = (
             f"the card{'s' if several else ''} in {names} {'are' if several else 'is'} in "
             f"exclusive use by {who} ({why})"
         )
         if wanted is not None:
-            problem = f"{wanted} is not among the cards opcard can use; {problem}"
-        self.problem = problem
+            text = f"{wanted} is not among the cards opcard can use; {text}"
+        self.problem = problem if problem is not None else text
         self.remedy = CARD_IN_USE_REMEDY
-        super().__init__(f"{problem}: {self.remedy}")
+        self._problem = problem
+        super().__init__(f"{self.problem}: {self.remedy}")
 
     def __reduce__(self) -> tuple[object, ...]:
         return (
             _card_in_use,
-            (self.readers, self.scdaemon_running, self.wanted),
+            (self.readers, self.scdaemon_running, self.wanted, self._problem),
         )
 
 
 def _card_in_use(
-    readers: list[str], scdaemon_running: bool | None, wanted: str | None
+    readers: list[str],
+    scdaemon_running: bool | None,
+    wanted: str | None,
+    problem: str | None = None,
 ) -> CardInUseError:
-    return CardInUseError(readers, scdaemon_running=scdaemon_running, wanted=wanted)
+    return CardInUseError(
+        readers, scdaemon_running=scdaemon_running, wanted=wanted, problem=problem
+    )
 
 
 class SeveralCardsError(CardError):
@@ -184,27 +257,108 @@ class SeveralCardsError(CardError):
         )
 
 
+class PcscUnavailableError(NoCardError):
+    """The PC/SC service (pcscd) is not running or cannot be reached: no card can be found."""
+
+
+class CardRemovedError(CardError):
+    """The card was removed or reset during the operation; the next operation reconnects."""
+
+    default_return_value = ReturnValue.DEVICE_REMOVED
+
+
+@unique
+class PinKind(Enum):
+    """Which secret a :class:`PinError` is about (``exc.pin``)."""
+
+    USER = "user PIN"
+    ADMIN = "admin PIN"
+    RESET_CODE = "reset code"
+
+    @property
+    def label(self) -> str:
+        """``"user PIN"``, ``"admin PIN"``, ``"reset code"``."""
+        return self.value
+
+    @property
+    def blocked_remedy(self) -> str:
+        """What to do when this secret is blocked, in Python API calls."""
+        return _BLOCKED_REMEDY[self]
+
+
+_BLOCKED_REMEDY = {
+    PinKind.USER: "unblock it with session.unblock_pin(new_pin, reset_code=code), or with "
+    "session.unblock_pin(new_pin) after session.login_admin(admin_pin)",
+    PinKind.ADMIN: "the admin PIN cannot be unblocked: only a factory reset "
+    "(session.factory_reset(), which erases the keys) makes the card writable again",
+    PinKind.RESET_CODE: "set a new one with session.set_reset_code(code) after "
+    "session.login_admin(admin_pin) (the admin PIN also unblocks the user PIN)",
+}
+
+_LOGIN_CALL = {
+    PinKind.USER: "session.login(pin)",
+    PinKind.ADMIN: "session.login_admin(admin_pin)",
+    PinKind.RESET_CODE: "session.unblock_pin(new_pin, reset_code=code)",
+}
+
+
 class PinError(OpcardError):
-    """A PIN problem: wrong, blocked, not logged in, malformed."""
+    """A PIN problem: wrong, blocked, not logged in, malformed. ``pin`` says which secret
+    (:class:`PinKind`; None when the card did not say)."""
 
     default_return_value = ReturnValue.PIN_INCORRECT
 
+    def __init__(
+        self, *args: object, pin: PinKind | None = None, return_value: ReturnValue | None = None
+    ) -> None:
+        super().__init__(*args, return_value=return_value)
+        self.pin = pin
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, vars(self)))
+
+
+def _rebuild(cls: type[PinError], args: tuple[object, ...], state: dict[str, object]) -> PinError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    vars(exc).update(state)
+    return exc
+
 
 class WrongPinError(PinError):
-    """The card refused the PIN; ``retries`` tries are left (exactly one was used)."""
+    """The card refused the PIN ``pin``; ``retries`` tries are left (exactly one was used).
+    With none left the PIN is now blocked: the return value is CKR_PIN_LOCKED and the message
+    says so and how to unblock it."""
 
-    def __init__(self, what: str, retries: int | None) -> None:
+    def __init__(self, pin: PinKind | None, retries: int | None) -> None:
         self.retries = retries
-        left = "unknown number of" if retries is None else str(retries)
-        super().__init__(f"wrong {what}: {left} tries left")
+        name = pin.label if pin is not None else "PIN"
         if retries == 0:
-            self.return_value = ReturnValue.PIN_LOCKED
+            message = f"wrong {name}: no tries left, the {name} is now blocked"
+            if pin is not None:
+                message += f"; {pin.blocked_remedy}"
+        else:
+            left = "an unknown number of" if retries is None else str(retries)
+            message = f"wrong {name}: {left} {'try' if retries == 1 else 'tries'} left"
+        super().__init__(
+            message, pin=pin, return_value=ReturnValue.PIN_LOCKED if retries == 0 else None
+        )
 
 
 class PinBlockedError(PinError):
-    """The PIN is blocked: unblock it with the reset code or the admin PIN."""
+    """The PIN ``pin`` is blocked; the message says how to unblock it (user PIN: with the
+    reset code or the admin PIN; admin PIN: only a factory reset)."""
 
     default_return_value = ReturnValue.PIN_LOCKED
+
+    def __init__(self, pin: PinKind | None, what: str | None = None) -> None:
+        name = pin.label if pin is not None else "PIN"
+        message = f"the {name} is blocked"
+        if what:
+            message = f"{what}: {message}"
+        if pin is not None:
+            message += f": {pin.blocked_remedy}"
+        super().__init__(message, pin=pin)
 
 
 class PinFormatError(PinError, ValueError):
@@ -214,15 +368,35 @@ class PinFormatError(PinError, ValueError):
 
 
 class NotLoggedInError(PinError):
-    """The operation needs a login (user PIN, or admin PIN for writes)."""
+    """The operation needs a login (``pin``: the user PIN, or the admin PIN for writes); the
+    message names the call that logs in."""
 
     default_return_value = ReturnValue.USER_NOT_LOGGED_IN
 
+    @classmethod
+    def needs(cls, pin: PinKind, what: str = "this") -> NotLoggedInError:
+        """``this needs the admin PIN: log in with session.login_admin(admin_pin)``."""
+        return cls(f"{what} needs the {pin.label}: log in with {_LOGIN_CALL[pin]}", pin=pin)
 
-class ObjectNotFoundError(OpcardError, LookupError):
-    """No object matches; or, for ``get_key``, none or several do (the message says which)."""
+
+class ObjectLookupError(OpcardError, LookupError):
+    """Looking up one object (by slot, label, id, template or URI) failed: none or several
+    match. Catch this for both; the two cases are :class:`ObjectNotFoundError` and
+    :class:`MultipleObjectsError` (python-pkcs11's ``NoSuchKey`` and
+    ``MultipleObjectsReturned``)."""
 
     default_return_value = ReturnValue.OBJECT_HANDLE_INVALID
+
+
+class ObjectNotFoundError(ObjectLookupError):
+    """No object matches (no key in the slot, no certificate, no object with that label)."""
+
+
+class MultipleObjectsError(ObjectLookupError):
+    """Several objects match where exactly one was asked for: name it more precisely (slot,
+    ``object_class``, ``id``)."""
+
+    default_return_value = ReturnValue.ARGUMENTS_BAD
 
 
 class CardOperationError(CardError):
@@ -233,6 +407,16 @@ class CardOperationError(CardError):
     def __init__(self, message: str, sw: int | None = None) -> None:
         self.sw = sw
         super().__init__(message)
+
+
+class CertificateFormatError(OpcardError, ValueError):
+    """The bytes given as a certificate are no X.509 certificate (nothing was written)."""
+
+    default_return_value = ReturnValue.DATA_INVALID
+
+
+class UnsupportedKeyError(OpcardError, ValueError):
+    """A key or algorithm this card (or opcard) cannot use; the message names it."""
 
 
 class CertificateTooLargeError(OpcardError, ValueError):
@@ -353,3 +537,65 @@ class TlsHandshakeError(TlsError):
 class ClientRejectedError(TlsHandshakeError):
     """The server refused the client: its alert (``bad_certificate``, ``unknown_ca``,
     ``certificate_required``, …) says it did not accept the card's certificate or signature."""
+
+
+# --- the boundary: apdu exceptions become opcard exceptions ----------------------------------
+
+
+def translate_error(
+    err: apdu_errors.ApduError, what: str, pin: PinKind | None = None
+) -> OpcardError:
+    """The opcard exception for an apdu-layer exception raised while doing ``what``
+    (``"reading the URL"``); ``pin`` names the secret a PIN status word is about. Raise it
+    ``from err`` (:func:`translated` does), so the apdu exception stays as ``__cause__``.
+
+    ===================================== ====================================
+    apdu exception                        opcard exception
+    ===================================== ====================================
+    WrongPinError (63Cx)                  WrongPinError (``pin``, ``retries``)
+    PinBlockedError (6983)                PinBlockedError (``pin``)
+    SecurityStatusNotSatisfiedError       NotLoggedInError (``pin``)
+    (6982)
+    other CardStatusError                 CardOperationError (``sw``)
+    NoServiceError                        PcscUnavailableError
+    SharingViolationError                 CardInUseError
+    NoReaderError, CardNotPresentError    NoCardError
+    CardRemovedError                      CardRemovedError
+    other TransportError                  CardError
+    ProtocolError (malformed answers)     CardError
+    ===================================== ====================================
+    """
+    if isinstance(err, apdu_errors.WrongPinError):
+        return WrongPinError(pin, err.retries)
+    if isinstance(err, apdu_errors.PinBlockedError):
+        return PinBlockedError(pin, what if pin is None else None)
+    if isinstance(err, apdu_errors.SecurityStatusNotSatisfiedError):
+        if pin is None:
+            return NotLoggedInError(f"{what}: the card wants a PIN first (log in)")
+        return NotLoggedInError(
+            f"{what}: the card wants the {pin.label} first: log in with {_LOGIN_CALL[pin]}",
+            pin=pin,
+        )
+    if isinstance(err, apdu_errors.CardStatusError):
+        return CardOperationError(f"{what}: {err}", err.sw)
+    if isinstance(err, apdu_errors.NoServiceError):
+        return PcscUnavailableError(f"{what}: {err}")
+    if isinstance(err, apdu_errors.SharingViolationError):  # taken during the operation
+        return CardInUseError([], problem=f"{what}: {err}")
+    if isinstance(err, apdu_errors.NoReaderError | apdu_errors.CardNotPresentError):
+        return NoCardError(f"{what}: {err}")
+    if isinstance(err, apdu_errors.CardRemovedError):
+        return CardRemovedError(f"{what}: {err}")
+    if isinstance(err, apdu_errors.TransportError):
+        return CardError(f"{what}: {err}")
+    return CardError(f"{what}: the card's answer is malformed: {err}")
+
+
+@contextmanager
+def translated(what: str, pin: PinKind | None = None) -> Iterator[None]:
+    """``with translated("reading the URL"):`` — an apdu exception inside becomes the opcard
+    exception :func:`translate_error` gives, raised from it. opcard exceptions pass through."""
+    try:
+        yield
+    except apdu_errors.ApduError as e:
+        raise translate_error(e, what, pin) from e

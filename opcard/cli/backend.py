@@ -56,7 +56,6 @@ class PcscBackend:
         return open_card(serial=serial, reader=reader)
 
     def readers(self) -> list[ReaderEntry]:
-        from apdu.transport.pcsc import reader_states
         from opcard.card import scan_cards
 
         scan = scan_cards()
@@ -69,7 +68,7 @@ class PcscBackend:
                 cards.get(s.reader),
                 s.reader in held or (s.exclusive and s.reader not in cards),
             )
-            for s in reader_states()
+            for s in scan.readers
         ]
 
 

@@ -288,8 +288,7 @@ def tls_private_key(session: Session, slot: KeySlot) -> CardTlsKey:
     Needs the user PIN (the session must be logged in): the digest signer is made here, so a
     missing login raises :class:`~opcard.errors.NotLoggedInError` before any connection.
     """
-    from opcard.errors import ObjectNotFoundError
-    from opcard.publickeys import UnsupportedKeyError
+    from opcard.errors import ObjectNotFoundError, UnsupportedKeyError
 
     public = session.card.public_key(slot)
     if public is None:

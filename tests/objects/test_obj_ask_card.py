@@ -27,9 +27,14 @@ from fixtures.card_state import AUT, DEC, SIG
 from fixtures.personalize import personalize
 from fixtures.profiles import PROFILES
 from opcard.card import CardFeatures
-from opcard.errors import AlgorithmRefusedError, NotLoggedInError, NotSupportedByCardError
+from opcard.errors import (
+    AlgorithmRefusedError,
+    NotLoggedInError,
+    NotSupportedByCardError,
+    UnsupportedKeyError,
+)
 from opcard.pkcs11 import Attribute, ObjectClass
-from opcard.publickeys import UnsupportedKeyError, parse_algorithm
+from opcard.publickeys import parse_algorithm
 from tests.limited_card import RSA_AND_P256, LimitedCard, attribute_writes, limited
 
 P256_OID = bytes.fromhex("2A8648CE3D030107")

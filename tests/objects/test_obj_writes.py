@@ -21,9 +21,9 @@ from opcard.errors import (
     NotLoggedInError,
     ObjectNotFoundError,
     OpcardError,
+    UnsupportedKeyError,
 )
 from opcard.openpgp import fingerprint_v4
-from opcard.publickeys import UnsupportedKeyError
 
 GET_DATA_6E = bytes.fromhex("00CA006E")
 CREATED = 1750000000  # 2025-06-15

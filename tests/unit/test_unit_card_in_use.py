@@ -20,6 +20,7 @@ from opcard.errors import (
     CardError,
     CardInUseError,
     NoCardError,
+    translate_error,
 )
 from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.slots import Registry, held_slot_id, slot_id_of
@@ -68,15 +69,20 @@ def test_place_among_the_exceptions() -> None:
 def test_the_command_line_exits_12() -> None:
     e = CardInUseError([READER])
     assert classify(e) == (ExitCode.CardInUse, e.problem, CARD_IN_USE_REMEDY)
-    # a sharing violation during a command (the card opened, then taken), wrapped by opcard
+    # a sharing violation during a command (the card opened, then taken), translated by opcard
     cause = SharingViolationError(f"another program holds the card in {READER!r} exclusively")
-    wrapped = CardError(f"reading the cardholder certificates: {cause}")
-    wrapped.__cause__ = cause
+    wrapped = translate_error(cause, "reading the cardholder certificates")
+    assert isinstance(wrapped, CardInUseError)
     code, message, hint = classify(wrapped)
-    assert (code, message, hint) == (ExitCode.CardInUse, str(wrapped), CARD_IN_USE_REMEDY)
+    assert (code, message, hint) == (
+        ExitCode.CardInUse,
+        f"reading the cardholder certificates: {cause}",
+        CARD_IN_USE_REMEDY,
+    )
+    assert pickle.loads(pickle.dumps(wrapped)).problem == message
     # other transport errors stay card errors
-    other = CardError("x")
-    other.__cause__ = CardRemovedError("gone")
+    other = translate_error(CardRemovedError("gone"), "x")
+    assert isinstance(other, CardError) and not isinstance(other, NoCardError)
     assert classify(other)[0] is ExitCode.CardError
     assert classify(NoCardError("none"))[0] is ExitCode.NoCard
 
