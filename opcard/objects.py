@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 
-from apdu.openpgp.constants import Do, KeySlot, KeyStatus
+from apdu.openpgp.constants import PRIVATE_DOS, Do, KeySlot, KeyStatus, Pw
 from opcard.errors import NotLoggedInError
 from opcard.pkcs11 import (
     Attribute,
@@ -60,17 +60,17 @@ _CERT_LABELS = {
     KeySlot.AUT: "Authentication certificate",
 }
 
+_PIN_KINDS = {Pw.PW1_OTHER: "user", Pw.PW3: "admin"}
 # Data objects: tag → (label, PIN needed to read: None, "user" (PW1 82) or "admin" (PW3)).
 DATA_OBJECTS: dict[int, tuple[str, str | None]] = {
     Do.URL: ("URL", None),
     Do.LOGIN_DATA: ("Login data", None),
-    Do.PRIVATE_USE_1: ("Private DO 1", None),
-    Do.PRIVATE_USE_2: ("Private DO 2", None),
-    Do.PRIVATE_USE_3: ("Private DO 3", "user"),
-    Do.PRIVATE_USE_4: ("Private DO 4", "admin"),
+    **{
+        do: (f"Private DO {n}", None if read is None else _PIN_KINDS[read])
+        for n, (do, (read, _)) in enumerate(PRIVATE_DOS.items(), 1)
+    },
 }
 _APPLICATION = "OpenPGP card"
-_PRIVATE_DOS = frozenset({Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4})
 
 
 #: The attributes every object has (PKCS#11 storage objects).
@@ -499,7 +499,7 @@ def card_objects(
     if slots is None and wanted(ObjectClass.DATA):
         private_dos = card.has_private_dos()
         for tag in DATA_OBJECTS:
-            if tag in _PRIVATE_DOS and not private_dos:  # the card has none (C0)
+            if tag in PRIVATE_DOS and not private_dos:  # the card has none (C0)
                 continue
             yield DataObject(session, _handle(ObjectClass.DATA, tag), tag)
 

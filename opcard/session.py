@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Literal, overload
 from apdu import errors as apdu_errors
 from apdu.openpgp import commands as cmds
 from apdu.openpgp.applet import OpenPgpApplet
-from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, Pw, Secret, UifMode
+from apdu.openpgp.constants import (
+    PRIVATE_DOS,
+    Do,
+    ExtendedCapability,
+    KeySlot,
+    Pw,
+    Secret,
+    UifMode,
+)
 from apdu.openpgp.kdf import kdf_off, new_kdf_do
 from apdu.openpgp.keys import ec_import_template, rsa_import_template
 from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes, Uif
@@ -73,6 +81,7 @@ from opcard.pkcs11.mechanisms import (
 from opcard.pkcs11.template import matches_template, normalise_template
 from opcard.pkcs11.uri import Pkcs11Uri
 from opcard.publickeys import (
+    RSA_SIZES,
     CardPublicKey,
     KeyAlgorithm,
     attributes_for,
@@ -105,8 +114,6 @@ __all__ = [
     "load_private_key",
     "require_feature",
 ]
-
-_SW_SECURITY = 0x6982
 
 
 class LoginState:
@@ -237,7 +244,7 @@ def algorithm_attributes(
     """
     from apdu.openpgp import quirks
 
-    if algorithm.curve is None and algorithm.bits not in (2048, 3072, 4096):
+    if algorithm.curve is None and algorithm.bits not in RSA_SIZES:
         raise UnsupportedKeyError(
             f"RSA-{algorithm.bits}: OpenPGP cards take RSA 2048, 3072 or 4096 (nothing was written)"
         )
@@ -725,13 +732,12 @@ class Session:
         messages."""
         pw, command = _COMMANDS[operation]
         self._ensure(pw)
-        with translated(what or _OPERATION_TEXT[operation], PinKind.USER):
-            try:
-                result = self._send_verified(pw, command, data)
-            except apdu_errors.ApduError:
-                if pw is Pw.PW1:
-                    self.login_state.signing = False
-                raise
+        try:  # not ``with translated(...)``: a context manager costs ~1 µs on the hot path
+            result = self._send_verified(pw, command, data)
+        except apdu_errors.ApduError as e:
+            if pw is Pw.PW1:
+                self.login_state.signing = False
+            raise translate_error(e, what or _OPERATION_TEXT[operation], PinKind.USER) from e
         if pw is Pw.PW1 and not self.pw1_valid_for_several():
             self.login_state.signing = False
         return result
@@ -967,7 +973,7 @@ class Session:
         key is refused before anything is written; a card whose C0 says it imports no keys
         raises :class:`NotSupportedByCardError` before any I/O."""
         from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
         slot = _slot(slot)
         require_feature(self.card, "key_import")
@@ -1000,7 +1006,7 @@ class Session:
                 public=key.point,
                 attributes=attrs,
             )
-        elif isinstance(private_key, ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey):
+        else:  # Ed25519 or X25519 (_importable let nothing else through)
             assert key.algorithm.curve is not None
             raw = private_key.private_bytes(
                 serialization.Encoding.Raw,
@@ -1013,10 +1019,6 @@ class Session:
                 raw,
                 public=key.point,
                 attributes=attrs if isinstance(attrs, EcAttributes) else None,
-            )
-        else:
-            raise UnsupportedKeyError(
-                f"{type(private_key).__name__} keys cannot go on an OpenPGP card"
             )
         when = int(time.time()) if created is None else created
 
@@ -1070,9 +1072,10 @@ class Session:
         tag = arguments.data_object(tag)
         value = arguments.do_value(tag, value)
         arguments.check_do_length(tag, value, self.card.application_data().extended_capabilities)
-        if tag in _PRIVATE_DOS:
-            require_feature(self.card, "private_dos", f"private DO {tag - 0x0100}")
-        if tag in (Do.PRIVATE_USE_1, Do.PRIVATE_USE_3):
+        if tag in PRIVATE_DOS:
+            number = tag - Do.PRIVATE_USE_1 + 1
+            require_feature(self.card, "private_dos", f"private DO {number}")
+        if tag in PRIVATE_DOS and PRIVATE_DOS[Do(tag)][1] is Pw.PW1_OTHER:
             self._ensure(Pw.PW1_OTHER)
             try:
                 with translated(f"write DO {tag:04X}", PinKind.USER):
@@ -1213,8 +1216,6 @@ class DigestSigner:
         )
 
 
-_PRIVATE_DOS = frozenset({Do.PRIVATE_USE_1, Do.PRIVATE_USE_2, Do.PRIVATE_USE_3, Do.PRIVATE_USE_4})
-
 _DEFAULT_SIGN = {
     KeyType.RSA: Mechanism.RSA_PKCS,
     KeyType.EC: Mechanism.ECDSA,
@@ -1229,9 +1230,12 @@ _Command = Callable[[OpenPgpApplet, bytes], bytes]
 #: the one place a card command is chosen (which operation a slot's key does:
 #: :func:`opcard.pkcs11.mechanisms.signing_operation`).
 _COMMANDS: dict[CardOperation, tuple[Pw, _Command]] = {
-    CardOperation.COMPUTE_DIGITAL_SIGNATURE: (Pw.PW1, OpenPgpApplet.sign),
-    CardOperation.INTERNAL_AUTHENTICATE: (Pw.PW1_OTHER, OpenPgpApplet.internal_authenticate),
-    CardOperation.DECIPHER: (Pw.PW1_OTHER, OpenPgpApplet.decipher),
+    CardOperation.COMPUTE_DIGITAL_SIGNATURE: (Pw.PW1, lambda applet, data: applet.sign(data)),
+    CardOperation.INTERNAL_AUTHENTICATE: (
+        Pw.PW1_OTHER,
+        lambda applet, data: applet.internal_authenticate(data),
+    ),
+    CardOperation.DECIPHER: (Pw.PW1_OTHER, lambda applet, data: applet.decipher(data)),
 }
 _OPERATION_TEXT = {
     CardOperation.COMPUTE_DIGITAL_SIGNATURE: "sign with the SIG key",
@@ -1290,8 +1294,8 @@ def load_private_key(
         return load(password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise UnsupportedKeyError(
-            f"not a private key this card can take (PEM, DER or OpenSSH; PKCS#8 or "
-            f"traditional): {e}"
+            f"not a private key this card can take (PEM or DER, PKCS#8 or traditional, or "
+            f"an OpenSSH key): {e}"
         ) from e
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "KeyStatus",
     "LifeCycle",
     "MANUFACTURERS",
+    "PRIVATE_DOS",
     "Pw",
     "RsaImportFormat",
     "Secret",
@@ -149,6 +150,16 @@ class Pw(IntEnum):
     PW1 = 0x81
     PW1_OTHER = 0x82
     PW3 = 0x83
+
+
+#: The private-use DOs (§4.4.1) and the password each needs, to be read and to be written (None:
+#: anyone reads it). The user PIN is verified as 82 for both.
+PRIVATE_DOS: dict[Do, tuple[Pw | None, Pw]] = {
+    Do.PRIVATE_USE_1: (None, Pw.PW1_OTHER),
+    Do.PRIVATE_USE_2: (None, Pw.PW3),
+    Do.PRIVATE_USE_3: (Pw.PW1_OTHER, Pw.PW1_OTHER),
+    Do.PRIVATE_USE_4: (Pw.PW3, Pw.PW3),
+}
 
 
 @unique

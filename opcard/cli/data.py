@@ -7,6 +7,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from apdu.openpgp.constants import PRIVATE_DOS, Do, Pw
 from opcard.cli.common import binary_stdout, echo, pass_state, shown
 from opcard.cli.pin_input import (
     ADMIN,
@@ -22,14 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["FIELDS", "data"]
 
 #: Field name → (DO tag, text field, PIN to read it, PIN to write it); "" = no PIN.
+_PIN_KINDS = {None: "", Pw.PW1_OTHER: "user", Pw.PW3: "admin"}
 FIELDS: dict[str, tuple[int, bool, str, str]] = {
-    "name": (0x5B, True, "", "admin"),
-    "url": (0x5F50, True, "", "admin"),
-    "login": (0x5E, True, "", "admin"),
-    "private-1": (0x0101, False, "", "user"),
-    "private-2": (0x0102, False, "", "admin"),
-    "private-3": (0x0103, False, "user", "user"),
-    "private-4": (0x0104, False, "admin", "admin"),
+    "name": (Do.NAME, True, "", "admin"),
+    "url": (Do.URL, True, "", "admin"),
+    "login": (Do.LOGIN_DATA, True, "", "admin"),
+    **{
+        f"private-{n}": (do, False, _PIN_KINDS[read], _PIN_KINDS[write])
+        for n, (do, (read, write)) in enumerate(PRIVATE_DOS.items(), 1)
+    },
 }
 
 _FIELD = click.argument("field", type=click.Choice(list(FIELDS), case_sensitive=False))
@@ -82,7 +84,7 @@ def get_command(
         from opcard.session import require_feature
 
         require_feature(card, "private_dos", f"private DO {field[-1]}")
-    if tag == 0x5B:
+    if tag == Do.NAME:
         value = card.cardholder().name_text.encode("utf-8")
     else:
         _login(state, read_pin_kind, (pin, pin_file, admin_pin, admin_pin_file))
