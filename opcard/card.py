@@ -27,7 +27,7 @@ from apdu.errors import (
 )
 from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
-from apdu.openpgp.constants import Do, ExtendedCapability, KeySlot, KeyStatus, Pw
+from apdu.openpgp.constants import YUBICO, Do, ExtendedCapability, KeySlot, KeyStatus, Pw
 from apdu.openpgp.objects import (
     Aid,
     AlgorithmAttributes,
@@ -71,9 +71,6 @@ __all__ = [
     "scan_cards",
     "scdaemon_running",
 ]
-
-#: The AID's manufacturer id of Yubico (the only maker opcard asks for a firmware version).
-_YUBICO = 0x0006
 
 #: PKCS#11 limits: label 32, manufacturer 32, model 16, serial 16 characters.
 _LABEL_LEN = 32
@@ -851,7 +848,7 @@ class Card:
             return self._firmware[0]
 
     def _read_firmware_version(self) -> tuple[int, ...] | None:
-        if self.aid.manufacturer != _YUBICO:
+        if self.aid.manufacturer != YUBICO:  # the only maker asked for its firmware version
             return None
         from apdu.openpgp.commands import yubico_get_version
 

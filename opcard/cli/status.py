@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from apdu.openpgp.constants import Sex
 from opcard.cli.common import echo, echo_json, pass_state, shown
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ SCHEMA_VERSION = 1
 
 _UIF_NAMES = {0: "off", 1: "on", 2: "fixed", 3: "cached", 4: "cached-fixed"}
 _KEY_STATUS = {0: "none", 1: "generated", 2: "imported"}
-_SALUTATION = {0x31: "Mr.", 0x32: "Ms."}
+_SALUTATION: dict[int, str] = {Sex.MALE: "Mr.", Sex.FEMALE: "Ms."}
 _NOT_SUPPORTED = "not supported by this card"
 
 
