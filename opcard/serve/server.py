@@ -70,6 +70,8 @@ logger = logging.getLogger("opcard.serve")
 
 #: Seconds a C_Finalize waits for the connection's slot waits to answer first.
 _WAIT_JOIN = 10.0
+#: Connections the kernel queues for accept().
+_BACKLOG = 128
 #: Evictions and refusals are logged at most once per this many seconds.
 _EVICTION_LOG_INTERVAL = 1.0
 _UCRED = struct.Struct("3i")
@@ -139,7 +141,9 @@ def _bind(path: Path) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
-    sock.listen(16)
+    # room for a burst of connections while the accept thread catches up (a client
+    # connecting in a loop must not make the others' connect fail)
+    sock.listen(_BACKLOG)
     return sock
 
 
@@ -243,6 +247,14 @@ class _Connection:
 
     def enter(self, phase: _Phase) -> None:
         self.phase = (phase, time.monotonic())
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    """Write ``data`` whole. MSG_NOSIGNAL: a client that went away makes this raise
+    BrokenPipeError for its connection only — without it, the SIGPIPE would end the whole
+    daemon wherever SIGPIPE is not ignored (``opcard``'s command line restores its default so
+    that ``opcard status | head`` ends quietly)."""
+    sock.sendall(data, socket.MSG_NOSIGNAL)
 
 
 def _recv_into(
@@ -526,7 +538,7 @@ class Server:
             # not the reading side's, which changes with every deadline
             wsock = conn.sock.dup()
             wsock.settimeout(self.limits.send_timeout)
-            wsock.sendall(bytes((version,)))
+            _send(wsock, bytes((version,)))
             conn.enter(_Phase.IDLE)
             logger.debug("%s connected (protocol version %d)", peer, version)
             with self.registry.subscribe() as events:
@@ -655,7 +667,7 @@ class Server:
                     for thread in waits:
                         thread.join(_WAIT_JOIN)
                 with write_lock:
-                    wsock.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+                    _send(wsock, HEADER.pack(code, 0, len(reply)) + reply)
                 conn.enter(_Phase.IDLE)
         finally:
             closing.set()
@@ -679,7 +691,7 @@ class Server:
                 if closing.is_set():
                     return  # the connection is going away: nobody reads the reply
                 try:
-                    wsock.sendall(HEADER.pack(code, 0, len(reply)) + reply)
+                    _send(wsock, HEADER.pack(code, 0, len(reply)) + reply)
                 except OSError as e:  # TimeoutError included: the reading side ends it
                     logger.debug("cannot answer the wait of %s: %s", conn.peer, e)
                     with contextlib.suppress(OSError):

@@ -144,6 +144,20 @@ def attackers(path: str, processes: int, idle: int, slow: int) -> Iterator[list[
             report.append(out.decode().strip())
 
 
+def settled_threads(d: Daemon) -> int:
+    """The daemon's thread count once it stopped changing (the threads of the connections
+    just closed have ended)."""
+    last = d.threads()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = d.threads()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the daemon's thread count does not settle")
+
+
 def sign_and_verify(d: Daemon) -> None:
     with RawClient(d.path, timeout=10) as c:
         c.initialize()
@@ -175,7 +189,7 @@ def test_idle_and_slow_connections_do_not_lock_out_a_client(
     emulator(profile="extended", personalize="demo-rsa")
     d = daemon("--frame-timeout", "2")
     sign_and_verify(d)  # everything loaded, the card read once
-    threads = d.threads()
+    threads = settled_threads(d)
     p11tool = require_tool("p11tool")
     with attackers(d.path, processes, idle, slow) as report:
         time.sleep(0.5)
@@ -194,7 +208,14 @@ def test_idle_and_slow_connections_do_not_lock_out_a_client(
     if processes == 1:
         assert "has 16 connections (its limit)" in log
     # every attacker connection ended: the daemon's threads are those it had before
-    wait_until(lambda: d.threads() == threads)
+    try:
+        wait_until(lambda: d.threads() == threads)
+    except AssertionError:
+        lines = [line for line in log.splitlines() if "make room" not in line]
+        raise AssertionError(
+            f"daemon threads {d.threads()}, not {threads}; exit {d.proc.poll()}; log:\n"
+            + "\n".join(lines[-30:])
+        ) from None
     assert "Traceback" not in log
 
 
@@ -209,8 +230,7 @@ def test_large_frames_hold_bounded_memory(
     # one process may hold all 60 connections here: the memory bound is the budget's alone
     d = daemon("--frame-timeout", "3", "--max-per-process", "64")
     sign_and_verify(d)
-    time.sleep(0.3)
-    threads, baseline = d.threads(), d.rss()
+    threads, baseline = settled_threads(d), d.rss()
 
     # 1. 16 MiB frames, as in the issue: refused on their header, nothing read or allocated
     socks = [connected(d.path) for _ in range(60)]
@@ -284,8 +304,7 @@ def test_fuzzed_frames_through_the_daemon(
         c.initialize()
         slot = c.slots()[0]
     h = live_handles(d.path, slot)
-    time.sleep(0.3)
-    threads, baseline = d.threads(), d.rss()
+    threads, baseline = settled_threads(d), d.rss()
     outcomes = fuzz_socket(d.path, h, 2000, seed=1212)
     assert outcomes["answered"] >= 40 and outcomes["closed"] >= 100, outcomes
     sign_and_verify(d)
@@ -295,6 +314,30 @@ def test_fuzzed_frames_through_the_daemon(
     assert after - baseline < 8 * MiB
     log = d.log.read_text()
     assert "Traceback" not in log and "Exception in thread" not in log
+
+
+def test_clients_leaving_before_their_reply_do_not_end_the_daemon(
+    emulator: Callable[..., Any], daemon: Callable[..., Daemon]
+) -> None:
+    """200 connections that send their version byte and a request, and reset the connection
+    at once: the daemon's replies go nowhere (EPIPE, ECONNRESET) and each ends that
+    connection only. (`opcard`'s command line lets SIGPIPE end the process, for `opcard
+    status | head`: the daemon's writes must not raise it.)"""
+    emulator(profile="extended", personalize="demo-rsa")
+    d = daemon()
+    sign_and_verify(d)
+    threads = settled_threads(d)
+    request = struct.pack(">I", 3) + struct.pack(">I", 0)  # C_GetInfo
+    for i in range(200):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        wait_until(lambda s=sock: s.connect_ex(d.path) == 0)  # EAGAIN: the backlog is full
+        data = b"\x00" + struct.pack(">III", 1, 0, len(request)) + request
+        sock.sendall(data if i % 2 else data[:1])  # half leave before the version byte
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset: the daemon writes into a connection that is gone
+    sign_and_verify(d)
+    assert d.proc.poll() is None, "the daemon ended"
+    wait_until(lambda: d.threads() == threads)
 
 
 def connected(path: str) -> socket.socket:
