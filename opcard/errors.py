@@ -33,6 +33,7 @@ The tree::
     │   │   ├── CardInUseError
     │   │   └── PcscUnavailableError
     │   ├── CardRemovedError
+    │   ├── CardNotAnsweringError
     │   ├── SeveralCardsError
     │   └── CardOperationError
     │       └── AlgorithmRefusedError
@@ -68,6 +69,7 @@ __all__ = [
     "AlgorithmRefusedError",
     "CardError",
     "CardInUseError",
+    "CardNotAnsweringError",
     "CardOperationError",
     "CardRemovedError",
     "CertificateFormatError",
@@ -265,6 +267,20 @@ class CardRemovedError(CardError):
     """The card was removed or reset during the operation; the next operation reconnects."""
 
     default_return_value = ReturnValue.DEVICE_REMOVED
+
+
+class CardNotAnsweringError(CardError):
+    """The card (or its reader) gave no answer within the card timeout (``open_card(timeout=)``,
+    ``$OPCARD_CARD_TIMEOUT``): the reader stays blocked until the card is removed and inserted
+    again. ``reader`` names the reader, ``timeout`` the bound in seconds."""
+
+    def __init__(self, message: str, reader: str = "", timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.reader = reader
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.reader, self.timeout))
 
 
 @unique
@@ -561,6 +577,7 @@ def translate_error(
     SharingViolationError                 CardInUseError
     NoReaderError, CardNotPresentError    NoCardError
     CardRemovedError                      CardRemovedError
+    CardNotAnsweringError                 CardNotAnsweringError
     other TransportError                  CardError
     ProtocolError (malformed answers)     CardError
     ===================================== ====================================
@@ -586,6 +603,8 @@ def translate_error(
         return NoCardError(f"{what}: {err}")
     if isinstance(err, apdu_errors.CardRemovedError):
         return CardRemovedError(f"{what}: {err}")
+    if isinstance(err, apdu_errors.CardNotAnsweringError):
+        return CardNotAnsweringError(f"{what}: {err}", err.reader, err.timeout)
     if isinstance(err, apdu_errors.TransportError):
         return CardError(f"{what}: {err}")
     return CardError(f"{what}: the card's answer is malformed: {err}")

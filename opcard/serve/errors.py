@@ -1,4 +1,11 @@
-"""The exceptions of :mod:`opcard.serve`: one base, :class:`ServeError` (an OpcardError)."""
+"""The RPC server's private exceptions: one base, :class:`ServeError` (an OpcardError).
+
+Private to :mod:`opcard.serve` (and the ``opcard serve`` command that starts it): they carry
+the CK_RV a PKCS#11 function returns to the p11-kit client (:class:`Pkcs11Error`), end one
+connection (:class:`FrameError`) or refuse an unsafe socket (:class:`SocketError`). Every
+exception of the library is in :mod:`opcard.errors`; the server maps them to CK_RVs through
+their ``return_value``.
+"""
 
 from __future__ import annotations
 
