@@ -3,7 +3,6 @@ reset. Results are checked in the emulated card's state."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from pathlib import Path
@@ -160,19 +159,19 @@ def test_key_generate_unsupported_algorithm(run, card, slot: str, algo: str, mes
 
 
 def test_key_generate_algorithm_missing_from_the_cards_list(run, card, monkeypatch) -> None:
-    from opcard.card import Card, TokenInfo
+    from opcard.card import Card
 
-    original = Card.token_info
+    original = Card.supported_algorithms
 
-    def fewer(self: Card) -> TokenInfo:
-        info = original(self)
-        algorithms = {
+    def fewer(self: Card) -> dict:
+        listed = original(self)
+        assert listed is not None
+        return {
             slot: tuple(a for a in algs if a.name != "brainpoolP512r1")
-            for slot, algs in info.algorithms.items()
+            for slot, algs in listed.items()
         }
-        return dataclasses.replace(info, algorithms=algorithms)
 
-    monkeypatch.setattr(Card, "token_info", fewer)
+    monkeypatch.setattr(Card, "supported_algorithms", fewer)
     result = run("key", "generate", "--slot", "sig", "--algo", "brainpoolP512r1", "--yes")
     assert result.exit_code == ExitCode.Unsupported
     assert result.stderr.startswith(

@@ -97,8 +97,7 @@ def test_pin_blocked_and_token_flags(rig: Callable[..., Rig]) -> None:
             with pytest.raises(WrongPinError) as info:
                 s.login(WRONG)
             assert info.value.retries == left
-            r.card.invalidate()  # C4 changed: read 6E again (invalidate keeps the KDF-DO)
-            flags = s.token_info().flags
+            flags = s.token_info().flags  # C4 read again after the refusal: no refresh()
             assert bool(flags & TokenFlag.USER_PIN_FINAL_TRY) is (left == 1)
             assert bool(flags & TokenFlag.USER_PIN_LOCKED) is (left == 0)
         assert info.value.return_value is ReturnValue.PIN_LOCKED
