@@ -1034,7 +1034,7 @@ class Session:
         the key is in the slot without them (OpenSC then hides it): say so plainly."""
         from opcard.openpgp import fingerprint_v4
 
-        fingerprint = fingerprint_v4(key.to_cryptography(), created, slot.name.lower())
+        fingerprint = fingerprint_v4(key.to_cryptography(), created, slot)
         try:
             self.card.applet.set_fingerprint(slot, fingerprint)
             self.card.applet.set_generation_time(slot, created)

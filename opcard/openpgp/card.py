@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["card_key_packets", "card_signer", "detached_signature", "export_openpgp"]
 
-_ROLE = {KeySlot.SIG: "sig", KeySlot.DEC: "dec", KeySlot.AUT: "aut"}
-
 
 def card_key_packets(
     session: Session, *, check_fingerprints: bool = True
@@ -72,9 +70,9 @@ def card_key_packets(
         public = key.to_cryptography()
         stored = ard.fingerprint(slot)
         if not check_fingerprints or stored is None:
-            packets[slot] = pgp.PublicKeyPacket.for_card_key(public, created, _ROLE[slot])
+            packets[slot] = pgp.PublicKeyPacket.for_card_key(public, created, slot)
             continue
-        packet = pgp.match_fingerprint(public, created, _ROLE[slot], stored)
+        packet = pgp.match_fingerprint(public, created, slot, stored)
         if packet is None:
             raise OpenPgpError(
                 f"the {slot.name} key's OpenPGP fingerprint (public key + generation time "
@@ -99,6 +97,18 @@ def card_signer(session: Session) -> pgp.Signer:
     return sign
 
 
+def _signing_packets(
+    session: Session, purpose: str
+) -> tuple[pgp.PublicKeyPacket, dict[KeySlot, pgp.PublicKeyPacket]]:
+    """The SIG key's packet (it makes every signature) and all the card's packets;
+    :class:`~opcard.errors.ObjectNotFoundError` without a SIG key."""
+    packets = card_key_packets(session)
+    primary = packets.get(KeySlot.SIG)
+    if primary is None:
+        raise ObjectNotFoundError(f"there is no signature key on the card {purpose}")
+    return primary, packets
+
+
 def export_openpgp(
     session: Session,
     user_id: str,
@@ -114,10 +124,7 @@ def export_openpgp(
     card's C5 entry. ASCII-armored (``-----BEGIN PGP PUBLIC KEY BLOCK-----``) unless
     ``armored=False``. Costs one signature per packet signed (three with all keys).
     """
-    packets = card_key_packets(session)
-    primary = packets.get(KeySlot.SIG)
-    if primary is None:
-        raise ObjectNotFoundError("there is no signature key on the card to certify with")
+    primary, packets = _signing_packets(session, "to certify with")
     data = pgp.export_public_key(
         primary,
         user_id,
@@ -140,10 +147,7 @@ def detached_signature(
 ) -> bytes:
     """An OpenPGP detached signature of ``data`` (bytes, or a binary file) by the card's SIG
     key; ASCII-armored (``-----BEGIN PGP SIGNATURE-----``) unless ``armored=False``."""
-    packets = card_key_packets(session)
-    primary = packets.get(KeySlot.SIG)
-    if primary is None:
-        raise ObjectNotFoundError("there is no signature key on the card")
+    primary, _ = _signing_packets(session, "to sign with")
     signature = pgp.detached_signature_packet(
         primary,
         card_signer(session),
