@@ -33,7 +33,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from opcard.errors import UnsupportedMechanismError
 from opcard.pkcs11 import KeyType, Mechanism
-from opcard.pkcs11.mechanisms import HASH_ALGORITHMS, hash_name_of, parse_digest_info
+from opcard.pkcs11.mechanisms import (
+    HASH_ALGORITHMS,
+    NO_PSS_MESSAGE,
+    hash_name_of,
+    parse_digest_info,
+)
 
 # tlslite-ng 0.8 imports asyncore (deprecated since Python 3.6, warned about in 3.11) for an
 # integration opcard does not use: keep that warning out of the applications' output.
@@ -52,16 +57,8 @@ __all__ = [
     "CardTlsEd25519Key",
     "CardTlsKey",
     "CardTlsRsaKey",
-    "NO_PSS_MESSAGE",
     "tls_private_key",
 ]
-
-NO_PSS_MESSAGE = (
-    "OpenPGP cards sign RSA with PKCS#1 v1.5 padding only, and TLS 1.3 requires RSA-PSS: "
-    "TLS 1.3 client authentication with an RSA card key is impossible. Use an ECC card key "
-    "(P-256, P-384 or Ed25519) for TLS 1.3, or keep the RSA key and cap the connection at "
-    "TLS 1.2"
-)
 
 
 def _no_private_key() -> NoReturn:
