@@ -4,7 +4,17 @@
 - ``apdu`` never imports ``opcard`` or ``fixtures``;
 - ``fixtures`` never imports ``apdu`` or ``opcard``, and otherwise only the standard library,
   ``cryptography`` and ``asn1crypto``;
-- only ``opcard/cli*`` imports ``click``.
+- only ``opcard/cli*`` imports ``click``;
+- only ``opcard/tls/`` imports ``tlslite`` (the optional TLS feature, the ``tls`` extra);
+- within opcard the packages show the layers: ``opcard.cli`` is imported by nothing else of
+  the library, ``opcard.serve`` only by the command line (``opcard serve``), ``opcard.tls``
+  only by the command line (``opcard tls``);
+- ``opcard.pkcs11`` (the PKCS#11 vocabulary, mechanisms, URIs, template matching) imports none
+  of the layers above it: not the token (card, session, objects, keys), not OpenPGP export,
+  TLS, the server or the command line;
+- ``opcard.openpgp.packets`` knows packets, not cards: no card, session, object or transport;
+- ``opcard.errors`` imports only ``apdu.errors`` and ``opcard.pkcs11.rv`` of the project, so
+  that every layer can import it cheaply.
 
 The rules apply to the library packages (apdu, opcard, fixtures); tests and benchmarks may
 import what they need (a benchmark compares against bare pyscard).
@@ -84,6 +94,9 @@ def violations(path: Path, module: str, source: str) -> list[str]:
             found.append(f"{where}: only apdu/transport/pcsc.py may import pyscard")
         if root == "click" and not (rel.startswith("opcard/cli/") or rel.startswith("opcard/cli")):
             found.append(f"{where}: only opcard/cli* may import click")
+        if root == "tlslite" and not rel.startswith("opcard/tls/"):
+            found.append(f"{where}: only opcard/tls/ may import tlslite")
+        found += _opcard_layers(where, module, name)
         if layer == "apdu" and root in ("opcard", "fixtures"):
             found.append(f"{where}: apdu must not depend on {root}")
         if layer == "fixtures":
@@ -99,6 +112,63 @@ def violations(path: Path, module: str, source: str) -> list[str]:
     return found
 
 
+#: What ``opcard.pkcs11`` and ``opcard.openpgp.packets`` must not import (the layers above).
+_TOKEN_AND_ABOVE = (
+    "opcard.card",
+    "opcard.session",
+    "opcard.objects",
+    "opcard.keys",
+    "opcard.openpgp",
+    "opcard.tls",
+    "opcard.serve",
+    "opcard.cli",
+)
+_NOT_FOR_PACKETS = (
+    "opcard.card",
+    "opcard.session",
+    "opcard.objects",
+    "opcard.keys",
+    "opcard.openpgp.card",
+    "opcard.tls",
+    "opcard.serve",
+    "opcard.cli",
+    "apdu.channel",
+    "apdu.transport",
+    "apdu.openpgp.applet",
+)
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _opcard_layers(where: str, module: str, name: str) -> list[str]:
+    """The rules between opcard's own packages for one import of ``name`` by ``module``."""
+    found = []
+    if _within(name, "opcard.cli") and not _within(module, "opcard.cli"):
+        found.append(f"{where}: only the command line imports opcard.cli")
+    for feature in ("opcard.serve", "opcard.tls"):
+        if (
+            _within(name, feature)
+            and not _within(module, feature)
+            and not _within(module, "opcard.cli")
+        ):
+            found.append(f"{where}: only {feature} itself and the command line import {feature}")
+    if _within(module, "opcard.pkcs11") and any(_within(name, p) for p in _TOKEN_AND_ABOVE):
+        found.append(f"{where}: opcard.pkcs11 must not depend on the layers above it")
+    if module == "opcard.openpgp.packets" and any(_within(name, p) for p in _NOT_FOR_PACKETS):
+        found.append(f"{where}: opcard.openpgp.packets must know nothing of cards")
+    if (
+        module == "opcard.errors"
+        and name.partition(".")[0] in ("apdu", "opcard")
+        and name not in ("apdu", "opcard", "opcard.pkcs11")
+        and not _within(name, "apdu.errors")
+        and not _within(name, "opcard.pkcs11.rv")
+    ):
+        found.append(f"{where}: opcard.errors imports only apdu.errors and opcard.pkcs11.rv")
+    return found
+
+
 def sources() -> list[Path]:
     return sorted(
         p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py") if ".venv" not in p.parts
@@ -109,6 +179,9 @@ def test_there_is_something_to_check() -> None:
     files = {p.relative_to(REPO).as_posix() for p in sources()}
     assert "apdu/transport/pcsc.py" in files
     assert "apdu/channel.py" in files
+    # the packages whose boundaries the rules guard
+    for package in ("opcard/tls", "opcard/pkcs11", "opcard/openpgp", "opcard/serve", "opcard/cli"):
+        assert f"{package}/__init__.py" in files
 
 
 def test_import_rules() -> None:
@@ -140,6 +213,19 @@ def test_pcsc_module_really_imports_pyscard() -> None:
         ("fixtures/card.py", "import pgpy\n", "only the stdlib"),
         ("opcard/token.py", "import click\n", "only opcard/cli"),
         ("opcard/token.py", "__import__('smartcard')\n", "only apdu/transport/pcsc.py"),
+        ("opcard/session.py", "import tlslite\n", "only opcard/tls/ may import tlslite"),
+        ("opcard/pkcs11/uri.py", "from tlslite.x509 import X509\n", "only opcard/tls/"),
+        ("opcard/session.py", "from opcard.cli.common import State\n", "opcard.cli"),
+        ("opcard/tls/client.py", "from opcard.cli import errors\n", "opcard.cli"),
+        ("opcard/card.py", "from opcard.serve.slots import Registry\n", "opcard.serve"),
+        ("opcard/session.py", "from opcard import tls\n", "opcard.tls"),
+        ("opcard/pkcs11/mechanisms.py", "from opcard.session import Session\n", "above it"),
+        ("opcard/pkcs11/uri.py", "from ..card import TokenInfo\n", "above it"),
+        ("opcard/pkcs11/__init__.py", "from opcard.tls import keys\n", "opcard.tls"),
+        ("opcard/openpgp/packets.py", "from opcard.card import Card\n", "nothing of cards"),
+        ("opcard/openpgp/packets.py", "from apdu.transport import Transport\n", "of cards"),
+        ("opcard/errors.py", "from opcard.pkcs11 import constants\n", "imports only"),
+        ("opcard/errors.py", "from apdu.openpgp import constants\n", "imports only"),
     ],
 )
 def test_checker_catches(rel: str, source: str, expected: str) -> None:
@@ -155,7 +241,15 @@ def test_checker_catches(rel: str, source: str, expected: str) -> None:
         ("opcard/cli.py", "import click\n"),
         ("opcard/cli/main.py", "import click\n"),
         ("fixtures/card.py", "import hashlib\nfrom cryptography.hazmat import primitives\n"),
-        ("apdu/openpgp/applet.py", "from ..session import Channel\nfrom apdu import tlv\n"),
+        ("apdu/openpgp/applet.py", "from ..channel import Channel\nfrom apdu import tlv\n"),
+        ("opcard/tls/keys.py", "from tlslite.utils.rsakey import RSAKey\n"),
+        ("opcard/cli/tls.py", "from opcard.tls import TlsClient\n"),
+        ("opcard/cli/serve.py", "from opcard.serve.server import Server\n"),
+        ("opcard/serve/functions.py", "from opcard.serve.errors import Pkcs11Error\n"),
+        ("opcard/pkcs11/mechanisms.py", "from opcard.errors import MechanismError\n"),
+        ("opcard/pkcs11/uri.py", "from .constants import Attribute\n"),
+        ("opcard/openpgp/card.py", "from opcard.session import Session\n"),
+        ("opcard/errors.py", "from apdu import errors\nfrom opcard.pkcs11.rv import R\n"),
     ],
 )
 def test_checker_allows(rel: str, source: str) -> None:
