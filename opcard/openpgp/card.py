@@ -65,7 +65,8 @@ def card_key_packets(
         if not created:
             raise OpenPgpError(
                 f"the {slot.name} key has no generation time on the card, so its OpenPGP "
-                "fingerprint is unknown (write it with the key, e.g. opcard keys import)"
+                "fingerprint is unknown (it is written with the key by session.generate_key or "
+                "session.import_key)"
             )
         public = key.to_cryptography()
         stored = ard.fingerprint(slot)

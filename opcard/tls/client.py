@@ -321,7 +321,7 @@ class TlsClient:
             raise ObjectNotFoundError(
                 f"there is no certificate in the {self.slot.name} slot: TLS client "
                 "authentication sends it to the server (store one with "
-                f"'opcard cert import --slot {self.slot.name.lower()} FILE')"
+                f"session.store_certificate({self.slot.name.lower()!r}, certificate))"
             )
         try:
             self.certificate = x509.load_der_x509_certificate(der)
