@@ -358,9 +358,10 @@ class Session:
             self._verify(Pw.PW1, value, "user PIN")
             state.signing = True
 
-    def login_admin(self, pin: str | bytes) -> None:
-        """Verify the admin PIN (PW3): needed for every write."""
-        self.login(pin, UserType.SO)
+    def login_admin(self, pin: str | bytes, *, keep_pin: bool = True) -> None:
+        """Verify the admin PIN (PW3): needed for every write. The session keeps it to verify
+        it again once when the card forgot it (see :meth:`login`; ``keep_pin=False``: not)."""
+        self.login(pin, UserType.SO, keep_pin=keep_pin)
 
     def _verify(self, pw: Pw, value: bytes, what: str, *, held: bool = False) -> None:
         """VERIFY ``pw``. When the card refuses it, the session forgets the PIN (it is never

@@ -160,3 +160,17 @@ def test_every_private_key_operation_goes_through_the_applet(
         cryptogram = public.encrypt(b"secret", padding.PKCS1v15())  # type: ignore[union-attr]
         assert s.decrypt("dec", cryptogram) == b"secret"
     assert calls == ["decipher"]
+
+
+def test_keep_pin_false_for_the_admin_pin(rig: Callable[..., Rig]) -> None:
+    r = rig("extended", "demo-ecc")
+    with r.card.session() as s:
+        s.login_admin(PW3, keep_pin=False)
+        assert s.so_logged_in and "pins_kept=none" in repr(s.login_state)
+        s.set_data("url", b"https://example.org/key")
+        assert r.emu.transmit(bytes.fromhex("0020FF83"))[-2:] == b"\x90\x00"  # dropped
+        start = len(r.sent)
+        with pytest.raises(NotLoggedInError):
+            s.set_data("url", b"https://example.org/other")
+        assert VERIFY not in r.ins_since(start) and r.tries()[2] == 3
+        assert r.emu.state.url == b"https://example.org/key"
