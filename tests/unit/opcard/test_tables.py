@@ -146,3 +146,10 @@ def test_25519_curves() -> None:
         CardPublicKey.from_cryptography(ec.generate_private_key(ec.SECP224R1()).public_key())
     with pytest.raises(UnsupportedKeyError, match=r"one of: rsa2048, rsa3072, rsa4096, nistp256"):
         parse_algorithm("p192")
+
+
+def test_the_cli_offers_the_hashes_of_the_table() -> None:
+    # opcard sign keeps its own list (its module must not load cryptography for --help)
+    from opcard.cli.sign import _HASHES
+
+    assert sorted(_HASHES) == sorted(HASHES) and _HASHES[0] == "sha256"
