@@ -205,6 +205,10 @@ def test_slot_and_token_info(served: Callable[..., Served]) -> None:
         ]
         flags = r.ulong()
         assert flags & 0x4 and flags & 0x400  # login required, token initialised
+        for _ in range(10):  # sessions, PIN lengths, memory
+            r.ulong()
+        # hardwareVersion: the OpenPGP spec version; firmwareVersion: unknown on this card
+        assert (r.version(), r.version()) == ((3, 4), (0, 0))
         assert rv_of(lambda: c.call(6, u64(slot + 1))) == ReturnValue.SLOT_ID_INVALID
         session = c.open(slot)
         r = c.call(13, u64(session))
@@ -219,6 +223,18 @@ def test_slot_and_token_info(served: Callable[..., Served]) -> None:
         )
         c.call(11, u64(session)).end()
         assert rv_of(lambda: c.call(13, u64(session))) == ReturnValue.SESSION_HANDLE_INVALID
+
+
+def test_token_firmware_version_where_the_card_tells(served: Callable[..., Served]) -> None:
+    """A YubiKey tells its firmware (Yubico GET VERSION): CK_TOKEN_INFO.firmwareVersion."""
+    s = served("demo-rsa", profile="yubikey5")
+    with connect(s) as c:
+        r = c.call(6, u64(s.slot.slot_id))
+        for _ in range(4):
+            r.string()
+        for _ in range(11):  # flags, sessions, PIN lengths, memory
+            r.ulong()
+        assert (r.version(), r.version()) == ((3, 4), (5, 7))
 
 
 def test_mechanisms(served: Callable[..., Served]) -> None:
