@@ -101,3 +101,19 @@ def test_checker_catches(source: str, expected: str) -> None:
 )
 def test_checker_allows(source: str) -> None:
     assert list(violations(source)) == []
+
+
+def test_the_digest_signer_uses_the_sessions_public_interface() -> None:
+    """DigestSigner (the TLS hot path) reaches no private member of its session: it uses
+    ``Session.key_info``, ``prepare`` and ``perform``, as any user's signer could."""
+    tree = ast.parse((REPO / "opcard/session.py").read_text(encoding="utf-8"))
+    (signer,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DigestSigner"]
+    used = {
+        node.attr
+        for node in ast.walk(signer)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute | ast.Name)
+        and (getattr(node.value, "attr", None) or getattr(node.value, "id", None)) == "session"
+    }
+    assert used and not {name for name in used if _private(name)}
+    assert {"key_info", "prepare", "perform"} <= used
