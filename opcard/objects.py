@@ -22,6 +22,7 @@ from opcard.pkcs11 import (
     CertificateCategory,
     CertificateType,
     KeyType,
+    Mechanism,
     ObjectClass,
     normalise_template,
 )
@@ -328,15 +329,20 @@ class PrivateKey(_KeyObject):
 
     # -- operations (delegated to the session) ----------------------------------------------
 
-    def sign(self, data: bytes, mechanism: int | None = None) -> bytes:
-        """Sign with a PKCS#11 mechanism (default: CKM_RSA_PKCS, CKM_ECDSA or CKM_EDDSA, with
-        ``data`` in that mechanism's input format)."""
+    def sign(self, data: bytes, mechanism: Mechanism | int | str | None = None) -> bytes:
+        """Sign with a PKCS#11 mechanism (``Mechanism.ECDSA_SHA256`` or its name
+        ``"ECDSA_SHA256"``; default: CKM_RSA_PKCS, CKM_ECDSA or CKM_EDDSA, with ``data`` in that
+        mechanism's input format): :meth:`Session.sign <opcard.session.Session.sign>`."""
         return self.session.sign(self, data, mechanism)
 
-    def decrypt(self, data: bytes, mechanism: int | None = None) -> bytes:
+    def decrypt(self, data: bytes, mechanism: Mechanism | int | str | None = None) -> bytes:
+        """Decrypt a PKCS#1 v1.5 cryptogram (the RSA DEC key): :meth:`Session.decrypt
+        <opcard.session.Session.decrypt>`."""
         return self.session.decrypt(self, data, mechanism)
 
     def derive(self, peer_point: bytes) -> bytes:
+        """ECDH with the peer's public point (an ECC DEC key): :meth:`Session.derive
+        <opcard.session.Session.derive>`."""
         return self.session.derive(self, peer_point)
 
     def to_cryptography(self) -> CardPrivateKey:

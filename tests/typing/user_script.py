@@ -26,7 +26,8 @@ def signature_of(session: opcard.Session, message: bytes) -> bytes:
     key: opcard.PrivateKey = session.get_private_key("sig")
     raw = key.sign(message, Mechanism.ECDSA_SHA256)  # r‖s
     raw_by_name = session.sign(KeySlot.SIG, message, "ECDSA_SHA256")
-    assert len(raw) == len(raw_by_name) == 64
+    raw_by_key = key.sign(message, "CKM_ECDSA_SHA256")
+    assert len(raw) == len(raw_by_name) == len(raw_by_key) == 64
     public = session.get_public_key("sig").to_cryptography()
     assert isinstance(public, ec.EllipticCurvePublicKey)
     card_key = key.to_cryptography()  # a cryptography key of the card's type: narrow it, as
