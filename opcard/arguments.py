@@ -28,7 +28,8 @@ so that :mod:`opcard.card` stays cheap to import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from enum import IntEnum
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
 from apdu.openpgp.constants import Do, KeySlot, UifMode
 
@@ -67,6 +68,23 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int, not a bool (``True`` is no slot, tag or mechanism)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+def _member(enum: type[_E], value: int) -> _E | int:
+    """The enum member of ``value``, or ``value`` itself when the enum does not name it (a
+    tag or mechanism number opcard has no name for is passed on as given)."""
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
 # --- key slots -------------------------------------------------------------------------------
 
 
@@ -74,7 +92,7 @@ def key_slot(value: KeySlot | str | int) -> KeySlot:
     """``KeySlot.SIG`` from ``KeySlot.SIG``, ``"sig"``, ``"SIG"`` or ``1`` (DEC: 2, AUT: 3)."""
     if isinstance(value, KeySlot):
         return value
-    if isinstance(value, str | int) and not isinstance(value, bool):
+    if isinstance(value, str) or _is_int(value):
         return KeySlot.parse(value)
     raise TypeError(
         f"a key slot is KeySlot.SIG/DEC/AUT, 'sig'/'dec'/'aut' or 1/2/3, not {_type_name(value)}"
@@ -85,7 +103,7 @@ def key_id(value: bytes | int | object) -> bytes:
     """A CKA_ID: bytes, or an int 0-255 (``3`` is ``b"\\x03"``, the AUT key's id)."""
     if isinstance(value, _BYTES_LIKE):
         return bytes(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+    if _is_int(value) and 0 <= value <= 255:
         return bytes((value,))
     raise TypeError(f"an object id is bytes (b'\\x03') or an int 0-255, not {value!r}")
 
@@ -122,11 +140,8 @@ def data_object(value: Do | str | int) -> Do | int:
     matter; "LOGIN_DATA", "Private DO 1" work too)."""
     if isinstance(value, Do):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return Do(value)
-        except ValueError:
-            return value
+    if _is_int(value):
+        return _member(Do, value)
     if isinstance(value, str):
         tag = _DO_ALIASES.get(_key(value))
         if tag is None:
@@ -205,7 +220,7 @@ def pin(value: str | bytes, what: str, call: str) -> str | bytes:
         return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         raise TypeError(
             f"give the {what} as a string: {call} (as an int a PIN loses its leading zeros)"
         )
@@ -231,11 +246,8 @@ def mechanism(value: Mechanism | int | str) -> int:
 
     if isinstance(value, Mechanism):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return Mechanism(value)
-        except ValueError:
-            return value
+    if _is_int(value):
+        return _member(Mechanism, value)
     if isinstance(value, str):
         name = value.strip().upper().replace("-", "_")
         name = name.removeprefix("CKM_")
@@ -296,11 +308,8 @@ def object_class(value: ObjectClass | int | str | object) -> ObjectClass | int:
 
     if isinstance(value, ObjectClass):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return ObjectClass(value)
-        except ValueError:
-            return value
+    if _is_int(value):
+        return _member(ObjectClass, value)
     if isinstance(value, str):
         name = _CLASS_NAMES.get(_key(value.removeprefix("CKO_").removeprefix("cko_")))
         if name is None:
@@ -320,7 +329,7 @@ def touch_mode(value: UifMode | int | str) -> UifMode:
     ``"permanently_cached"``, ``"cached_fixed"``)."""
     if isinstance(value, UifMode):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         return UifMode(value)
     if isinstance(value, str):
         aliases = {"on": "ENABLED", "off": "DISABLED", "fixed": "PERMANENTLY_ENABLED"}
