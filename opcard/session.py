@@ -71,7 +71,6 @@ from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValu
 from opcard.pkcs11.mechanisms import (
     CardOperation,
     KeyInfo,
-    SignatureFormat,
     SignInput,
     ecdsa_raw_to_der,
     prepare_digest_sign_input,
@@ -151,8 +150,9 @@ class LoginState:
         else:
             self.user, self._user_pin = True, pin
 
-    def pin(self, pw: Pw) -> bytes | None:
-        """The PIN kept for ``pw`` (PW1 81 and 82 are the same user PIN), or None."""
+    def _kept_pin(self, pw: Pw) -> bytes | None:
+        """The PIN kept for ``pw`` (PW1 81 and 82 are the same user PIN), or None. Private:
+        only the session reads it, to send it to the card."""
         return self._admin_pin if pw is Pw.PW3 else self._user_pin
 
     def forget(self, pw: Pw) -> None:
@@ -425,7 +425,7 @@ class Session:
         if not state.user:
             raise NotLoggedInError.needs(PinKind.USER)
         if pw is Pw.PW1 and not state.signing:
-            pin = state.pin(Pw.PW1)
+            pin = state._kept_pin(Pw.PW1)
             if pin is None:
                 raise NotLoggedInError(
                     "signing with the SIG key needs the user PIN again (the card's PW1 policy) "
@@ -440,7 +440,7 @@ class Session:
         """After 6982 on an operation: verify again with the PIN we hold (it was right before:
         the card was reset or another process dropped the verification). False when we hold
         no PIN for it."""
-        pin = self.login_state.pin(pw)
+        pin = self.login_state._kept_pin(pw)
         if pin is None:
             return False
         self._verify(pw, pin, "admin PIN" if pw is Pw.PW3 else "user PIN", held=True)
@@ -1133,7 +1133,7 @@ class Session:
         if admin_pin is not None:
             pin = _pin_bytes(admin_pin, Secret.PW3, "admin PIN")
         elif self.login_state.admin:
-            pin = self.login_state.pin(Pw.PW3)
+            pin = self.login_state._kept_pin(Pw.PW3)
         hist = self.card.application_data().historical_bytes
         life_cycle = None if hist is None else hist.life_cycle
         self.card.prepare_pin()
@@ -1207,14 +1207,6 @@ class DigestSigner:
         if self.key.key_type is KeyType.EC:
             return ecdsa_raw_to_der(raw)
         return raw
-
-    @property
-    def output_format(self) -> SignatureFormat:
-        if self.key.key_type is KeyType.RSA:
-            return SignatureFormat.PKCS1_V1_5
-        return (
-            SignatureFormat.ECDSA_RAW if self.key.key_type is KeyType.EC else SignatureFormat.EDDSA
-        )
 
 
 _DEFAULT_SIGN = {
