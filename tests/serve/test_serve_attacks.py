@@ -335,9 +335,9 @@ def test_clients_leaving_before_their_reply_do_not_end_the_daemon(
         sock.sendall(data if i % 2 else data[:1])  # half leave before the version byte
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # a reset: the daemon writes into a connection that is gone
+    wait_until(lambda: d.proc.poll() is not None or d.threads() == threads)
+    assert d.proc.poll() is None, f"the daemon ended (exit {d.proc.poll()})"
     sign_and_verify(d)
-    assert d.proc.poll() is None, "the daemon ended"
-    wait_until(lambda: d.threads() == threads)
 
 
 def connected(path: str) -> socket.socket:
