@@ -43,8 +43,6 @@ class LoopbackTransport:
         self._present = True
         self._connected = True
         self._closed = False
-        #: APDUs that reached the card (for tests).
-        self.transmitted = 0
 
     @property
     def atr(self) -> bytes:
@@ -61,7 +59,6 @@ class LoopbackTransport:
     def transmit(self, apdu: bytes) -> bytes:
         with self._lock:
             self._check()
-            self.transmitted += 1
             return bytes(self._card(bytes(apdu)))
 
     @contextmanager
