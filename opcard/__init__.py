@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         UserType,
     )
     from opcard.publickeys import KeyAlgorithm
-    from opcard.session import DigestSigner, Session
+    from opcard.session import DigestSigner, LoginState, Session
 
 # The names above are imported on first use (PEP 562), so that ``import opcard.cli`` or
 # ``import opcard.errors`` does not load every layer: the command line starts faster. Every
@@ -52,7 +52,7 @@ _LAZY = {
         "opcard.pkcs11",
     ),
     **dict.fromkeys(("KeyAlgorithm",), "opcard.publickeys"),
-    **dict.fromkeys(("DigestSigner", "Session"), "opcard.session"),
+    **dict.fromkeys(("DigestSigner", "LoginState", "Session"), "opcard.session"),
 }
 
 
@@ -86,6 +86,7 @@ __all__ = [
     "KeyAlgorithm",
     "KeySlot",
     "KeyType",
+    "LoginState",
     "Mechanism",
     "ObjectClass",
     "PrivateKey",
