@@ -153,3 +153,18 @@ def test_the_cli_offers_the_hashes_of_the_table() -> None:
     from opcard.cli.sign import _HASHES
 
     assert sorted(_HASHES) == sorted(HASHES) and _HASHES[0] == "sha256"
+
+
+def test_the_cli_names_every_algorithm_of_the_tables() -> None:
+    # opcard key generate --help lists the names itself (no cryptography import for --help)
+    from opcard.cli.key import key
+    from opcard.publickeys import RSA_SIZES
+
+    generate = key.commands["generate"]
+    (algo,) = [p for p in generate.params if p.name == "algo"]
+    listed = [
+        name.split(" (")[0].strip().rstrip(".")
+        for name in str(getattr(algo, "help", "")).split(", ")
+    ]
+    assert listed[: len(RSA_SIZES)] == [f"rsa{bits}" for bits in RSA_SIZES]
+    assert sorted(listed[len(RSA_SIZES) :]) == sorted(c.openpgp_name for c in Curve)
