@@ -595,8 +595,8 @@ def translate_error(
         )
     if isinstance(err, apdu_errors.CardStatusError):
         return CardOperationError(f"{what}: {err}", err.sw)
-    if isinstance(err, apdu_errors.NoServiceError):
-        return PcscUnavailableError(f"{what}: {err}")
+    if isinstance(err, apdu_errors.NoServiceError):  # says it all: pcscd is not running
+        return PcscUnavailableError(str(err))
     if isinstance(err, apdu_errors.SharingViolationError):  # taken during the operation
         return CardInUseError([], problem=f"{what}: {err}")
     if isinstance(err, apdu_errors.NoReaderError | apdu_errors.CardNotPresentError):

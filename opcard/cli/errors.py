@@ -50,22 +50,8 @@ _BLOCKED_HINT = {
 }
 
 
-def _sharing_violation(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The ``kind`` exception (PC/SC sharing violation, card not answering) in ``exc``'s chain
-    of causes, if any."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
     """(exit code, message, hint) for an exception raised by a command."""
-    from apdu import errors as apdu_errors
     from opcard import errors as e
 
     unsupported: tuple[type[BaseException], ...] = (
@@ -75,8 +61,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str]:
         e.AlgorithmRefusedError,
     )
 
-    silent = _sharing_violation(exc, apdu_errors.CardNotAnsweringError)
-    if silent is not None:
+    if isinstance(exc, e.CardNotAnsweringError):
         return (
             ExitCode.NotAnswering,
             str(exc),

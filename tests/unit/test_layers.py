@@ -13,6 +13,7 @@
   of the layers above it: not the token (card, session, objects, keys), not OpenPGP export,
   TLS, the server or the command line;
 - ``opcard.openpgp.packets`` knows packets, not cards: no card, session, object or transport;
+- the command line catches opcard exceptions only: ``opcard.cli`` never imports ``apdu.errors``;
 - ``opcard.errors`` imports only ``apdu.errors`` and ``opcard.pkcs11.rv`` of the project, so
   that every layer can import it cheaply.
 
@@ -154,6 +155,8 @@ def _opcard_layers(where: str, module: str, name: str) -> list[str]:
             and not _within(module, "opcard.cli")
         ):
             found.append(f"{where}: only {feature} itself and the command line import {feature}")
+    if _within(module, "opcard.cli") and _within(name, "apdu.errors"):
+        found.append(f"{where}: the command line catches opcard exceptions, not apdu's")
     if _within(module, "opcard.pkcs11") and any(_within(name, p) for p in _TOKEN_AND_ABOVE):
         found.append(f"{where}: opcard.pkcs11 must not depend on the layers above it")
     if module == "opcard.openpgp.packets" and any(_within(name, p) for p in _NOT_FOR_PACKETS):
@@ -226,6 +229,8 @@ def test_pcsc_module_really_imports_pyscard() -> None:
         ("opcard/openpgp/packets.py", "from apdu.transport import Transport\n", "of cards"),
         ("opcard/errors.py", "from opcard.pkcs11 import constants\n", "imports only"),
         ("opcard/errors.py", "from apdu.openpgp import constants\n", "imports only"),
+        ("opcard/cli/status.py", "from apdu.errors import CardStatusError\n", "not apdu's"),
+        ("opcard/cli/errors.py", "from apdu import errors\n", "not apdu's"),
     ],
 )
 def test_checker_catches(rel: str, source: str, expected: str) -> None:

@@ -218,6 +218,7 @@ def test_the_command_line_reads_the_pin_kind_not_the_message() -> None:
         (errors.NoCardError("none"), ExitCode.NoCard),  # 3
         (errors.CardInUseError(["R"]), ExitCode.CardInUse),  # 12
         (errors.CardRemovedError("pulled"), ExitCode.CardError),  # 9
+        (errors.CardNotAnsweringError("silent", "R", 30.0), ExitCode.NotAnswering),  # 13
         (errors.UnsupportedKeyError("RSA-1024"), ExitCode.Unsupported),  # 8
         (errors.PinFormatError("too short", pin=PinKind.USER), ExitCode.BadInput),  # 11
         (errors.NotLoggedInError.needs(PinKind.ADMIN), ExitCode.CardError),  # 9
@@ -238,6 +239,7 @@ def test_exit_codes(exc: errors.OpcardError, code: ExitCode) -> None:
             "CardError": 9,
             "Unsupported": 8,
             "BadInput": 11,
+            "NotAnswering": 13,
         }[code.name]
     )
 
