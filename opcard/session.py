@@ -451,13 +451,17 @@ class Session:
         secret = Secret.PW3 if admin else Secret.PW1
         name = _PIN_NAMES[secret]
         old_b, new_b = _pin_bytes(old, secret, name), _pin_bytes(new, secret, f"new {name}")
+        pw = Pw.PW3 if admin else Pw.PW1
         self.card.prepare_pin()
+        accepted = False
         try:
             with translated(name, PinKind.ADMIN if admin else PinKind.USER):
-                self.card.applet.change_pin(Pw.PW3 if admin else Pw.PW1, old_b, new_b)
+                self.card.applet.change_pin(pw, old_b, new_b)
+            accepted = True
         finally:
+            self.card.pin_tried(pw, accepted=accepted)  # the old PIN's counter, as a VERIFY
             self.card.invalidate()
-        self.login_state.forget(Pw.PW3 if admin else Pw.PW1)
+        self.login_state.forget(pw)
 
     def unblock_pin(self, new: str | bytes, *, reset_code: str | bytes | None = None) -> None:
         """A new user PIN with the reset code, or (without it) after the admin PIN."""

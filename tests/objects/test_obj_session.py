@@ -174,3 +174,16 @@ def test_keep_pin_false_for_the_admin_pin(rig: Callable[..., Rig]) -> None:
             s.set_data("url", b"https://example.org/other")
         assert VERIFY not in r.ins_since(start) and r.tries()[2] == 3
         assert r.emu.state.url == b"https://example.org/key"
+
+
+def test_token_flags_after_a_wrong_old_pin_in_change_pin(rig: Callable[..., Rig]) -> None:
+    """A wrong old PIN in change_pin uses a try like a wrong VERIFY: the flags show it, and
+    the right PIN afterwards clears them again — no refresh() needed."""
+    r = rig("extended", "demo-ecc")
+    with r.card.session() as s:
+        for _ in range(2):
+            with pytest.raises(WrongPinError):
+                s.change_pin(WRONG, "314159")
+        assert s.token_info().flags & TokenFlag.USER_PIN_FINAL_TRY
+        s.login(PW1)
+        assert not s.token_info().flags & TokenFlag.USER_PIN_FINAL_TRY
