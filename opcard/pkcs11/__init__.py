@@ -44,49 +44,6 @@ if TYPE_CHECKING:
         normalise_template,
     )
 
-_CONSTANTS = frozenset(
-    {
-        "ARRAY_ATTRIBUTE",
-        "ATTRIBUTE_KINDS",
-        "Attribute",
-        "AttributeKind",
-        "AttributeValue",
-        "CertificateCategory",
-        "CertificateType",
-        "EcKdf",
-        "HardwareFeature",
-        "InitializeFlag",
-        "KeyType",
-        "Mechanism",
-        "MechanismFlag",
-        "ObjectClass",
-        "SessionFlag",
-        "SessionState",
-        "SlotFlag",
-        "TokenFlag",
-        "UNAVAILABLE_INFORMATION",
-        "UserType",
-        "attribute_kind",
-        "normalise_attribute_value",
-        "normalise_template",
-    }
-)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _CONSTANTS:
-        raise AttributeError(f"module 'opcard.pkcs11' has no attribute {name!r}")
-    from opcard.pkcs11 import constants
-
-    value = getattr(constants, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_CONSTANTS})
-
-
 __all__ = [
     "ARRAY_ATTRIBUTE",
     "ATTRIBUTE_KINDS",
@@ -113,3 +70,20 @@ __all__ = [
     "normalise_attribute_value",
     "normalise_template",
 ]
+
+#: What ``__getattr__`` loads from :mod:`opcard.pkcs11.constants` on first use.
+_CONSTANTS = frozenset(__all__) - {"ReturnValue"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _CONSTANTS:
+        raise AttributeError(f"module 'opcard.pkcs11' has no attribute {name!r}")
+    from opcard.pkcs11 import constants
+
+    value = getattr(constants, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_CONSTANTS})
