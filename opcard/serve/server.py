@@ -562,6 +562,8 @@ class Server:
             )
         except OSError as e:
             logger.debug("connection of %s ended: %s", peer, e)
+        except Exception:  # a bug: in the log (not a thread's dying words), that client only
+            logger.exception("internal error serving %s: its connection is closed", peer)
         finally:
             if wsock is not None:
                 wsock.close()

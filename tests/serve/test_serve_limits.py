@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
-from serve_support import RawClient, Served, ay, byte_array, u32, u64
+from serve_support import RawClient, Served, ay, byte_array, captured_log, u32, u64
 
 from opcard.pkcs11 import Attribute as A
 from opcard.pkcs11 import Mechanism as M
@@ -313,3 +313,25 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
     sock.settimeout(5)
     with contextlib.suppress(OSError):
         sock.sendall(data)
+
+
+def test_a_bug_in_a_handler_closes_that_connection_only(
+    served: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opcard.serve.functions import Client
+
+    s = served()
+    handle = Client.handle
+
+    def buggy(self: Client, call: int, reader: object) -> object:
+        if call == 3:  # C_GetInfo
+            raise RuntimeError("a bug")
+        return handle(self, call, reader)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Client, "handle", buggy)
+    with captured_log() as log, connect(s) as good, connect(s) as victim:
+        victim.send_frame(u32(3) + byte_array(b""))
+        assert closed_within(victim.sock, 2.0) is not None
+        assert good.slots() == [s.slot.slot_id]
+    assert any("internal error serving pid" in line for line in log), log
+    wait_until(lambda: s.server.stats().connections == 0)
