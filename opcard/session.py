@@ -1036,19 +1036,20 @@ class Session:
 
     def _write_key_metadata(self, slot: KeySlot, key: CardPublicKey, created: int) -> None:
         """Fingerprint and generation time of the key just written. If the card refuses them
-        the key is in the slot without them (OpenSC then hides it): say so plainly."""
+        the key is in the slot without them (OpenSC then hides it): say so plainly. (A card
+        gone or not answering is translated by the write around this, as every other.)"""
         from opcard.openpgp import fingerprint_v4
 
         fingerprint = fingerprint_v4(key.to_cryptography(), created, slot)
         try:
             self.card.applet.set_fingerprint(slot, fingerprint)
             self.card.applet.set_generation_time(slot, created)
-        except apdu_errors.ApduError as e:
+        except apdu_errors.CardStatusError as e:
             raise CardOperationError(
                 f"the {slot.name} key is on the card, but writing its fingerprint and "
                 f"generation time failed ({e}); GnuPG and OpenSC may not show it until they "
                 "are written: run the command again",
-                getattr(e, "sw", None),
+                e.sw,
             ) from e
 
     def set_name(self, name: str) -> None:

@@ -35,9 +35,15 @@ from enum import IntEnum, unique
 
 from cryptography.hazmat.primitives import hashes
 
-from apdu import errors as apdu_errors
 from apdu.openpgp.constants import KeySlot
-from opcard.errors import NotLoggedInError, OpcardError
+from opcard.errors import (
+    CardInUseError,
+    CardNotAnsweringError,
+    CardRemovedError,
+    NoCardError,
+    NotLoggedInError,
+    OpcardError,
+)
 from opcard.objects import CardObject, PrivateKey, card_objects
 from opcard.pkcs11 import (
     UNAVAILABLE_INFORMATION,
@@ -124,12 +130,7 @@ _SECRET_ATTRIBUTES = frozenset(
     )
 )
 # The transport-level conditions that mean "the card is gone".
-_GONE = (
-    apdu_errors.CardRemovedError,
-    apdu_errors.CardNotPresentError,
-    apdu_errors.NoReaderError,
-    apdu_errors.NoServiceError,
-)
+_GONE = (CardRemovedError, NoCardError)
 
 _session_handles = itertools.count(1)
 _object_handles = itertools.count(1)
@@ -205,10 +206,11 @@ def _handles(*calls: Call) -> Callable[[Handler], Handler]:
 
 
 def _card_gone(error: BaseException) -> bool:
-    """A card pulled out, also during an operation in flight (the transport's
-    CardRemovedError, or the reconnect's CardNotPresentError behind opcard's error):
-    CKR_DEVICE_REMOVED."""
-    return _in_chain(error, _GONE) is not None
+    """A card pulled out, also during an operation in flight (opcard's CardRemovedError, or
+    the NoCardError of a reconnect that found no card, also behind another opcard error):
+    CKR_DEVICE_REMOVED. A card another program took meanwhile (CardInUseError) is not gone."""
+    found = _in_chain(error, _GONE)
+    return found is not None and not isinstance(found, CardInUseError)
 
 
 def _in_chain(
@@ -346,17 +348,15 @@ class Client:
                 yield session
             except Pkcs11Error:
                 raise
-            except (OpcardError, apdu_errors.ApduError) as e:
+            except OpcardError as e:  # the library translates the protocol layer's errors
                 if _card_gone(e):
                     self.registry.card_lost()
                     raise Pkcs11Error(RV.DEVICE_REMOVED, str(e)) from e
-                silent = _in_chain(e, apdu_errors.CardNotAnsweringError)
+                silent = _in_chain(e, CardNotAnsweringError)
                 if silent is not None:  # the reader stays blocked until the card is pulled
                     logger.warning("%s: CKR_DEVICE_ERROR", silent)
                     raise Pkcs11Error(RV.DEVICE_ERROR, str(e)) from e
-                if isinstance(e, OpcardError):
-                    raise Pkcs11Error(e.return_value, str(e)) from e
-                raise Pkcs11Error(RV.DEVICE_ERROR, str(e)) from e
+                raise Pkcs11Error(e.return_value, str(e)) from e
 
     def _object(
         self, cs: ClientSession, session: Session, handle: int, *, private_ok: bool = False

@@ -13,7 +13,8 @@
   of the layers above it: not the token (card, session, objects, keys), not OpenPGP export,
   TLS, the server or the command line;
 - ``opcard.openpgp.packets`` knows packets, not cards: no card, session, object or transport;
-- the command line catches opcard exceptions only: ``opcard.cli`` never imports ``apdu.errors``;
+- the command line and the server's PKCS#11 functions catch opcard exceptions only: no
+  ``apdu.errors`` in ``opcard.cli`` or ``opcard.serve`` (but its PC/SC card monitor);
 - ``opcard.errors`` imports only ``apdu.errors`` and ``opcard.pkcs11.rv`` of the project, so
   that every layer can import it cheaply.
 
@@ -157,6 +158,12 @@ def _opcard_layers(where: str, module: str, name: str) -> list[str]:
             found.append(f"{where}: only {feature} itself and the command line import {feature}")
     if _within(module, "opcard.cli") and _within(name, "apdu.errors"):
         found.append(f"{where}: the command line catches opcard exceptions, not apdu's")
+    if (
+        _within(module, "opcard.serve")
+        and module != "opcard.serve.pcsc"  # the card monitor watches PC/SC readers itself
+        and _within(name, "apdu.errors")
+    ):
+        found.append(f"{where}: the server's functions catch opcard exceptions, not apdu's")
     if _within(module, "opcard.pkcs11") and any(_within(name, p) for p in _TOKEN_AND_ABOVE):
         found.append(f"{where}: opcard.pkcs11 must not depend on the layers above it")
     if module == "opcard.openpgp.packets" and any(_within(name, p) for p in _NOT_FOR_PACKETS):
@@ -231,6 +238,7 @@ def test_pcsc_module_really_imports_pyscard() -> None:
         ("opcard/errors.py", "from apdu.openpgp import constants\n", "imports only"),
         ("opcard/cli/status.py", "from apdu.errors import CardStatusError\n", "not apdu's"),
         ("opcard/cli/errors.py", "from apdu import errors\n", "not apdu's"),
+        ("opcard/serve/functions.py", "from apdu import errors\n", "not apdu's"),
     ],
 )
 def test_checker_catches(rel: str, source: str, expected: str) -> None:
