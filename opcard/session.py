@@ -190,14 +190,23 @@ _PIN_CALLS = {
 def _pin_bytes(pin: str | bytes, secret: Secret, what: str) -> bytes:
     pin = arguments.pin(pin, what, _PIN_CALLS[secret])  # an int: TypeError, nothing sent
     value = pin.encode("utf-8") if isinstance(pin, str) else bytes(pin)
+    kind = _SECRET_KIND[secret]
     if len(value) < secret.minimum_length:
         raise PinFormatError(
             f"the {what} must be at least {secret.minimum_length} characters; nothing was sent "
-            "to the card"
+            "to the card",
+            pin=kind,
         )
     if len(value) > 127:
-        raise PinFormatError(f"the {what} is too long; nothing was sent to the card")
+        raise PinFormatError(f"the {what} is too long; nothing was sent to the card", pin=kind)
     return value
+
+
+_SECRET_KIND = {
+    Secret.PW1: PinKind.USER,
+    Secret.PW3: PinKind.ADMIN,
+    Secret.RESET_CODE: PinKind.RESET_CODE,
+}
 
 
 _PIN_NAMES = {Secret.PW1: "user PIN", Secret.PW3: "admin PIN", Secret.RESET_CODE: "reset code"}

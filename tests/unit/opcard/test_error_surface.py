@@ -289,3 +289,10 @@ def test_pin_errors_from_the_session_say_which_pin() -> None:
             session.sign(KeySlot.AUT, b"data")
         assert sign.value.pin is PinKind.USER and "session.login(" in str(sign.value)
         assert session.pin_status() == {"user": 2, "reset_code": 0, "admin": 2}
+        with pytest.raises(errors.PinFormatError) as short:
+            session.login_admin("1234")
+        assert short.value.pin is PinKind.ADMIN and isinstance(short.value, ValueError)
+        with pytest.raises(errors.PinFormatError) as code:
+            session.unblock_pin("654321", reset_code="1")
+        assert code.value.pin is PinKind.RESET_CODE
+        assert session.pin_status() == {"user": 2, "reset_code": 0, "admin": 2}  # nothing sent
