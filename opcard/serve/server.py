@@ -538,8 +538,8 @@ class Server:
             # not the reading side's, which changes with every deadline
             wsock = conn.sock.dup()
             wsock.settimeout(self.limits.send_timeout)
+            conn.enter(_Phase.IDLE)  # before the answer: the client may go on at once
             _send(wsock, bytes((version,)))
-            conn.enter(_Phase.IDLE)
             logger.debug("%s connected (protocol version %d)", peer, version)
             with self.registry.subscribe() as events:
                 client = Client(self.registry, version, events, peer=peer)
@@ -551,10 +551,10 @@ class Server:
             logger.warning("closing the connection of %s: malformed frame (%s)", peer, e)
         except _Slow as e:
             if not conn.evicted.is_set():
-                self.timed_out += 1
+                self._count_timeout()
                 logger.warning("closing the connection of %s: %s", peer, e)
         except TimeoutError:  # a reply not read within SEND_TIMEOUT
-            self.timed_out += 1
+            self._count_timeout()
             logger.warning(
                 "closing the connection of %s: it did not read its reply within %.0f s",
                 peer,
@@ -571,6 +571,10 @@ class Server:
             with self._lock:
                 if self._connections.get(conn.sock) is conn:
                     del self._connections[conn.sock]
+
+    def _count_timeout(self) -> None:
+        with self._lock:
+            self.timed_out += 1
 
     def _read_frame(self, conn: _Connection) -> tuple[int, _Body, int] | None:
         """The next request: (message code, body, bytes drawn from the budget); None when
@@ -668,9 +672,11 @@ class Server:
                     # it closes the socket after the C_Finalize reply.
                     for thread in waits:
                         thread.join(_WAIT_JOIN)
+                # idle from now: set before the reply, so that the order of the connections'
+                # idle times is the order their clients saw their replies in
+                conn.enter(_Phase.IDLE)
                 with write_lock:
                     _send(wsock, HEADER.pack(code, 0, len(reply)) + reply)
-                conn.enter(_Phase.IDLE)
         finally:
             closing.set()
             client.events.interrupt()
