@@ -81,7 +81,9 @@ def test_pin_certificate_and_algorithm_errors(emulator: Any, run_opcard, tmp_pat
     )
     assert too_large.returncode == 7
     assert too_large.stderr.splitlines()[0] == (
-        f"opcard: error: the certificate is {size} bytes; this card stores at most 600"
+        f"opcard: error: the certificate is {size} bytes; this card stores at most 600 "
+        "(the maximum certificate length in its extended capabilities, C0): nothing was sent "
+        "to the card"
     )
 
     algorithm = run_opcard(*r, "key", "generate", "--slot", "dec", "--algo", "ed25519", "--yes")

@@ -73,7 +73,9 @@ def test_cert_import_too_large(run, cli_cards, tmp_path: Path) -> None:
     result = run("cert", "import", "--slot", "aut", str(path), env=ADMIN)
     assert result.exit_code == ExitCode.CertificateTooLarge == 7
     assert result.stderr.splitlines() == [
-        f"opcard: error: the certificate is {len(der)} bytes; this card stores at most 600",
+        f"opcard: error: the certificate is {len(der)} bytes; this card stores at most 600 "
+        "(the maximum certificate length in its extended capabilities, C0): nothing was sent "
+        "to the card",
         "opcard: use a smaller certificate (an ECC key, fewer extensions or a shorter chain "
         "of names)",
     ]
