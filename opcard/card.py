@@ -360,8 +360,8 @@ def open_card(
     by default). A usable card is opened even when another reader's card is held.
 
     ``timeout``: seconds the card may take to answer one command before
-    :class:`~apdu.errors.CardNotAnsweringError` (behind a :class:`CardError`: "the card in
-    READER does not answer"); ``math.inf`` waits for ever; None takes ``$OPCARD_CARD_TIMEOUT``,
+    :class:`~opcard.errors.CardNotAnsweringError` (a :class:`CardError`: "the card in READER
+    does not answer"); ``math.inf`` waits for ever; None takes ``$OPCARD_CARD_TIMEOUT``,
     else 30 s. Key generation has its own, longer bound (``$OPCARD_GENERATE_TIMEOUT``, 300 s).
     The card's transport keeps it as ``timeout`` (see :mod:`apdu.transport.pcsc`).
     """

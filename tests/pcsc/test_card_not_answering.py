@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 import opcard
+import opcard.errors
 from apdu.errors import CardNotAnsweringError, CardRemovedError, TransportError
 from apdu.transport.pcsc import PcscTransport
 from fixtures.personalize import demo_files
@@ -113,6 +114,8 @@ def test_library_gives_up_within_the_bound(
             signer.sign_digest_der(hashlib.sha256(b"x").digest(), "sha256")
         elapsed = time.monotonic() - t0
         assert BOUND <= elapsed < BOUND + SLACK
+        assert isinstance(info.value, opcard.errors.CardNotAnsweringError)
+        assert (info.value.reader, info.value.timeout) == (stuck.reader, BOUND)
         cause = info.value.__cause__
         assert isinstance(cause, CardNotAnsweringError)
         assert f"the card in {stuck.reader!r} does not answer" in str(info.value)
