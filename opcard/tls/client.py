@@ -45,6 +45,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from apdu.openpgp.constants import KeySlot
+from opcard import arguments
 from opcard.errors import (
     CLIENT_REJECTED_ALERTS,
     AlertCode,
@@ -133,14 +134,7 @@ class TlsVersion(IntEnum):
 
 
 def _slot(value: KeySlot | str | int) -> KeySlot:
-    if isinstance(value, KeySlot):
-        return value
-    if isinstance(value, str):
-        try:
-            return KeySlot[value.upper()]
-        except KeyError:
-            raise ValueError(f"no key slot {value!r} (aut or sig)") from None
-    return KeySlot(value)
+    return arguments.key_slot(value)  # KeySlot.AUT, "aut", "AUT" or 3
 
 
 def _is_pss(scheme: tuple[int, int]) -> bool:
