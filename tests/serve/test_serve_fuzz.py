@@ -54,6 +54,8 @@ SOCKET_FRAMES = int(os.environ.get("OPCARD_FUZZ_SOCKET_FRAMES", "3000"))
 #: objects and buffers must not accumulate; Python's own allocator keeps some).
 RSS_GROWTH_BOUND = 24 * 1024 * 1024
 
+pytestmark = pytest.mark.slow  # 10-25 s; runs in CI like every test
+
 
 class Connection:
     """One client of the frame handler, in process: what a connection's thread holds."""
