@@ -32,7 +32,7 @@ How: pcsc-lite talks to pcscd over one Unix socket per context. The transport fi
 context's socket (the one that appeared during SCardEstablishContext) and calls on the
 caller's thread with a deadline; one watchdog thread per process shuts the socket down under a
 call past its deadline, pcsc-lite returns at once and the context is dropped. The hot path
-costs two attribute writes (docs/rig.md: no measurable change to a signature). Where the
+costs two attribute writes (docs/apdu.md: no measurable change to a signature). Where the
 socket cannot be found (not Linux/pcsc-lite, or another thread opened sockets at that very
 moment) the calls run on a thread of the transport's own and the caller waits for it with a
 timeout instead (about 30 µs more per call on the test machine); a call that times out is
@@ -477,6 +477,15 @@ def _socket_fds() -> set[int] | None:
     return fds
 
 
+def _is_pcscd(peer: object) -> bool:
+    """Is ``peer`` (a Unix socket's peer address: the path pcscd bound, as pcscd saw it) a
+    pcscd socket? pcsc-lite's ``pcscd.comm``, or the name ``$PCSCLITE_CSOCK_NAME`` gives."""
+    if not isinstance(peer, str) or not peer:
+        return False
+    names = {"pcscd.comm", os.path.basename(os.environ.get("PCSCLITE_CSOCK_NAME", ""))}
+    return os.path.basename(peer) in names - {""}
+
+
 def _establish_link(name: str) -> _Link:
     """A new context for a connection to ``name``, as a :class:`_Link`: direct when its
     socket to pcscd is found (pcsc-lite opens one per context: the one socket that appeared
@@ -491,7 +500,7 @@ def _establish_link(name: str) -> _Link:
         try:
             probe = socket.socket(fileno=os.dup(candidate))
             try:
-                if probe.family == socket.AF_UNIX and probe.getpeername():
+                if probe.family == socket.AF_UNIX and _is_pcscd(probe.getpeername()):
                     fd = candidate
             finally:
                 probe.close()
