@@ -587,7 +587,7 @@ class Server:
         try:
             first = conn.sock.recv_into(view)
         except TimeoutError:
-            raise _Slow(f"no call for {limits.idle_timeout:.0f} s") from None
+            raise _Slow(f"no call for {limits.idle_timeout:g} s") from None
         if not first:
             if conn.evicted.is_set():
                 raise _Slow("evicted")
