@@ -212,6 +212,8 @@ class CardX25519PrivateKey(_OnCard, x25519.X25519PrivateKey):
 CardPrivateKey: TypeAlias = (
     CardRsaPrivateKey | CardEcPrivateKey | CardEd25519PrivateKey | CardX25519PrivateKey
 )
+#: The card keys that sign (SIG, AUT): what cryptography's certificate and CSR builders take.
+CardSigningKey: TypeAlias = CardRsaPrivateKey | CardEcPrivateKey | CardEd25519PrivateKey
 
 
 def card_private_key(key: PrivateKey) -> CardPrivateKey:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from opcard.card import Card
-    from opcard.keys import CardPrivateKey
+    from opcard.keys import CardPrivateKey, CardSigningKey
     from opcard.publickeys import CryptographyPublicKey
     from opcard.session import Session
 
@@ -344,6 +344,24 @@ class PrivateKey(_KeyObject):
         """ECDH with the peer's public point (an ECC DEC key): :meth:`Session.derive
         <opcard.session.Session.derive>`."""
         return self.session.derive(self, peer_point)
+
+    def to_cryptography_signer(self) -> CardSigningKey:
+        """This key as a ``cryptography`` private key that signs (RSA, ECDSA or Ed25519): the
+        type ``x509.CertificateBuilder.sign()`` and ``CertificateSigningRequestBuilder.sign()``
+        take, so that typed code passes it on without narrowing :meth:`to_cryptography`'s
+        union. The DEC key does not sign: :class:`~opcard.errors.UnsupportedMechanismError`
+        (CKR_KEY_FUNCTION_NOT_PERMITTED), before anything is sent."""
+        from opcard.errors import UnsupportedMechanismError
+        from opcard.keys import CardX25519PrivateKey
+        from opcard.pkcs11 import ReturnValue
+
+        key = None if self.slot is KeySlot.DEC else self.to_cryptography()
+        if key is None or isinstance(key, CardX25519PrivateKey):
+            raise UnsupportedMechanismError(
+                f"the {self.slot.name} key does not sign: use the SIG or AUT key",
+                return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
+            )
+        return key
 
     def to_cryptography(self) -> CardPrivateKey:
         """This key as a ``cryptography`` private key (``sign()`` goes to the card)."""

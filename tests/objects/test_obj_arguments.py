@@ -450,3 +450,19 @@ def test_openpgp_hash_as_a_cryptography_object(rig: Callable[..., Rig]) -> None:
     ((tag, body),) = list(iter_packets(dearmor(armored.decode())))
     assert tag == 2 and body[0] == 4  # a v4 signature packet
     assert body[3] == 10  # RFC 4880 §9.4: hash algorithm 10 is SHA-512
+
+
+def test_the_signing_key_for_cryptography_builders(card_rig: Rig) -> None:
+    with card_rig.card.session() as s:
+        s.login(PW1)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "typed")])
+        key = s.get_private_key("sig").to_cryptography_signer()
+        hash_algorithm = None if card_rig.variant == "demo-25519" else hashes.SHA256()
+        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hash_algorithm)
+        assert csr.is_signature_valid
+        dec = s.get_private_key("dec")
+        sent = len(card_rig.sent)
+        with pytest.raises(UnsupportedMechanismError, match="the DEC key does not sign") as no:
+            dec.to_cryptography_signer()
+        assert no.value.return_value is opcard.errors.ReturnValue.KEY_FUNCTION_NOT_PERMITTED
+        assert len(card_rig.sent) == sent

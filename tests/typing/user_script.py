@@ -71,8 +71,7 @@ def main(card: opcard.Card) -> dict[str, object]:
         session.login_admin("12345678")
         session.set_data("url", b"https://example.org/jane.asc")
         session.set_data(Do.LOGIN_DATA, "jane")
-        card_key = session.get_private_key(KeySlot.AUT).to_cryptography()
-        assert isinstance(card_key, ec.EllipticCurvePrivateKey)
+        card_key = session.get_private_key(KeySlot.AUT).to_cryptography_signer()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jane Doe")])
         now = datetime.datetime.now(datetime.UTC)
         new_certificate = (
