@@ -197,7 +197,7 @@ def _pin_bytes(pin: str | bytes, secret: Secret, what: str) -> bytes:
             "to the card",
             pin=kind,
         )
-    if len(value) > 127:
+    if len(value) > secret.maximum_length:
         raise PinFormatError(f"the {what} is too long; nothing was sent to the card", pin=kind)
     return value
 
@@ -745,7 +745,9 @@ class Session:
         the kept PIN and sends the command again, once. ``what`` names the operation in
         messages."""
         pw, command = _COMMANDS[operation]
-        self._ensure(pw)
+        state = self.login_state
+        if not state.user or (pw is Pw.PW1 and not state.signing):  # else: nothing to verify
+            self._ensure(pw)
         try:  # not ``with translated(...)``: a context manager costs ~1 µs on the hot path
             result = self._send_verified(pw, command, data)
         except apdu_errors.ApduError as e:
