@@ -27,7 +27,15 @@ from apdu.errors import (
 )
 from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
-from apdu.openpgp.constants import YUBICO, Do, ExtendedCapability, KeySlot, KeyStatus, Pw
+from apdu.openpgp.constants import (
+    YUBICO,
+    Do,
+    ExtendedCapability,
+    KeySlot,
+    KeyStatus,
+    Pw,
+    Secret,
+)
 from apdu.openpgp.objects import (
     Aid,
     AlgorithmAttributes,
@@ -590,8 +598,6 @@ class Card:
         retry counter, and one it accepted after a refusal reset it, so the PIN status (C4:
         tries left, :meth:`token_info` flags) is read again on its next use
         (:meth:`pw_status`). Called by the session after each VERIFY."""
-        from apdu.openpgp.constants import Secret
-
         secret = int(Secret.for_pw(pw))
         with self.lock:
             if accepted:
@@ -880,10 +886,10 @@ class Card:
             spec_version=aid.version,
             firmware_version=self.firmware_version(),
             flags=flags,
-            pin_min_length=6,
-            pin_max_length=(pw.max_length_pw1 & 0x7F)
+            pin_min_length=Secret.PW1.minimum_length,
+            pin_max_length=pw.max_length(Secret.PW1)
             if pw is not None and pw.max_length_pw1
-            else 127,
+            else Secret.PW1.maximum_length,
             algorithms=self.supported_algorithms(),
         )
 

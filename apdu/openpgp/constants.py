@@ -175,6 +175,12 @@ class Secret(IntEnum):
         """Shortest value the spec allows (§4.3: PW1 6, reset code and PW3 8)."""
         return 6 if self is Secret.PW1 else 8
 
+    @property
+    def maximum_length(self) -> int:
+        """Longest value any card can take: C4 gives a length in 7 bits (§4.4.3.11); the
+        card's own limit is :meth:`apdu.openpgp.objects.PwStatus.max_length`."""
+        return 127
+
     @classmethod
     def for_pw(cls, pw: Pw) -> Secret:
         return cls.PW3 if pw is Pw.PW3 else cls.PW1
