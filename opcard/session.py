@@ -1082,16 +1082,17 @@ class Session:
         (5B), ``"language"`` (5F2D), ``"sex"`` (5F35), ``"private1"`` … ``"private4"``
         (0101-0104), or given as a :class:`~apdu.openpgp.constants.Do` or tag. ``value``: bytes,
         or text (UTF-8; the name Latin-1). Private DOs 1 and 3 need the user PIN, the rest the
-        admin PIN. A value longer than the card stores (C0's maximum length of special DOs for
-        the URL, login data and private DOs) raises :class:`DataLengthError`, and a card without
-        private DOs :class:`NotSupportedByCardError`, before any PIN and before anything is
-        sent."""
+        admin PIN. A card without private DOs raises :class:`NotSupportedByCardError` before any
+        PIN; a session without the PIN the DO needs :class:`NotLoggedInError` before anything
+        is sent; a value longer than the card stores (C0's maximum length of special DOs for the
+        URL, login data and private DOs) :class:`DataLengthError` before anything is written."""
         tag = arguments.data_object(tag)
         value = arguments.do_value(tag, value)
-        arguments.check_do_length(tag, value, self.card.application_data().extended_capabilities)
         if tag in PRIVATE_DOS:
             number = tag - Do.PRIVATE_USE_1 + 1
             require_feature(self.card, "private_dos", f"private DO {number}")
+        self._ensure(PRIVATE_DOS[Do(tag)][1] if tag in PRIVATE_DOS else Pw.PW3)  # no I/O
+        arguments.check_do_length(tag, value, self.card.application_data().extended_capabilities)
         if tag in PRIVATE_DOS and PRIVATE_DOS[Do(tag)][1] is Pw.PW1_OTHER:
             self._ensure(Pw.PW1_OTHER)
             try:
