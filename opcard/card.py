@@ -25,6 +25,7 @@ from apdu.errors import (
     TransportError,
     WrongLengthError,
 )
+from apdu.errors import CardNotAnsweringError as _SilentCard
 from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
 from apdu.openpgp.constants import (
@@ -228,14 +229,15 @@ def _read_aid(transport: Transport) -> Aid | None:
 
     A card reset by another program between our connect and our SELECT (SCARD_W_RESET_CARD)
     is reconnected and asked once more; a card that another program took exclusively meanwhile
-    raises :class:`~apdu.errors.SharingViolationError`."""
+    raises :class:`~apdu.errors.SharingViolationError`, one that does not answer
+    :class:`~apdu.errors.CardNotAnsweringError`."""
     channel = Channel(transport)
     for attempt in (1, 2):
         try:
             with channel.transaction():
                 channel.send(select())
                 return Aid.parse(channel.send(get_data(Do.AID)))
-        except SharingViolationError:
+        except (SharingViolationError, _SilentCard):
             raise
         except CardRemovedError:
             if attempt == 2:
@@ -255,6 +257,9 @@ class CardScan:
     held: tuple[str, ...] = ()
     #: Every reader as PC/SC saw it (name, ATR or None, held exclusively), in PC/SC's order.
     readers: tuple[ReaderStatus, ...] = ()
+    #: Readers whose card did not answer within :data:`SCAN_TIMEOUT` (a stuck card or reader:
+    #: it answers again once removed and inserted).
+    silent: tuple[str, ...] = ()
 
     def in_use_error(self, wanted: str | None = None) -> CardInUseError:
         """The :class:`CardInUseError` naming :attr:`held` (which must not be empty)."""
@@ -286,22 +291,34 @@ def scdaemon_running() -> bool | None:
     return False
 
 
-def scan_cards() -> CardScan:
-    """Every OpenPGP card in every reader, and the readers whose card is held exclusively by
-    another program (GnuPG's scdaemon, by default). Readers holding other cards are left out."""
-    from apdu.transport.pcsc import PcscTransport, reader_states
+#: Seconds each card may take to say what it is while the readers are scanned (a card answers
+#: SELECT and GET DATA 4F in milliseconds; $OPCARD_CARD_TIMEOUT, when shorter, wins).
+SCAN_TIMEOUT = 5.0
 
+
+def scan_cards() -> CardScan:
+    """Every OpenPGP card in every reader, the readers whose card is held exclusively by
+    another program (GnuPG's scdaemon, by default), and those whose card does not answer.
+    Readers holding other cards are left out."""
+    from apdu.transport.pcsc import PcscTransport, default_timeout, reader_states
+
+    bound = default_timeout()
+    timeout = SCAN_TIMEOUT if bound is None else min(bound, SCAN_TIMEOUT)
     found: list[CardInfo] = []
     held: list[str] = []
+    silent: list[str] = []
     with translated("listing the PC/SC readers"):
         states = reader_states()
     for status in states:
         if not status.present:
             continue
         try:
-            transport = PcscTransport.open(status.reader)
+            transport = PcscTransport.open(status.reader, timeout=timeout)
         except SharingViolationError:
             held.append(status.reader)
+            continue
+        except _SilentCard:
+            silent.append(status.reader)
             continue
         except TransportError:
             continue
@@ -310,11 +327,14 @@ def scan_cards() -> CardScan:
         except SharingViolationError:
             held.append(status.reader)
             continue
+        except _SilentCard:
+            silent.append(status.reader)
+            continue
         finally:
             transport.close()
         if aid is not None:
             found.append(CardInfo(status.reader, aid))
-    return CardScan(tuple(found), tuple(held), tuple(states))
+    return CardScan(tuple(found), tuple(held), tuple(states), tuple(silent))
 
 
 def list_cards() -> list[CardInfo]:

@@ -32,6 +32,8 @@ class ReaderEntry:
     #: Another program holds the card exclusively (it could not be asked for its AID; PC/SC
     #: answered SCARD_E_SHARING_VIOLATION, or reports the reader in exclusive use).
     exclusive: bool = False
+    #: The card did not answer when asked what it is (a stuck card or reader).
+    silent: bool = False
 
 
 class Backend(Protocol):
@@ -67,6 +69,7 @@ class PcscBackend:
                 s.atr,
                 cards.get(s.reader),
                 s.reader in held or (s.exclusive and s.reader not in cards),
+                s.reader in scan.silent,
             )
             for s in scan.readers
         ]

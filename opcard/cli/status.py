@@ -50,6 +50,7 @@ def list_command(as_json: bool) -> None:
                     "atr": None if e.atr is None else e.atr.hex().upper(),
                     "openpgp_card": card,
                     "in_use_by_another_program": e.exclusive and e.card is None,
+                    "not_answering": e.silent,
                 }
             )
         echo_json({"schema_version": SCHEMA_VERSION, "readers": readers})
@@ -68,6 +69,8 @@ def list_command(as_json: bool) -> None:
             what = "empty"
         elif e.exclusive:
             what = "card in exclusive use by another program (e.g. GnuPG's scdaemon)"
+        elif e.silent:
+            what = "card that does not answer (remove it and insert it again)"
         else:
             what = "card without an OpenPGP application"
         echo(f"{shown(e.reader)}: {what}")

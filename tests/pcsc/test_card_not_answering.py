@@ -11,6 +11,7 @@ while a second card in the other reader keeps signing (signatures verified).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -237,3 +238,16 @@ def test_cli_exits_13_within_the_bound(two_cards: tuple[Any, Any], tmp_path: Pat
     assert proc.returncode == 13, proc.stderr
     assert b"does not answer" in proc.stderr
     assert elapsed < 1.0 + SLACK + 2.0
+
+    # `opcard list` names the stuck reader as such (not as "a card without an OpenPGP
+    # application") and still lists the card that works
+    proc, elapsed = _opcard("list", "--json", env={"OPCARD_CARD_TIMEOUT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    readers = {r["reader"]: r for r in json.loads(proc.stdout)["readers"]}
+    assert readers[stuck.reader]["not_answering"] is True
+    assert readers[stuck.reader]["openpgp_card"] is None
+    assert readers[good.reader]["not_answering"] is False
+    assert readers[good.reader]["openpgp_card"]["serial"] == "10000002"
+    assert elapsed < 1.0 + SLACK + 2.0
+    proc, _ = _opcard("list", env={"OPCARD_CARD_TIMEOUT": "1"})
+    assert f"{stuck.reader}: card that does not answer".encode() in proc.stdout
