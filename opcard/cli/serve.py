@@ -9,6 +9,7 @@ It runs in the foreground until SIGTERM or Ctrl-C (see docs/serve.md).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -113,6 +114,13 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     help="Close connections without a call for this long [default: never; idle connections "
     "give way when places run out].",
 )
+@click.option(
+    "--stdio",
+    is_flag=True,
+    help="Serve one client on standard input/output instead of a socket: for p11-kit, which "
+    "starts this command itself from a module file line 'remote: |opcard serve --stdio' "
+    "(docs/serve.md). Exits when that client disconnects. Logs go to standard error.",
+)
 @pass_state
 def serve(
     state: State,
@@ -128,6 +136,7 @@ def serve(
     max_per_process: int,
     frame_timeout: float,
     idle_timeout: float | None,
+    stdio: bool,
 ) -> None:
     """Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.
 
@@ -140,6 +149,7 @@ def serve(
       ssh -I /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so host
     """
     from opcard.cli.backend import PcscBackend, current
+    from opcard.serve.activation import listen_sockets, stdio_socket
     from opcard.serve.errors import SocketError
     from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
     from opcard.serve.server import Server, default_socket_path
@@ -150,6 +160,21 @@ def serve(
             f"must not exceed --max-connections ({max_connections})",
             param_hint="--max-per-process",
         )
+    if stdio and socket_path is not None:
+        raise click.UsageError("--stdio serves standard input/output, not a --socket")
+    if stdio and login and pin is None and pin_file is None and not os.environ.get("OPCARD_PIN"):
+        raise click.UsageError(
+            "--stdio cannot ask for the PIN (standard input is the protocol): give --pin-file "
+            "or OPCARD_PIN with --login, or let the client log in"
+        )
+    # taken first: standard output must carry nothing but the protocol from here on
+    try:
+        stream = stdio_socket() if stdio else None
+        activated = None if stdio else listen_sockets()
+    except SocketError as e:
+        raise CliError(str(e)) from e
+    if activated is not None and len(activated) != 1:
+        raise CliError(f"socket activation passed {len(activated)} sockets: opcard serve takes one")
     restore_logging = _configure_logging(log_level)
     if state.reader:
         readers = (*readers, state.reader)
@@ -182,10 +207,23 @@ def serve(
             slow_after=min(SLOW_AFTER, frame_timeout / 2),
         )
         server = Server(registry, socket_path or default_socket_path(), limits=limits)
+        if stream is not None:
+            if monitor is not None:
+                monitor.start()
+            present = len(registry.slots(present_only=True))
+            logging.getLogger("opcard.serve").info(
+                "serving %d card(s) on standard input/output", present
+            )
+            server.serve_stream(stream)
+            return
         try:
-            server.start()
+            server.start(activated[0] if activated else None)
         except SocketError as e:
             raise CliError(str(e)) from e
+        if activated and socket_path is not None and socket_path.absolute() != server.path:
+            logging.getLogger("opcard.serve").warning(
+                "--socket %s ignored: serving the socket-activated %s", socket_path, server.path
+            )
         if monitor is not None:
             monitor.start()
         click.echo(f"P11_KIT_SERVER_ADDRESS={server.address}")  # exact: for eval/export

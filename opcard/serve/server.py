@@ -340,6 +340,8 @@ class Server:
         self._accept_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, _Connection] = {}
+        #: False for a socket handed over by socket activation: not ours to remove.
+        self._owns_path = True
         #: Connections refused: a peer of another uid, or no place (for tests and logs).
         self.refused = 0
         self._log_limiter = _LogLimiter(_EVICTION_LOG_INTERVAL)
@@ -372,8 +374,19 @@ class Server:
             waits,
         )
 
-    def start(self) -> None:
-        self._listener = _bind(self.path)
+    def start(self, listener: socket.socket | None = None) -> None:
+        """Bind the socket at ``path`` and serve it; or serve ``listener``, a listening Unix
+        socket handed over by socket activation (:mod:`opcard.serve.activation`): its path
+        replaces ``path``, and it is left in place when the server stops (it belongs to
+        whoever created it)."""
+        if listener is None:
+            self._listener = _bind(self.path)
+        else:
+            name = listener.getsockname()
+            if isinstance(name, str) and name:
+                self.path = Path(name).absolute()
+            self._owns_path = False
+            self._listener = listener
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name="opcard-serve-accept", daemon=True
         )
@@ -392,20 +405,36 @@ class Server:
         served = self._listener is not None
         if self._listener is not None:
             self._listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            if self._owns_path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
         with self._lock:
             connections = list(self._connections.values())
         for c in connections:
             with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)
         for c in connections:
-            if c.thread is not None:
+            if c.thread is not None and c.thread is not threading.current_thread():
                 c.thread.join(timeout)
         self._wake_r.close()
         self._wake_w.close()
         if served:  # not when it never started (the socket could not be created)
             logger.info("stopped serving on %s", self.path)
+
+    def serve_stream(self, sock: socket.socket) -> None:
+        """Serve one client on ``sock``, an already connected stream socket (``opcard serve
+        --stdio``: the socketpair p11-kit starts us on), in this thread, until the client
+        disconnects or :meth:`stop` is called; ``sock`` is closed afterwards. The peer is the
+        process that gave us the socket: no uid check, no places to compete for."""
+        try:
+            pid, _uid, _gid = peer_credentials(sock)
+        except OSError:
+            pid = os.getppid()
+        conn = _Connection(sock, pid)
+        conn.thread = threading.current_thread()
+        with self._lock:
+            self._connections[sock] = conn
+        self._serve_connection(conn)
 
     # -- connections --------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""``opcard serve --stdio`` started by p11-kit itself from a module file line
+``remote: |… serve --stdio`` (in a private HOME's ~/.config/pkcs11/modules/), on a card in a
+PC/SC reader (pcscd + vpcd + the emulator): p11-kit lists the module, p11tool with no
+``--provider`` and no variable lists the token and exports the certificates byte-identical,
+and pkcs11-tool through p11-kit's proxy module signs with a signature that verifies. Also:
+``--stdio`` on a standard input that is not a socket is refused with a clear message."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, require_file, require_tool
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from serve_support import PW1, demo
+
+READER = "Virtual PCD 00 00"
+PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+
+
+@dataclass
+class Home:
+    """A HOME with p11-kit module files, and how to run a client there. p11-kit reads no user
+    module files in a program running as root ("skipping user config in program running as
+    root"): as root, the clients run in a user namespace of their own with our uid mapped to
+    1000 (``unshare --map-user``) — p11-kit sees uid 1000, files and pcscd still see root."""
+
+    path: Path
+    env: dict[str, str]
+    prefix: list[str]
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run(
+            [*self.prefix, *argv], env=self.env, cwd=self.path, capture_output=True,
+            timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.returncode == 0, (
+            f"{argv[0]} exited {proc.returncode}\nstdout:\n{proc.stdout.decode(errors='replace')}"
+            f"\nstderr:\n{proc.stderr.decode(errors='replace')}"
+        )
+        return proc
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    """One p11-kit module file, ``opcard.module``, with the ``remote: |… serve --stdio``
+    line; OpenSC's system-wide module is disabled there (a user file of the same name
+    replaces it), so that the card is seen through opcard only."""
+    path = tmp_path / "home"
+    modules = path / ".config" / "pkcs11" / "modules"
+    modules.mkdir(parents=True)
+    command = shlex.join(
+        [sys.executable, "-m", "opcard.cli", "serve", "--stdio", "--reader", READER]
+    )
+    (modules / "opcard.module").write_text(f"remote: |{command}\n")
+    (modules / "opensc-pkcs11.module").write_text(
+        "module: opensc-pkcs11.so\nenable-in: opcard-test-nothing\n"
+    )
+    env = dict(os.environ)
+    env["HOME"] = str(path)
+    env["PYTHONPATH"] = str(REPO)
+    for key in ("XDG_CONFIG_HOME", "P11_KIT_SERVER_ADDRESS", "GNUTLS_PIN", "OPCARD_PIN"):
+        env.pop(key, None)
+    prefix: list[str] = []
+    if os.getuid() == 0:
+        prefix = [require_tool("unshare"), "--map-user=1000", "--map-group=1000"]
+    return Home(path, env, prefix)
+
+
+@pytest.mark.pcsc
+def test_p11kit_starts_serve_stdio_from_a_module_file(
+    emulator: Callable[..., Any], home: Home
+) -> None:
+    require_file(PROXY)
+    emu = emulator(profile="extended", personalize="demo-ecc")
+    modules = home.run([require_tool("p11-kit"), "list-modules"]).stdout.decode()
+    assert "opcard: " in modules, modules
+    assert "Jane Doe" in modules and "OpenPGP card 3.4" in modules, modules
+
+    p11tool = require_tool("p11tool")
+    tokens = home.run([p11tool, "--list-tokens"]).stdout.decode()
+    assert "Label: Jane Doe" in tokens and "Serial: 10000001" in tokens, tokens
+    material = demo("demo-ecc")
+    for key, key_id in (("sig", "01"), ("dec", "02"), ("aut", "03")):
+        der = home.run(
+            [p11tool, "--export", "--outder", f"pkcs11:token=Jane%20Doe;id=%{key_id};type=cert"]
+        ).stdout
+        assert der == material[key].cert_der, key
+
+    # a signature through p11-kit's proxy module (the client logs in itself)
+    message = b"signed through opcard serve --stdio"
+    (home.path / "in").write_bytes(hashlib.sha256(message).digest())
+    before = emu.commands()
+    home.run(
+        [
+            require_tool("pkcs11-tool"), "--module", PROXY, "--token-label", "Jane Doe",
+            "--login", "--pin", PW1, "--sign", "--id", "03", "-m", "ECDSA",
+            "--input-file", "in", "--output-file", "sig",
+        ]
+    )  # fmt: skip
+    signature = (home.path / "sig").read_bytes()
+    half = len(signature) // 2
+    der_signature = encode_dss_signature(
+        int.from_bytes(signature[:half]), int.from_bytes(signature[half:])
+    )
+    material["aut"].public.verify(der_signature, message, ec.ECDSA(hashes.SHA256()))
+    commands = [e.text for e in emu.log_entries() if e.direction == ">"][before:]
+    assert any(text[2:4].upper() == "88" for text in commands), commands
+
+
+def test_stdio_refuses_a_standard_input_that_is_not_a_socket() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "opcard.cli", "serve", "--stdio"],
+        cwd=REPO, env=env, input=b"", capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert proc.stdout == b""
+    err = proc.stderr.decode()
+    assert "standard input is not a socket" in err and "remote: |opcard serve --stdio" in err
+    assert time.monotonic() - started < 30
