@@ -44,15 +44,16 @@ flight) is checked against the reader: when the card is gone it is a CardRemoved
 
 from __future__ import annotations
 
+# The C socket type, not the socket module: socket.py also loads selectors, about 2.5 ms of every
+# command's start-up for two calls (find the context's socket, shut it down past a deadline).
+import _socket
 import math
 import os
-import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from smartcard import scard
 
@@ -67,6 +68,9 @@ from apdu.errors import (
     TransportError,
 )
 from apdu.transport import ReaderStatus
+
+if TYPE_CHECKING:
+    from queue import SimpleQueue
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -247,9 +251,13 @@ class _Link:
         #: Worker mode: set when the thread has ended (after an abandoned call: pcscd let go).
         self.finished = threading.Event()
         self._kill_lock = threading.Lock()
-        self._requests: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self._replies: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-        if fd is None:
+        #: Worker mode (fixed at creation; :attr:`fd` becomes None when a direct link dies).
+        self.worker = fd is None
+        if self.worker:
+            from queue import SimpleQueue  # worker mode only: not on a command's start-up
+
+            self._requests: SimpleQueue[Callable[[], Any] | None] = SimpleQueue()
+            self._replies: SimpleQueue[tuple[bool, Any]] = SimpleQueue()
             threading.Thread(target=self._run, name=f"opcard-pcsc {name}", daemon=True).start()
         else:
             _WATCHDOG.add(self)
@@ -272,10 +280,12 @@ class _Link:
             if self.killed:
                 raise self.after_kill()
             return result
+        from queue import Empty
+
         self._requests.put(fn)
         try:
             ok, value = self._replies.get(timeout=timeout)
-        except queue.Empty:
+        except Empty:
             self.abandon()
             raise TimeoutError from None
         if not ok:
@@ -295,11 +305,11 @@ class _Link:
             return
         self.killed = True
         try:
-            sock = socket.socket(fileno=os.dup(self.fd))
+            sock = _socket.socket(fileno=os.dup(self.fd))
         except OSError:
             return
         try:
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass
         finally:
@@ -326,15 +336,16 @@ class _Link:
         """Give the link up: (worker mode) its thread cleans up after its current call."""
         if not self.abandoned:
             self.abandoned = True
-            self._requests.put(None)
+            if self.worker:
+                self._requests.put(None)
 
     def abort(self, error: BaseException) -> None:
         """From any thread: a call in progress returns at once with ``error`` (direct mode:
         TransportError "closed"); the link is given up."""
         self.aborted = True
-        if self.fd is not None:
+        if not self.worker:
             with self._kill_lock:
-                self._shut()
+                self._shut()  # nothing to do once the direct link is dead (fd None)
             self.abandoned = True
             return
         self.abandon()
@@ -498,9 +509,9 @@ def _establish_link(name: str) -> _Link:
     if before is not None and after is not None and len(after - before) == 1:
         (candidate,) = after - before
         try:
-            probe = socket.socket(fileno=os.dup(candidate))
+            probe = _socket.socket(fileno=os.dup(candidate))
             try:
-                if probe.family == socket.AF_UNIX and _is_pcscd(probe.getpeername()):
+                if probe.family == _socket.AF_UNIX and _is_pcscd(probe.getpeername()):
                     fd = candidate
             finally:
                 probe.close()

@@ -139,6 +139,8 @@ def test_cert_export_does_not_import_cryptography(emu: Emulator, run_opcard) -> 
         "secrets",
         "json",
     }
+    # nor the socket module (the PC/SC watchdog uses the C socket type) nor queue (worker mode)
+    assert not modules & {"socket", "selectors", "queue"}
 
 
 def _ssh_keys(text: str) -> list[tuple[str, str, str]]:

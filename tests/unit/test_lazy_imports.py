@@ -10,7 +10,9 @@ keep the command line's start-up short must not silently become eager again.
   ``opcard.pkcs11.constants`` table; ``opcard.card`` loads ``opcard.pkcs11.constants`` and
   ``opcard.pkcs11.uri`` only for the token view;
 - ``opcard`` and ``opcard.errors`` do not load tlslite (only ``opcard.tls`` does);
-- ``opcard.cli.app`` does not load ``json``.
+- ``opcard.cli.app`` does not load ``json``;
+- ``apdu.transport.pcsc`` loads neither ``socket`` (nor its ``selectors``) nor ``queue``: the
+  watchdog uses the C socket type, and the worker mode's queues come with the first worker link.
 
 The modules loaded by ``opcard cert export`` against a card are checked in
 tests/cli/test_cli_pcsc.py.
@@ -144,3 +146,9 @@ def test_cli_root_does_not_load_json() -> None:
     modules = loaded_after("import opcard.cli.app")
     assert "click" in modules
     assert "json" not in modules
+
+
+def test_pcsc_transport_does_not_load_socket_or_queue() -> None:
+    modules = loaded_after("import apdu.transport.pcsc")
+    assert "smartcard.scard" in modules
+    assert not modules & {"socket", "selectors", "queue"}
