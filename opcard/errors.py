@@ -533,8 +533,13 @@ class ServerCertificateError(TlsError):
     """opcard refused the server's certificate chain; the client sent ``alert`` and closed
     before sending its own certificate or signing anything on the card."""
 
-    def __init__(self, message: str, alert: AlertCode = AlertCode.BadCertificate) -> None:
+    def __init__(
+        self, message: str, alert: AlertCode = AlertCode.BadCertificate, cause: str = "other"
+    ) -> None:
         self.alert = alert
+        #: what was wrong, for a hint: "name", "expired", "unknown_ca", "no_ca", "pin",
+        #: "weak" or "other"
+        self.cause = cause
         super().__init__(message)
 
 

@@ -224,6 +224,22 @@ def connect(
                 )
 
 
+# what to do about a refused server certificate, by its cause (as curl says it)
+_OTHER = "--no-verify skips the check (insecure: anyone in the middle can read the session)"
+_CERTIFICATE_HINTS = {
+    "name": "connect by a name the certificate holds, or give that name with --servername NAME",
+    "expired": "check the date and time of this computer; otherwise the server's certificate "
+    "must be renewed",
+    "unknown_ca": "give the CA that issued the server's certificate with --cafile FILE, or the "
+    "server's key with --pinnedpubkey sha256//HASH",
+    "no_ca": "the file given with --cafile must hold the root CA (a self-issued certificate) "
+    "or the server's own self-signed certificate",
+    "pin": "the server's key is not the pinned one: check --pinnedpubkey (the server may have "
+    "a new key, or someone is in the middle)",
+    "weak": "the server needs a stronger key (OpenSSL refuses it too at its default level)",
+}
+
+
 @contextlib.contextmanager
 def _explained() -> Iterator[None]:
     """TLS failures as one line and a hint (exit code 1)."""
@@ -234,12 +250,7 @@ def _explained() -> Iterator[None]:
     try:
         yield
     except ServerCertificateError as e:
-        raise CliError(
-            str(e),
-            ExitCode.Error,
-            "give the CA that issued the server's certificate with --cafile FILE "
-            "(--no-verify skips the check: insecure)",
-        ) from e
+        raise CliError(str(e), ExitCode.Error, _CERTIFICATE_HINTS.get(e.cause, _OTHER)) from e
     except ClientRejectedError as e:
         raise CliError(
             str(e),

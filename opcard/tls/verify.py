@@ -3,21 +3,29 @@
 tlslite-ng checks that the server's handshake signature matches the certificate it sent, but
 it does not validate the certificate itself (no X.509 path validation, no host name check:
 its optional ``Checker`` compares fingerprints only). opcard does that with ``cryptography``'s
-verifier (``cryptography.x509.verification``, RFC 5280 path building with the CA/Browser
-Forum profile):
+verifier (``cryptography.x509.verification``, RFC 5280 path building), with extension policies
+that accept exactly what OpenSSL's default verifier accepts (``openssl s_client
+-verify_return_error -CAfile``, Python's ``ssl`` with ``CERT_REQUIRED`` and host name checks;
+tests/tls/test_tls_parity.py compares the two on a table of chains):
 
-- the chain must lead from the server's certificate, through the intermediates it sent, to a
-  certificate of the CA file (trust anchors);
-- every certificate must be valid now, CAs must be CAs (basic constraints, key usage), name
-  constraints and path lengths hold, signatures verify;
-- the server certificate must name the host in its subjectAltName (a DNS name, or an IP
-  address when the host is an IP literal; the common name is not used, as RFC 6125 and the
-  CA/Browser Forum require), and allow serverAuth when it has an extended key usage;
-- one relaxation of the CA/Browser Forum profile: the authority key identifier extension may
-  be missing (certificates of private CAs made with older tools often lack it).
+- the chain must lead from the server's certificate, through the intermediates it sent (and
+  any non-root certificates of the CA file), to a self-issued certificate of the CA file; a
+  self-signed server certificate given as its own trust anchor is accepted, as OpenSSL does;
+- every certificate must be valid now; CAs must say CA:TRUE (critical or not), their keyUsage,
+  when present, must allow keyCertSign (a CA without keyUsage is accepted), their
+  extendedKeyUsage, when present, must allow serverAuth; path lengths and name constraints
+  hold; signatures verify with the web PKI algorithms (no SHA-1, no Ed25519 signatures);
+  keys have at least 112 bits of security (RSA 2048, OpenSSL's security level 2);
+- the authority and subject key identifiers may be missing;
+- the server certificate's keyUsage, when present, allows a TLS use; its extendedKeyUsage,
+  when present, allows serverAuth; it may say CA:TRUE;
+- the host name is checked as OpenSSL's ``X509_check_host`` does by default: the DNS names of
+  subjectAltName, or the common name when there is no DNS name; one wildcard in the leftmost
+  label, matching one label, over at least two more labels; an IP address only against the IP
+  addresses of subjectAltName.
 
 :class:`ServerVerifier` does it; :class:`ServerCertificateError` says why a chain was refused
-and carries the TLS alert the client sends before closing.
+and carries the TLS alert the client sends before closing, and its ``cause`` (for hints).
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from opcard.errors import AlertCode, ServerCertificateError, TlsError
 
@@ -105,27 +115,184 @@ class ServerVerifier:
         leaf, intermediates = certificates[0], certificates[1:]
         subject = server_subject(host)
         when = now or datetime.datetime.now(datetime.UTC)
+        # OpenSSL (without -partial_chain) ends a path at a self-issued certificate of the CA
+        # file; the file's other certificates may only serve as intermediates
+        roots = [a for a in self.trust_anchors if a.subject == a.issuer]
+        helpers = [a for a in self.trust_anchors if a.subject != a.issuer]
+        if not roots:
+            raise ServerCertificateError(
+                f"{self.source} holds no root CA (no self-issued certificate: "
+                + ", ".join(_subject(a) for a in self.trust_anchors)
+                + "), so no chain can end there",
+                AlertCode.UnknownCa,
+                "no_ca",
+            )
         builder = (
             verification.PolicyBuilder()
-            .store(verification.Store(list(self.trust_anchors)))
+            .store(verification.Store(roots))
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
         )
         try:
-            verifier = builder.time(when).build_server_verifier(subject)
-        except ValueError as e:  # a name the verifier does not take
-            raise TlsError(f"cannot verify a certificate for {host!r}: {e}") from e
-        try:
-            return verifier.verify(leaf, intermediates)
+            # the client verifier checks no name (the name is checked below, as OpenSSL does)
+            # and no extended key usage of its own (the policies check serverAuth)
+            path = builder.time(when).build_client_verifier().verify(leaf, intermediates + helpers)
         except verification.VerificationError as e:
-            raise _explain(str(e), leaf, host, when, self.source) from e
+            others = [*intermediates, *self.trust_anchors]
+            raise _explain(str(e), leaf, others, host, when, self.source) from e
+        for certificate in path.chain:
+            _check_key(certificate)
+        if not _names_match(leaf, subject):
+            raise _name_error(leaf, host)
+        return list(path.chain)
 
 
-# The CA/Browser Forum profile, except that the authority key identifier may be absent: it
-# only helps path building (issuers are matched by name and verified by signature anyway), and
-# certificates of private CAs made with older tools often lack it.
-_AKI = (x509.AuthorityKeyIdentifier, verification.Criticality.NON_CRITICAL, None)
-_CA_POLICY = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(*_AKI)
-_EE_POLICY = verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(*_AKI)
+def _subject(certificate: x509.Certificate) -> str:
+    return certificate.subject.rfc4514_string() or "(empty subject)"
+
+
+# OpenSSL's default verifier (X509_verify_cert, purpose sslserver), not the CA/Browser Forum
+# profile: cryptography's web PKI policies with the relaxations OpenSSL makes, each replaced by
+# a check of what OpenSSL still checks.
+_SERVER_AUTH = {
+    ExtendedKeyUsageOID.SERVER_AUTH,
+    x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.3"),  # Microsoft SGC (OpenSSL's XKU_SGC)
+    x509.ObjectIdentifier("2.16.840.1.113730.4.1"),  # Netscape SGC
+}
+_AGNOSTIC = verification.Criticality.AGNOSTIC
+
+
+def _refuse(message: str) -> None:
+    raise ValueError(message)
+
+
+def _ca_basic_constraints(
+    _policy: object, _cert: x509.Certificate, ext: x509.BasicConstraints
+) -> None:
+    # a CA must say CA:TRUE; OpenSSL does not require the extension to be critical
+    if not ext.ca:
+        _refuse("basicConstraints.cA is not asserted in a CA certificate")
+
+
+def _ca_key_usage(_policy: object, _cert: x509.Certificate, ext: x509.KeyUsage | None) -> None:
+    # absent: any use (RFC 5280 and OpenSSL); present: it must allow signing certificates
+    if ext is not None and not ext.key_cert_sign:
+        _refuse("the CA's keyUsage does not allow keyCertSign")
+
+
+def _ca_eku(_policy: object, _cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None) -> None:
+    # OpenSSL applies a CA's extended key usage to the certificates below it
+    if ext is not None and not _SERVER_AUTH & set(ext):
+        _refuse("the CA's extendedKeyUsage does not allow serverAuth")
+
+
+def _ee_eku(_policy: object, _cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None) -> None:
+    if ext is not None and ExtendedKeyUsageOID.SERVER_AUTH not in ext:
+        _refuse("the server certificate's extendedKeyUsage does not allow serverAuth")
+
+
+def _ee_key_usage(_policy: object, _cert: x509.Certificate, ext: x509.KeyUsage | None) -> None:
+    # OpenSSL (purpose sslserver): digitalSignature, keyEncipherment or keyAgreement
+    if ext is not None and not (ext.digital_signature or ext.key_encipherment or ext.key_agreement):
+        _refuse("the server certificate's keyUsage allows no TLS use")
+
+
+def _any(_policy: object, _cert: x509.Certificate, _ext: object) -> None:
+    return None
+
+
+_CA_POLICY = (
+    verification.ExtensionPolicy.webpki_defaults_ca()
+    .may_be_present(x509.AuthorityKeyIdentifier, _AGNOSTIC, _any)
+    .require_present(x509.BasicConstraints, _AGNOSTIC, _ca_basic_constraints)
+    .may_be_present(x509.KeyUsage, _AGNOSTIC, _ca_key_usage)
+    .may_be_present(x509.ExtendedKeyUsage, _AGNOSTIC, _ca_eku)
+)
+_EE_POLICY = (
+    verification.ExtensionPolicy.webpki_defaults_ee()
+    .may_be_present(x509.AuthorityKeyIdentifier, _AGNOSTIC, _any)
+    # a server certificate may say CA:TRUE (openssl req -x509 makes such self-signed ones)
+    .may_be_present(x509.BasicConstraints, _AGNOSTIC, _any)
+    # names are checked by _names_match (the common name when there is no DNS name)
+    .may_be_present(x509.SubjectAlternativeName, _AGNOSTIC, _any)
+    .may_be_present(x509.KeyUsage, _AGNOSTIC, _ee_key_usage)
+    .may_be_present(x509.ExtendedKeyUsage, _AGNOSTIC, _ee_eku)
+)
+
+
+def _check_key(certificate: x509.Certificate) -> None:
+    """OpenSSL's security level 2 (Debian's default): keys of at least 112 bits of security."""
+    key = certificate.public_key()
+    size = getattr(key, "key_size", None)
+    weak = (
+        isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and size is not None and size < 2048
+    ) or (isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < 224)
+    if weak:
+        raise ServerCertificateError(
+            f"the certificate {_subject(certificate)} has a {size}-bit "
+            f"{type(key).__name__.removesuffix('PublicKey').removeprefix('_')} key, too weak "
+            "(at least 2048-bit RSA or a 224-bit curve, as OpenSSL's security level 2)",
+            AlertCode.BadCertificate,
+            "weak",
+        )
+
+
+def _names_match(leaf: x509.Certificate, subject: verification.Subject) -> bool:
+    """OpenSSL's X509_check_host / X509_check_ip with its default flags (Python's ssl and
+    ``openssl s_client -verify_hostname`` use them): the DNS names of subjectAltName, or the
+    common names when it has no DNS name; IP addresses only from subjectAltName."""
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    if isinstance(subject, x509.IPAddress):
+        return names is not None and subject.value in names.get_values_for_type(x509.IPAddress)
+    host = subject.value.lower()
+    dns = names.get_values_for_type(x509.DNSName) if names is not None else []
+    if not dns:
+        dns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    return any(_dns_match(pattern, host) for pattern in dns)
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern = pattern.lower().rstrip(".")
+    if pattern == host:
+        return True
+    if "*" not in pattern:
+        return False
+    first, _, rest = pattern.partition(".")
+    # a wildcard only in the leftmost label, once, over at least two more labels, not in an
+    # IDNA label, and it matches within one label (OpenSSL's valid_star and wildcard_match)
+    if "*" in rest or first.count("*") != 1 or rest.count(".") < 1 or first.startswith("xn--"):
+        return False
+    label, _, host_rest = host.partition(".")
+    if host_rest != rest or not label:
+        return False
+    prefix, _, suffix = first.partition("*")
+    if host.startswith("xn--") and (prefix or suffix):
+        return False
+    return (
+        len(label) >= len(prefix) + len(suffix)
+        and label.startswith(prefix)
+        and (label.endswith(suffix))
+    )
+
+
+def _name_error(leaf: x509.Certificate, host: str) -> ServerCertificateError:
+    try:
+        alt = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n.value) for n in alt]
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [
+            str(a.value) for a in leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        ]
+    return ServerCertificateError(
+        f"the server certificate ({_subject(leaf)}) is not valid for {host!r}: it names "
+        + (", ".join(names) if names else "no host"),
+        AlertCode.BadCertificate,
+        "name",
+    )
 
 
 def server_subject(host: str) -> verification.Subject:
@@ -145,27 +312,53 @@ _DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,6
 
 
 def _explain(
-    reason: str, leaf: x509.Certificate, host: str, now: datetime.datetime, source: str
+    reason: str,
+    leaf: x509.Certificate,
+    others: Sequence[x509.Certificate],
+    host: str,
+    now: datetime.datetime,
+    source: str,
 ) -> ServerCertificateError:
     """A message that says what is wrong, and the alert that tells the server."""
-    subject = leaf.subject.rfc4514_string() or "(empty subject)"
-    if leaf.not_valid_after_utc < now or leaf.not_valid_before_utc > now:
+    subject = _subject(leaf)
+
+    def out_of_date(c: x509.Certificate) -> bool:
+        return c.not_valid_after_utc < now or c.not_valid_before_utc > now
+
+    if out_of_date(leaf):
         return ServerCertificateError(
             f"the server certificate ({subject}) is not valid now: valid from "
             f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
             f"to {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({reason})",
             AlertCode.CertificateExpired,
+            "expired",
         )
-    if "subjectAltName" in reason or "no matching" in reason:
+    stale = [c for c in others if out_of_date(c) and c.subject == leaf.issuer]
+    if stale and "exhausted" in reason:
+        c = stale[0]
         return ServerCertificateError(
-            f"the server certificate ({subject}) is not valid for {host!r}: {reason}",
-            AlertCode.BadCertificate,
+            f"the CA certificate {_subject(c)} that issued the server certificate "
+            f"({subject}) is not valid now: valid from "
+            f"{c.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+            f"to {c.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({reason})",
+            AlertCode.CertificateExpired,
+            "expired",
         )
+    known = {c.subject for c in others}
     if "candidates exhausted" in reason or "issuer" in reason.lower():
+        if leaf.issuer not in known:
+            return ServerCertificateError(
+                f"the server certificate ({subject}, issued by "
+                f"{leaf.issuer.rfc4514_string()}) does not chain to a CA of {source}: "
+                f"its issuer is neither in {source} nor sent by the server ({reason})",
+                AlertCode.UnknownCa,
+                "unknown_ca",
+            )
         return ServerCertificateError(
             f"the server certificate ({subject}, issued by "
             f"{leaf.issuer.rfc4514_string()}) does not chain to a CA of {source}: {reason}",
             AlertCode.UnknownCa,
+            "unknown_ca",
         )
     return ServerCertificateError(
         f"the server certificate ({subject}) failed verification: {reason}",
