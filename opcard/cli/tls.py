@@ -81,6 +81,14 @@ def unescape(text: str) -> bytes:
     "system's CA bundle].",
 )
 @click.option(
+    "--pinnedpubkey",
+    metavar="HASHES",
+    help="Public key pins as curl takes them: sha256//BASE64 (SHA-256 of the server's "
+    "SubjectPublicKeyInfo), several separated by ';'. The server's key must match one. "
+    "Without --cafile only the key is checked (not the chain, dates or name); with "
+    "--cafile both must hold.",
+)
+@click.option(
     "--no-verify",
     is_flag=True,
     help="Do not verify the server's certificate (insecure: anyone in the middle can read "
@@ -141,6 +149,7 @@ def connect(
     address: str,
     slot: str,
     cafile: str | None,
+    pinnedpubkey: str | None,
     no_verify: bool,
     servername: str | None,
     alpn: tuple[str, ...],
@@ -169,6 +178,16 @@ def connect(
     for protocol in protocols:
         if len(protocol.encode()) > 255:
             raise click.BadParameter(f"{protocol!r} is too long", param_hint="--alpn")
+    pins: tuple[bytes, ...] | None = None
+    if pinnedpubkey is not None:
+        from opcard.tls.verify import parse_pins
+
+        if no_verify:
+            raise click.UsageError("--pinnedpubkey and --no-verify contradict each other")
+        try:
+            pins = parse_pins(pinnedpubkey)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--pinnedpubkey") from e
     payload = unescape(send) if send is not None else None
     session = state.session()
     # everything that needs no PIN first: key, certificate, versions, CA file
@@ -178,6 +197,7 @@ def connect(
             slot=slot,
             cafile=cafile,
             verify=not no_verify,
+            pinned_keys=pins,
             alpn=protocols,
             min_version=tls_min,
             max_version=tls_max,
@@ -297,12 +317,18 @@ def _show(
     ]
     if conn.verified_chain is None:
         lines.append("  verified:  NO (--no-verify)")
+    elif client.verifier is not None and not client.verifier.check_chain:
+        lines.append(
+            "  verified:  its key matches --pinnedpubkey (chain, dates and name not checked)"
+        )
     else:
         anchor = conn.verified_chain[-1]
         source = cafile or "the system's CA bundle"
+        pins_set = client.verifier is not None and client.verifier.pins
+        pinned = " and its key matches --pinnedpubkey" if pins_set else ""
         lines.append(
             f"  verified:  yes, for {conn.server_name!r}, up to "
-            f"{shown(_name(anchor.subject))} ({shown(source)})"
+            f"{shown(_name(anchor.subject))} ({shown(source)}){pinned}"
         )
     lines.append(f"Client certificate ({client.slot.name} slot):")
     lines.append(f"  subject:   {shown(_name(client.certificate.subject))}")
@@ -342,6 +368,7 @@ def _document(
             "not_after": server.not_valid_after_utc.isoformat(),
             "verified": conn.verified_chain is not None,
             "cafile": cafile,
+            "pinned_key": bool(client.verifier and client.verifier.pins),
             "chain": [_name(c.subject) for c in conn.verified_chain or []],
         },
         "client_certificate": {

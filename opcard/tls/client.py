@@ -66,7 +66,7 @@ from opcard.tls.keys import (
     CardTlsRsaKey,
     tls_private_key,
 )
-from opcard.tls.verify import ServerVerifier, default_cafile, server_subject
+from opcard.tls.verify import ServerVerifier, default_cafile, parse_pins, server_subject
 
 with warnings.catch_warnings():  # see opcard.tls.keys
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -269,6 +269,10 @@ class TlsClient:
     - ``cafile`` / ``cadata``: the CA certificates (PEM bundle, or one DER certificate) the
       server's chain must lead to; default: the system's bundle. ``verify=False`` turns the
       verification off (the connection is then open to any man in the middle).
+    - ``pinned_keys``: curl's ``--pinnedpubkey``: SHA-256 hashes of the server's
+      SubjectPublicKeyInfo (``"sha256//BASE64;sha256//BASE64"`` or the raw 32-byte digests).
+      Alone (no ``cafile``/``cadata``) only the server's key is checked, not its chain, dates
+      or name; with a CA file both must hold.
     - ``alpn``: protocols to offer (``["h2", "http/1.1"]``).
     - ``min_version`` / ``max_version``: ``"1.2"`` / ``"1.3"`` (defaults 1.2 and the highest
       the key can do: 1.3 for ECC keys, 1.2 for RSA keys).
@@ -287,6 +291,7 @@ class TlsClient:
         cafile: str | os.PathLike[str] | None = None,
         cadata: bytes | None = None,
         verify: bool = True,
+        pinned_keys: str | Sequence[bytes] | None = None,
         alpn: Iterable[str] = (),
         min_version: TlsVersion | str = TlsVersion.TLS1_2,
         max_version: TlsVersion | str | None = None,
@@ -331,7 +336,10 @@ class TlsClient:
             min_version, max_version, rsa=public.key_type is KeyType.RSA
         )
         self.verifier: ServerVerifier | None = None
-        if verify:
+        pins = parse_pins(pinned_keys) if isinstance(pinned_keys, str) else pinned_keys
+        if verify and pins and cafile is None and cadata is None:
+            self.verifier = ServerVerifier.pinned(pins)  # the key only, as curl -k does
+        elif verify:
             if cadata is not None:
                 self.verifier = ServerVerifier.from_pem(cadata)
             else:
@@ -342,6 +350,8 @@ class TlsClient:
                         "(the system has no default bundle)"
                     )
                 self.verifier = ServerVerifier.from_cafile(path)
+            if pins:
+                self.verifier = self.verifier.with_pins(pins)
         self.alpn = [_alpn_name(p) for p in alpn]
         self._chain = X509CertChain([_tlslite_x509(der)])
         for extra in extra_certificates:

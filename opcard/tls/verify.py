@@ -48,7 +48,43 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from opcard.errors import AlertCode, ServerCertificateError, TlsError
 
-__all__ = ["ServerVerifier", "default_cafile", "server_subject"]
+__all__ = ["ServerVerifier", "default_cafile", "parse_pins", "server_subject", "spki_sha256"]
+
+
+def spki_sha256(certificate: x509.Certificate) -> bytes:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo (what curl's --pinnedpubkey pins)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return digest.finalize()
+
+
+def parse_pins(text: str) -> tuple[bytes, ...]:
+    """curl's ``--pinnedpubkey`` hashes: ``sha256//BASE64`` (SHA-256 of the server's
+    SubjectPublicKeyInfo), several separated by ``;``."""
+    import base64
+    import binascii
+
+    pins: list[bytes] = []
+    for item in text.split(";"):
+        item = item.strip()
+        if not item.startswith("sha256//"):
+            raise ValueError(
+                f"{item!r} is not a public key pin: give sha256//BASE64 (the SHA-256 of the "
+                "server's SubjectPublicKeyInfo, in base64), several separated by ';'"
+            )
+        try:
+            digest = base64.b64decode(item[len("sha256//") :], validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"{item!r}: the hash is not base64 ({e})") from e
+        if len(digest) != 32:
+            raise ValueError(f"{item!r}: a SHA-256 hash has 32 bytes, this one {len(digest)}")
+        pins.append(digest)
+    return tuple(pins)
 
 
 def default_cafile() -> Path | None:
@@ -79,6 +115,22 @@ class ServerVerifier:
     trust_anchors: tuple[x509.Certificate, ...]
     #: where the anchors came from (for messages)
     source: str = "the CA file"
+    #: SHA-256 hashes of public keys (SubjectPublicKeyInfo), one of which the server's
+    #: certificate must hold (curl's --pinnedpubkey); empty: no pin
+    pins: tuple[bytes, ...] = ()
+    #: False: only the pin is checked (no chain, dates or name: curl -k --pinnedpubkey)
+    check_chain: bool = True
+
+    @classmethod
+    def pinned(cls, pins: Sequence[bytes]) -> ServerVerifier:
+        """Only the server's public key is checked, against ``pins``."""
+        if not pins:
+            raise ValueError("no public key pin given")
+        return cls((), "--pinnedpubkey", tuple(pins), check_chain=False)
+
+    def with_pins(self, pins: Sequence[bytes]) -> ServerVerifier:
+        """This verifier, and the server's key must also match one of ``pins``."""
+        return ServerVerifier(self.trust_anchors, self.source, tuple(pins), self.check_chain)
 
     @classmethod
     def from_cafile(cls, path: str | os.PathLike[str]) -> ServerVerifier:
@@ -113,6 +165,17 @@ class ServerVerifier:
         except ValueError as e:
             raise ServerCertificateError(f"the server's certificate is malformed: {e}") from e
         leaf, intermediates = certificates[0], certificates[1:]
+        if self.pins and spki_sha256(leaf) not in self.pins:
+            import base64
+
+            raise ServerCertificateError(
+                f"the server's public key (sha256//{base64.b64encode(spki_sha256(leaf)).decode()}"
+                f", in the certificate {_subject(leaf)}) matches no pinned key",
+                AlertCode.BadCertificate,
+                "pin",
+            )
+        if not self.check_chain:
+            return [leaf]
         subject = server_subject(host)
         when = now or datetime.datetime.now(datetime.UTC)
         # OpenSSL (without -partial_chain) ends a path at a self-issued certificate of the CA
