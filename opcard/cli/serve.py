@@ -121,6 +121,12 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     "starts this command itself from a module file line 'remote: |opcard serve --stdio' "
     "(docs/serve.md). Exits when that client disconnects. Logs go to standard error.",
 )
+@click.option(
+    "--status",
+    is_flag=True,
+    help="Say whether a daemon is serving on the socket (--socket, else the default) and "
+    "which cards, then exit: 0 when one is, 1 when none is.",
+)
 @pass_state
 def serve(
     state: State,
@@ -137,6 +143,7 @@ def serve(
     frame_timeout: float,
     idle_timeout: float | None,
     stdio: bool,
+    status: bool,
 ) -> None:
     """Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.
 
@@ -160,6 +167,9 @@ def serve(
             f"must not exceed --max-connections ({max_connections})",
             param_hint="--max-per-process",
         )
+    if status:
+        _status(socket_path or default_socket_path())
+        return
     if stdio and socket_path is not None:
         raise click.UsageError("--stdio serves standard input/output, not a --socket")
     if stdio and login and pin is None and pin_file is None and not os.environ.get("OPCARD_PIN"):
@@ -251,6 +261,20 @@ def serve(
                 server.stop()
         finally:
             restore_logging()
+
+
+def _status(path: Path) -> None:
+    from opcard.serve.errors import SocketError
+    from opcard.serve.status import query
+
+    try:
+        found = query(path)
+    except SocketError as e:
+        raise CliError(str(e), hint="start one with 'opcard serve'") from e
+    echo(f"serving on {found.path}: {len(found.tokens)} card(s)")
+    echo(f"P11_KIT_SERVER_ADDRESS=unix:path={found.path}")
+    for t in found.tokens:
+        echo(f"  {t.label}: card {t.serial} ({t.model}, {t.manufacturer}), slot {t.slot:#x}")
 
 
 class _EscapingFormatter(logging.Formatter):
