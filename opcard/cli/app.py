@@ -14,7 +14,7 @@ from opcard.cli.common import State
 from opcard.cli.errors import CliError, classify
 from opcard.cli.exitcodes import ExitCode
 
-__all__ = ["cli"]
+__all__ = ["LazyGroup", "cli"]
 
 
 #: Sub-command → (module, attribute): a module is imported only when its command runs.
@@ -34,15 +34,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class OpcardGroup(click.Group):
-    """The root group: loads sub-commands on demand, closes the card after the command and
-    maps exceptions to exit codes."""
+class LazyGroup(click.Group):
+    """A group whose sub-commands ``lazy`` (name → (module, attribute)) are imported only when
+    one of them is used (or listed in the help)."""
+
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
+        return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = self.lazy.get(cmd_name)
         if target is None:
             return super().get_command(ctx, cmd_name)
         import importlib
@@ -50,6 +56,11 @@ class OpcardGroup(click.Group):
         command = getattr(importlib.import_module(target[0]), target[1])
         assert isinstance(command, click.Command)
         return command
+
+
+class OpcardGroup(LazyGroup):
+    """The root group: loads sub-commands on demand (:data:`COMMANDS`), closes the card after
+    the command and maps exceptions to exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -80,7 +91,7 @@ class OpcardGroup(click.Group):
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=OpcardGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=OpcardGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--reader",
     metavar="NAME",

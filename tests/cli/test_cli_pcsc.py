@@ -141,6 +141,8 @@ def test_cert_export_does_not_import_cryptography(emu: Emulator, run_opcard) -> 
     }
     # nor the socket module (the PC/SC watchdog uses the C socket type) nor queue (worker mode)
     assert not modules & {"socket", "selectors", "queue"}
+    # nor the PIN input (cert import/delete live in opcard.cli.cert_admin)
+    assert not modules & {"opcard.cli.pin_input", "opcard.cli.cert_admin"}
 
 
 def _ssh_keys(text: str) -> list[tuple[str, str, str]]:

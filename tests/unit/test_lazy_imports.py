@@ -12,7 +12,9 @@ keep the command line's start-up short must not silently become eager again.
 - ``opcard`` and ``opcard.errors`` do not load tlslite (only ``opcard.tls`` does);
 - ``opcard.cli.app`` does not load ``json``;
 - ``apdu.transport.pcsc`` loads neither ``socket`` (nor its ``selectors``) nor ``queue``: the
-  watchdog uses the C socket type, and the worker mode's queues come with the first worker link.
+  watchdog uses the C socket type, and the worker mode's queues come with the first worker link;
+- ``opcard.cli.cert`` (``cert export``) does not load the PIN input: ``cert import`` and
+  ``cert delete`` are in ``opcard.cli.cert_admin``, loaded when one of them is used.
 
 The modules loaded by ``opcard cert export`` against a card are checked in
 tests/cli/test_cli_pcsc.py.
@@ -152,3 +154,19 @@ def test_pcsc_transport_does_not_load_socket_or_queue() -> None:
     modules = loaded_after("import apdu.transport.pcsc")
     assert "smartcard.scard" in modules
     assert not modules & {"socket", "selectors", "queue"}
+
+
+def test_cert_export_does_not_load_the_pin_input() -> None:
+    modules = loaded_after("import opcard.cli.cert")
+    assert not modules & {"opcard.cli.pin_input", "opcard.cli.cert_admin", "cryptography"}
+    code = (
+        "import click\n"
+        "from opcard.cli.cert import cert\n"
+        "ctx = click.Context(cert)\n"
+        "assert cert.list_commands(ctx) == ['delete', 'export', 'import']\n"
+        "from opcard.cli.cert_admin import delete_command, import_command\n"
+        "assert cert.get_command(ctx, 'import') is import_command\n"
+        "assert cert.get_command(ctx, 'delete') is delete_command\n"
+        "assert cert.get_command(ctx, 'nosuch') is None\n"
+    )
+    assert "opcard.cli.pin_input" in loaded_after(code)
