@@ -266,6 +266,8 @@ def _any(_policy: object, _cert: x509.Certificate, _ext: object) -> None:
 _CA_POLICY = (
     verification.ExtensionPolicy.webpki_defaults_ca()
     .may_be_present(x509.AuthorityKeyIdentifier, _AGNOSTIC, _any)
+    # cryptography requires the extension on every CA (OpenSSL also takes a root without it
+    # whose keyUsage allows keyCertSign: opcard refuses such a root, see docs/tls.md)
     .require_present(x509.BasicConstraints, _AGNOSTIC, _ca_basic_constraints)
     .may_be_present(x509.KeyUsage, _AGNOSTIC, _ca_key_usage)
     .may_be_present(x509.ExtendedKeyUsage, _AGNOSTIC, _ca_eku)

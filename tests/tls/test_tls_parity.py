@@ -376,6 +376,28 @@ def _rows() -> list[Row]:
     other = root("other root", key="ec-other")
     add("issued by an unknown CA", False, [make("localhost", other, san=["localhost"])])
     add("CA file holds another CA too", True, [leaf], [other, r])
+    for name, kw in [
+        ("root without basicConstraints and keyUsage", {"ca": None, "ku": None}),
+        ("root CA:FALSE", {"ca": False}),
+    ]:
+        bad_root = root(name, **kw)
+        add(name, False, [make("localhost", bad_root, san=["localhost"])], [bad_root])
+    i_kcs = make("no basicConstraints, keyCertSign", r, ca=None, ku=CA_KU, eku=None)
+    add("intermediate without basicConstraints, keyCertSign", False,
+        [make("localhost", i_kcs, san=["localhost"]), i_kcs])  # fmt: skip
+    any_eku = [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]
+    i_any = make("intermediate anyEKU", r, ca=True, ku=CA_KU, eku=any_eku)
+    add("intermediate EKU anyExtendedKeyUsage only", False,
+        [make("localhost", i_any, san=["localhost"]), i_any])  # fmt: skip
+    add("leaf EKU anyExtendedKeyUsage only", False,
+        [make("localhost", r, san=["localhost"], eku=any_eku)])  # fmt: skip
+    r_eku = root("root EKU clientAuth", eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    add("root EKU clientAuth only", False,
+        [make("localhost", r_eku, san=["localhost"])], [r_eku])  # fmt: skip
+    add("leaf keyUsage keyEncipherment only", True,
+        [make("localhost", r, san=["localhost"], ku=("key_encipherment",))])  # fmt: skip
+    add("partial wildcard a*.example.test for ab.example.test", True,
+        [make(None, r, san=["a*.example.test"])], host="ab.example.test")  # fmt: skip
     return rows
 
 
@@ -487,3 +509,15 @@ def test_refusals_name_their_cause(rows: list[Row]) -> None:
         with pytest.raises(ServerCertificateError) as info:
             verifier.verify(der, row.host)
         assert info.value.cause == cause, (name, str(info.value))
+
+
+def test_known_difference_root_without_basic_constraints(tmp_path: Path) -> None:
+    """The one difference found: OpenSSL 3.0 (not strict) takes a trust anchor without
+    basicConstraints when its keyUsage allows keyCertSign; cryptography's verifier requires
+    basicConstraints on every CA, so opcard refuses it (fail closed; docs/tls.md says so).
+    Should either side change, this test says so."""
+    bare = root("root without basicConstraints, keyCertSign", ca=None)
+    row = Row("root without basicConstraints", "localhost", [bare],
+              [make("localhost", bare, san=["localhost"])], False)  # fmt: skip
+    assert openssl_verdict(row, tmp_path)[0] is True
+    assert opcard_verdict(row)[0] is False
