@@ -122,6 +122,18 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     "(docs/serve.md). Exits when that client disconnects. Logs go to standard error.",
 )
 @click.option(
+    "--install",
+    is_flag=True,
+    help="Register opcard with p11-kit and exit: a module file (~/.config/pkcs11/modules/"
+    "opcard.module; /etc/pkcs11/modules/ for root) whose line 'remote: |... serve --stdio' "
+    "makes p11-kit start opcard for every application. --reader/--serial go into the line.",
+)
+@click.option(
+    "--uninstall",
+    is_flag=True,
+    help="Remove the module file --install wrote, and exit.",
+)
+@click.option(
     "--status",
     is_flag=True,
     help="Say whether a daemon is serving on the socket (--socket, else the default) and "
@@ -143,6 +155,8 @@ def serve(
     frame_timeout: float,
     idle_timeout: float | None,
     stdio: bool,
+    install: bool,
+    uninstall: bool,
     status: bool,
 ) -> None:
     """Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.
@@ -167,8 +181,17 @@ def serve(
             f"must not exceed --max-connections ({max_connections})",
             param_hint="--max-per-process",
         )
+    if sum((status, install, uninstall, stdio)) > 1:
+        raise click.UsageError("choose one of --status, --install, --uninstall, --stdio")
     if status:
         _status(socket_path or default_socket_path())
+        return
+    if install or uninstall:
+        if state.reader:
+            readers = (*readers, state.reader)
+        if state.serial:
+            serials = (*serials, state.serial)
+        _install(uninstall, readers, serials)
         return
     if stdio and socket_path is not None:
         raise click.UsageError("--stdio serves standard input/output, not a --socket")
@@ -261,6 +284,24 @@ def serve(
                 server.stop()
         finally:
             restore_logging()
+
+
+def _install(remove: bool, readers: tuple[str, ...], serials: tuple[str, ...]) -> None:
+    from opcard.serve.install import InstallError, install, module_directory, uninstall
+
+    directory = module_directory()
+    try:
+        if remove:
+            removed = uninstall(directory)
+            echo(f"removed {removed}" if removed else f"nothing to remove in {directory}")
+            return
+        command = [sys.executable, "-m", "opcard.cli", "serve", "--stdio"]
+        command += [arg for r in readers for arg in ("--reader", r)]
+        command += [arg for s in serials for arg in ("--serial", s)]
+        path = install(command, directory)
+    except InstallError as e:
+        raise CliError(str(e)) from e
+    echo(f"wrote {path}: p11-kit starts 'opcard serve --stdio' for every application")
 
 
 def _status(path: Path) -> None:

@@ -2,7 +2,9 @@
 ``remote: |… serve --stdio`` (in a private HOME's ~/.config/pkcs11/modules/), on a card in a
 PC/SC reader (pcscd + vpcd + the emulator): p11-kit lists the module, p11tool with no
 ``--provider`` and no variable lists the token and exports the certificates byte-identical,
-and pkcs11-tool through p11-kit's proxy module signs with a signature that verifies. Also:
+and pkcs11-tool through p11-kit's proxy module signs with a signature that verifies.
+``opcard serve --install`` writes that module file (p11tool then finds the card) and
+``--uninstall`` removes it; a file of that name it did not write is left alone. Also:
 ``--stdio`` on a standard input that is not a socket is refused with a clear message."""
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from serve_support import PW1, demo
+
+from opcard.serve.install import MARKER, MODULE_FILE, InstallError, install, uninstall
 
 READER = "Virtual PCD 00 00"
 PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
@@ -131,3 +135,51 @@ def test_stdio_refuses_a_standard_input_that_is_not_a_socket() -> None:
     err = proc.stderr.decode()
     assert "standard input is not a socket" in err and "remote: |opcard serve --stdio" in err
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.pcsc
+def test_install_registers_opcard_and_uninstall_removes_it(
+    emulator: Callable[..., Any], home: Home
+) -> None:
+    emulator(profile="extended", personalize="demo-ecc")
+    module = home.path / ".config" / "pkcs11" / "modules" / MODULE_FILE
+    module.unlink()  # the fixture's own: --install writes it now
+    opcard = [sys.executable, "-m", "opcard.cli", "serve"]
+    out = home.run([*opcard, "--install", "--reader", READER]).stdout.decode()
+    assert f"wrote {module}" in out, out
+    assert module.read_text() == (
+        f"{MARKER}\nremote: |"
+        + shlex.join([sys.executable, "-m", "opcard.cli", "serve", "--stdio", "--reader", READER])
+        + "\n"
+    )
+    der = home.run(
+        [
+            require_tool("p11tool"),
+            "--export",
+            "--outder",
+            "pkcs11:token=Jane%20Doe;id=%03;type=cert",
+        ]
+    ).stdout
+    assert der == demo("demo-ecc")["aut"].cert_der
+    # installed again: the file is replaced, not refused
+    home.run([*opcard, "--install", "--reader", READER])
+    out = home.run([*opcard, "--uninstall"]).stdout.decode()
+    assert f"removed {module}" in out and not module.exists()
+    modules = home.run([require_tool("p11-kit"), "list-modules"]).stdout.decode()
+    assert "opcard" not in modules
+    assert "nothing to remove" in home.run([*opcard, "--uninstall"]).stdout.decode()
+
+
+def test_install_leaves_a_module_file_it_did_not_write(tmp_path: Path) -> None:
+    theirs = tmp_path / MODULE_FILE
+    theirs.write_text("remote: unix:path=/run/user/1000/elsewhere\n")
+    with pytest.raises(InstallError, match="not written by 'opcard serve --install'"):
+        install(["opcard", "serve", "--stdio"], tmp_path)
+    with pytest.raises(InstallError, match="left in place"):
+        uninstall(tmp_path)
+    assert theirs.read_text() == "remote: unix:path=/run/user/1000/elsewhere\n"
+    theirs.unlink()
+    path = install(["opcard", "serve", "--stdio", "--reader", "A reader"], tmp_path)
+    assert path.read_text() == f"{MARKER}\nremote: |opcard serve --stdio --reader 'A reader'\n"
+    assert uninstall(tmp_path) == path and not path.exists()
+    assert uninstall(tmp_path) is None
