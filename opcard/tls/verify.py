@@ -19,10 +19,11 @@ tests/tls/test_tls_parity.py compares the two on a table of chains):
 - the authority and subject key identifiers may be missing;
 - the server certificate's keyUsage, when present, allows a TLS use; its extendedKeyUsage,
   when present, allows serverAuth; it may say CA:TRUE;
-- the host name is checked as OpenSSL's ``X509_check_host`` does by default: the DNS names of
-  subjectAltName, or the common name when there is no DNS name; one wildcard in the leftmost
-  label, matching one label, over at least two more labels; an IP address only against the IP
-  addresses of subjectAltName.
+- the host name is checked as OpenSSL's ``X509_check_host`` does for Python's ``ssl``: the
+  DNS names of subjectAltName, or the common name when there is no DNS name; a wildcard only
+  as the whole leftmost label, matching one label, over at least two more labels (no partial
+  wildcards, as Python's ``ssl`` and curl); an IP address only against the IP addresses of
+  subjectAltName.
 
 :class:`ServerVerifier` does it; :class:`ServerCertificateError` says why a chain was refused
 and carries the TLS alert the client sends before closing, and its ``cause`` (for hints).
@@ -322,24 +323,14 @@ def _dns_match(pattern: str, host: str) -> bool:
     pattern = pattern.lower().rstrip(".")
     if pattern == host:
         return True
-    if "*" not in pattern:
-        return False
     first, _, rest = pattern.partition(".")
-    # a wildcard only in the leftmost label, once, over at least two more labels, not in an
-    # IDNA label, and it matches within one label (OpenSSL's valid_star and wildcard_match)
-    if "*" in rest or first.count("*") != 1 or rest.count(".") < 1 or first.startswith("xn--"):
+    # a wildcard only as the whole leftmost label, over at least two more labels, matching
+    # exactly one label (OpenSSL's rules with X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, the flag
+    # Python's ssl sets and curl's own check follows: "a*.example.test" matches nothing)
+    if first != "*" or "*" in rest or rest.count(".") < 1:
         return False
     label, _, host_rest = host.partition(".")
-    if host_rest != rest or not label:
-        return False
-    prefix, _, suffix = first.partition("*")
-    if host.startswith("xn--") and (prefix or suffix):
-        return False
-    return (
-        len(label) >= len(prefix) + len(suffix)
-        and label.startswith(prefix)
-        and (label.endswith(suffix))
-    )
+    return bool(label) and host_rest == rest
 
 
 def _name_error(leaf: x509.Certificate, host: str) -> ServerCertificateError:
