@@ -571,3 +571,18 @@ def test_known_difference_partial_wildcard(tmp_path: Path) -> None:
     assert openssl_verdict(row, tmp_path)[0] is True
     assert python_ssl_verdict(row, tmp_path)[0] is False
     assert opcard_verdict(row)[0] is False
+
+
+def test_known_difference_trailing_dot(tmp_path: Path) -> None:
+    """opcard (like curl) takes ``localhost.`` and ``localhost`` as the same name, on either
+    side; OpenSSL's X509_check_host, and so ``openssl verify`` and Python's ssl, compare them
+    as different strings. The one difference on the accepting side: the same DNS name."""
+    r = root()
+    for names, host in ((["localhost"], "localhost."), (["localhost."], "localhost")):
+        row = Row("trailing dot", host, [r], [make("localhost", r, san=names)], True)
+        assert openssl_verdict(row, tmp_path)[0] is False
+        assert python_ssl_verdict(row, tmp_path)[0] is False
+        assert opcard_verdict(row)[0] is True
+    other = Row("trailing dot, other name", "other.test.", [r],
+                [make("localhost", r, san=["localhost."])], False)  # fmt: skip
+    assert opcard_verdict(other)[0] is False
