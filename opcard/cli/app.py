@@ -33,16 +33,57 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("opcard.cli.serve", "serve"),
 }
 
+#: Sub-command → the first paragraph of its help: what ``opcard --help`` lists, without
+#: importing every command's module (tests/unit/test_lazy_imports.py checks that the listing is
+#: the one the commands themselves give).
+SUMMARIES: dict[str, str] = {
+    "list": "List the PC/SC readers and the OpenPGP cards in them.",
+    "status": "Show the card: holder, PIN counters, and per slot the key and its certificate.",
+    "cert": "Export, import or delete the certificate of a key slot.",
+    "key": "Generate, import or export the key of a slot.",
+    "sign": "Sign FILE ('-': standard input) with the card's key.",
+    "tls": "TLS client authentication with the card's certificate and key.",
+    "pin": "PIN counters, verification, changes and unblocking.",
+    "kdf": "Turn the PIN key derivation (KDF-DO) on or off.",
+    "touch": "Show or set the touch (user interaction flag) policy of the keys.",
+    "data": "Read or write the cardholder name, URL, login data and private data objects.",
+    "reset": "Factory reset: erase keys, certificates and data; PINs back to the defaults.",
+    "serve": "Serve the OpenPGP cards to PKCS#11 applications through p11-kit's client module.",
+}
+
 
 class LazyGroup(click.Group):
     """A group whose sub-commands ``lazy`` (name → (module, attribute)) are imported only when
-    one of them is used (or listed in the help)."""
+    one of them is used, or listed in the help without a summary in ``summaries`` (name → the
+    first paragraph of its help)."""
 
     def __init__(
-        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        lazy: dict[str, tuple[str, str]] | None = None,
+        summaries: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
+        self.summaries = dict(summaries or {})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing (same rows, same shortening), a summarised command not imported."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            summary = self.summaries.get(name) if name in self.lazy else None
+            command = (
+                click.Command(name, help=summary)
+                if summary is not None
+                else self.get_command(ctx, name)
+            )
+            if command is not None and not command.hidden:
+                commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in commands])
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -91,7 +132,7 @@ class OpcardGroup(LazyGroup):
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=OpcardGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=OpcardGroup, lazy=COMMANDS, summaries=SUMMARIES, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--reader",
     metavar="NAME",

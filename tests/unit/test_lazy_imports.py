@@ -14,7 +14,9 @@ keep the command line's start-up short must not silently become eager again.
 - ``apdu.transport.pcsc`` loads neither ``socket`` (nor its ``selectors``) nor ``queue``: the
   watchdog uses the C socket type, and the worker mode's queues come with the first worker link;
 - ``opcard.cli.cert`` (``cert export``) does not load the PIN input: ``cert import`` and
-  ``cert delete`` are in ``opcard.cli.cert_admin``, loaded when one of them is used.
+  ``cert delete`` are in ``opcard.cli.cert_admin``, loaded when one of them is used;
+- ``opcard --help`` lists the sub-commands from ``opcard.cli.app.SUMMARIES`` without importing
+  their modules, and the listing is the one the commands themselves give.
 
 The modules loaded by ``opcard cert export`` against a card are checked in
 tests/cli/test_cli_pcsc.py.
@@ -170,3 +172,39 @@ def test_cert_export_does_not_load_the_pin_input() -> None:
         "assert cert.get_command(ctx, 'nosuch') is None\n"
     )
     assert "opcard.cli.pin_input" in loaded_after(code)
+
+
+CLI_HELP = (
+    "import sys\n"
+    "sys.argv = ['opcard', '--help']\n"
+    "from opcard.cli import main\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit as e:\n"
+    "    assert e.code in (0, None), e.code\n"
+)
+
+
+def test_root_help_does_not_import_the_commands() -> None:
+    from opcard.cli.app import COMMANDS
+
+    modules = loaded_after(CLI_HELP)
+    assert "opcard.cli.app" in modules
+    assert not modules & {module for module, _ in COMMANDS.values()}
+    assert not modules & {"opcard.cli.pin_input", "apdu.openpgp.constants", "logging"}
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 200])
+def test_root_help_lists_what_the_commands_say(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from opcard.cli.app import COMMANDS, SUMMARIES, cli
+
+    assert set(SUMMARIES) == set(COMMANDS)  # every sub-command listed without its import
+    monkeypatch.setenv("COLUMNS", str(width))
+    fast = CliRunner().invoke(cli, ["--help"], terminal_width=width)
+    monkeypatch.setattr(cli, "summaries", {})  # click's own listing: every module imported
+    slow = CliRunner().invoke(cli, ["--help"], terminal_width=width)
+    assert fast.exit_code == slow.exit_code == 0
+    assert "Commands:" in fast.output and "serve" in fast.output
+    assert fast.output == slow.output
