@@ -287,7 +287,8 @@ def serve(
 
 
 def _install(remove: bool, readers: tuple[str, ...], serials: tuple[str, ...]) -> None:
-    from opcard.serve.install import InstallError, install, module_directory, uninstall
+    from opcard.serve.errors import ServeError
+    from opcard.serve.install import install, module_directory, uninstall
 
     directory = module_directory()
     try:
@@ -299,7 +300,7 @@ def _install(remove: bool, readers: tuple[str, ...], serials: tuple[str, ...]) -
         command += [arg for r in readers for arg in ("--reader", r)]
         command += [arg for s in serials for arg in ("--serial", s)]
         path = install(command, directory)
-    except InstallError as e:
+    except ServeError as e:
         raise CliError(str(e)) from e
     echo(f"wrote {path}: p11-kit starts 'opcard serve --stdio' for every application")
 

@@ -7,7 +7,8 @@ user module files from ``~/.config/pkcs11/modules/``, but not in a program runni
 root's file goes to ``/etc/pkcs11/modules/`` (for every user of the machine).
 
 A file we wrote starts with :data:`MARKER`; a file of the same name without it is someone
-else's and is neither replaced nor removed.
+else's and is neither replaced nor removed. Failures raise
+:class:`~opcard.serve.errors.ServeError` with a message saying why.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["MARKER", "MODULE_FILE", "InstallError", "install", "module_directory", "uninstall"]
+from opcard.serve.errors import ServeError
+
+__all__ = ["MARKER", "MODULE_FILE", "install", "module_directory", "uninstall"]
 
 MODULE_FILE = "opcard.module"
 MARKER = "# written by 'opcard serve --install'; 'opcard serve --uninstall' removes it"
-
-
-class InstallError(Exception):
-    """The module file cannot be written or removed (the message says why)."""
 
 
 def module_directory() -> Path:
@@ -49,13 +48,13 @@ def install(command: Sequence[str], directory: Path) -> Path:
     wrote before); returns its path."""
     path = directory / MODULE_FILE
     if path.exists() and not _ours(path):
-        raise InstallError(
+        raise ServeError(
             f"{path} exists and was not written by 'opcard serve --install': remove it "
             "yourself if opcard should replace it"
         )
     line = shlex.join(command)
     if "\n" in line:
-        raise InstallError("the command for the module file must not contain a newline")
+        raise ServeError("the command for the module file must not contain a newline")
     text = f"{MARKER}\nremote: |{line}\n"
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -64,7 +63,7 @@ def install(command: Sequence[str], directory: Path) -> Path:
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as e:
-        raise InstallError(f"cannot write {path}: {e.strerror or e}") from e
+        raise ServeError(f"cannot write {path}: {e.strerror or e}") from e
     return path
 
 
@@ -75,9 +74,9 @@ def uninstall(directory: Path) -> Path | None:
     if not path.exists():
         return None
     if not _ours(path):
-        raise InstallError(f"{path} was not written by 'opcard serve --install': left in place")
+        raise ServeError(f"{path} was not written by 'opcard serve --install': left in place")
     try:
         path.unlink()
     except OSError as e:
-        raise InstallError(f"cannot remove {path}: {e.strerror or e}") from e
+        raise ServeError(f"cannot remove {path}: {e.strerror or e}") from e
     return path

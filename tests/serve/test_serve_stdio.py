@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from serve_support import PW1, demo
 
-from opcard.serve.install import MARKER, MODULE_FILE, InstallError, install, uninstall
+from opcard.serve.errors import ServeError
+from opcard.serve.install import MARKER, MODULE_FILE, install, uninstall
 
 READER = "Virtual PCD 00 00"
 PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
@@ -173,9 +174,9 @@ def test_install_registers_opcard_and_uninstall_removes_it(
 def test_install_leaves_a_module_file_it_did_not_write(tmp_path: Path) -> None:
     theirs = tmp_path / MODULE_FILE
     theirs.write_text("remote: unix:path=/run/user/1000/elsewhere\n")
-    with pytest.raises(InstallError, match="not written by 'opcard serve --install'"):
+    with pytest.raises(ServeError, match="not written by 'opcard serve --install'"):
         install(["opcard", "serve", "--stdio"], tmp_path)
-    with pytest.raises(InstallError, match="left in place"):
+    with pytest.raises(ServeError, match="left in place"):
         uninstall(tmp_path)
     assert theirs.read_text() == "remote: unix:path=/run/user/1000/elsewhere\n"
     theirs.unlink()
