@@ -20,6 +20,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,13 +427,29 @@ class Reply:
         assert self.p.o == len(self.p.data), "trailing bytes in the reply"
 
 
+def _connect(path: Path | str, timeout: float) -> socket.socket:
+    """A connected Unix socket with ``timeout`` set. A connect that finds the server's listen
+    backlog full fails at once with EAGAIN (BlockingIOError) on a socket with a timeout, where
+    a blocking client (p11-kit's) would wait: wait the same way, up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(path))
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class RawClient:
     """A connection speaking p11-kit's RPC protocol, one call at a time."""
 
     def __init__(self, path: Path | str, version: int = 0, *, timeout: float = 10.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(os.fspath(path))
+        self.sock = _connect(path, timeout)
         self.sock.sendall(bytes((version,)))
         self.version = self.recv(1)[0]
         self.code = 0
