@@ -15,9 +15,11 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,6 +79,38 @@ def demo(variant: str) -> dict[str, SlotMaterial]:
 
 def demo_ca() -> Path:
     return demo_files("demo-rsa")["ca"]
+
+
+def start_serve(
+    args: Sequence[str], env: Mapping[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``opcard serve ARGS`` as a subprocess in a session of its own (stderr into ``log``),
+    once it printed its address: the process and the value of P11_KIT_SERVER_ADDRESS."""
+    from conftest import REPO
+
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opcard.cli", "serve", *args],
+            cwd=REPO, env=dict(env), stdout=subprocess.PIPE, stderr=err,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    assert line.startswith("P11_KIT_SERVER_ADDRESS=unix:path="), (line, log.read_text())
+    return proc, line.split("=", 1)[1]
+
+
+def stop_serve(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM (then SIGKILL after ``timeout``) for a daemon :func:`start_serve` started."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def private_dir(prefix: str = "opcard-serve-") -> Path:

@@ -27,7 +27,7 @@ from conftest import REPO, require_tool
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from fuzz_frames import fuzz_socket, live_handles, proc_status, vm_rss
-from serve_support import RawClient, demo, private_dir, run
+from serve_support import RawClient, demo, private_dir, run, start_serve, stop_serve
 
 from opcard.pkcs11 import Attribute as A
 from opcard.pkcs11 import Mechanism as M
@@ -73,32 +73,19 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         directories.append(socket_dir)
         env = dict(os.environ, PYTHONPATH=str(REPO), OPCARD_PIN="123456")
         log = tmp_path / "daemon.log"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "opcard.cli", "serve", "--socket", f"{socket_dir}/pkcs11",
-                 "--reader", READER, "--login", "--poll", "0.5", *args],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+        proc, address = start_serve(
+            ["--socket", f"{socket_dir}/pkcs11", "--reader", READER, "--login", "--poll", "0.5",
+             *args],
+            env, log,
+        )  # fmt: skip
         started.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().strip()
-        assert line.startswith("P11_KIT_SERVER_ADDRESS=unix:path="), (line, log.read_text())
-        return Daemon(proc, line.split("=", 1)[1], log)
+        return Daemon(proc, address, log)
 
     try:
         yield start
     finally:
         for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_serve(proc)
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
 

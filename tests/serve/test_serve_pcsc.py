@@ -32,6 +32,8 @@ from serve_support import (
     private_dir,
     run,
     server_credentials,
+    start_serve,
+    stop_serve,
     u64,
 )
 
@@ -70,32 +72,18 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         if pin is not None:
             env["OPCARD_PIN"] = pin
         log = tmp_path / "daemon.log"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "opcard.cli", "serve", "--socket",
-                 f"{socket_dir}/pkcs11", "--poll", "0.1", "--log-level", "debug", *args],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+        proc, address = start_serve(
+            ["--socket", f"{socket_dir}/pkcs11", "--poll", "0.1", "--log-level", "debug", *args],
+            env, log,
+        )  # fmt: skip
         started.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().strip()
-        assert line.startswith("P11_KIT_SERVER_ADDRESS=unix:path="), (line, log.read_text())
-        return Daemon(proc, line.split("=", 1)[1], log)
+        return Daemon(proc, address, log)
 
     try:
         yield start
     finally:
         for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_serve(proc)
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
 

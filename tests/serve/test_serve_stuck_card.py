@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from conftest import REPO
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
-from serve_support import PW1, RawClient, RpcError, demo, private_dir
+from serve_support import PW1, RawClient, RpcError, demo, private_dir, start_serve, stop_serve
 
 from opcard.pkcs11 import Attribute as A
 from opcard.pkcs11 import Mechanism as M
@@ -56,33 +55,19 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPCARD_")}
         env.update(PYTHONPATH=str(REPO), OPCARD_PIN=PW1, OPCARD_CARD_TIMEOUT=f"{card_timeout:g}")
         log = tmp_path / f"daemon-{len(started)}.log"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "opcard.cli", "serve", "--socket",
-                 f"{socket_dir}/pkcs11", "--poll", "0.1", "--log-level", "debug", "--login",
-                 *args],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+        proc, address = start_serve(
+            ["--socket", f"{socket_dir}/pkcs11", "--poll", "0.1", "--log-level", "debug",
+             "--login", *args],
+            env, log,
+        )  # fmt: skip
         started.append((proc, socket_dir))
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().strip()
-        assert line.startswith("P11_KIT_SERVER_ADDRESS=unix:path="), (line, log.read_text())
-        return Daemon(proc, line.split("=", 2)[2], log)
+        return Daemon(proc, address.split("=", 1)[1], log)
 
     try:
         yield start
     finally:
         for proc, socket_dir in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_serve(proc, timeout=15)
             shutil.rmtree(socket_dir, ignore_errors=True)
 
 
