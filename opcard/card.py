@@ -582,6 +582,9 @@ class Card:
 
         if not self.features().signature_counter:
             return None
+        seen = self._counter_seen
+        if seen is not None and seen[0] == self.channel.apdu_count:
+            return seen[1]  # read by features() with no APDU since: no signature either
         with translated("reading the signature counter (7A)"):
             try:
                 return self.applet.get_security_support_template().signature_counter
@@ -851,6 +854,8 @@ class Card:
 
     #: What the card declares about itself (:meth:`features`), read once per Card.
     _features: CardFeatures | None = None
+    #: (apdu_count after the read, value) of the 7A that features() read last
+    _counter_seen: tuple[int, int] | None = None
     #: The card's algorithm information (FA), parsed; read once per Card (None: the card
     #: does not publish it).
     _fa: AlgorithmInformation | None = None
@@ -1092,24 +1097,31 @@ class Card:
         from apdu.openpgp.objects import SecuritySupportTemplate
 
         flags = self._declared_flags()
+        algorithm_information = self.algorithm_information() is not None
+        touch = self.touch_slots()
+        certificate_slots = self.certificate_slots()
+        # 7A last: signature_counter() reuses its value while no APDU followed it
         with translated("reading the signature counter (7A)"):
             try:
-                SecuritySupportTemplate.parse(self.applet.get_data(Do.SECURITY_SUPPORT_TEMPLATE))
+                template = SecuritySupportTemplate.parse(
+                    self.applet.get_data(Do.SECURITY_SUPPORT_TEMPLATE)
+                )
                 counter = True
+                self._counter_seen = (self.channel.apdu_count, template.signature_counter)
             except (CardStatusError, DataObjectError, TlvError):  # 6A88 …, or 7A without 93
                 counter = False
         return CardFeatures(
             version=self.aid.version,
-            algorithm_information=self.algorithm_information() is not None,
+            algorithm_information=algorithm_information,
             algorithm_attributes_changeable=flags["algorithm_attributes_changeable"],
             key_import=flags["key_import"],
             kdf=flags["kdf"],
-            touch=self.touch_slots(),
+            touch=touch,
             attestation=flags["attestation"],
             reset_code=flags["reset_code"],
             private_dos=flags["private_dos"],
             signature_counter=counter,
-            certificate_slots=self.certificate_slots(),
+            certificate_slots=certificate_slots,
         )
 
     def __repr__(self) -> str:

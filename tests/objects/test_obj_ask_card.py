@@ -301,6 +301,23 @@ def test_features_of_a_full_card() -> None:
     assert r.card.features().missing == ("attestation",)
 
 
+def test_status_reads_the_signature_counter_once() -> None:
+    """features() then signature_counter(), as `opcard status` does: one GET DATA 7A; after a
+    signature the counter is read again and has moved by one."""
+    get_7a = bytes.fromhex("00CA007A")
+    r = make_rig("extended", "demo-ecc")
+    start = len(r.sent)
+    assert r.card.features().signature_counter
+    before = r.card.signature_counter()
+    assert [c[:4] for c in r.sent[start:]].count(get_7a) == 1
+    with r.card.session() as s:
+        s.login(PW1)
+        s.digest_signer("sig").sign_digest_der(hashlib.sha256(b"x").digest(), "sha256")
+    start = len(r.sent)
+    assert r.card.signature_counter() == (before or 0) + 1
+    assert [c[:4] for c in r.sent[start:]].count(get_7a) == 1
+
+
 def test_features_a_card_lacks() -> None:
     r = bare_rig()
     features = r.card.features()
