@@ -424,11 +424,19 @@ def _der_problem(raw: bytes) -> str | None:
 
 def check_certificate_length(der: bytes, caps: ExtendedCapabilities | None) -> None:
     """Refuse (before sending) a certificate longer than the card's maximum certificate length
-    (extended capabilities C0)."""
+    (extended capabilities C0). A maximum of 0 means the card stores no certificate (a Gnuk
+    built without certificate support says so), which GnuPG refuses too."""
     from opcard.errors import CertificateTooLargeError
 
-    limit = caps.max_certificate_length if caps is not None else 0
-    if limit and len(der) > limit:
+    if caps is None:
+        return
+    limit = caps.max_certificate_length
+    if limit == 0:
+        raise CertificateTooLargeError(
+            "this card declares a maximum certificate length of 0 in its extended capabilities "
+            "(C0): it cannot store a certificate; nothing was sent to the card"
+        )
+    if len(der) > limit:
         raise CertificateTooLargeError(
             f"the certificate is {len(der)} bytes; this card stores at most {limit} (the maximum "
             "certificate length in its extended capabilities, C0): nothing was sent to the card"

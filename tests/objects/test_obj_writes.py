@@ -94,6 +94,20 @@ def test_store_and_delete_certificates(rig: Callable[..., Rig], profile: str) ->
     other.close()
 
 
+def test_card_declaring_no_certificate_room_refuses_before_sending(
+    rig: Callable[..., Rig],
+) -> None:
+    r = rig("extended", "demo-ecc", max_cert_size=0)
+    with r.card.session() as s:
+        s.login_admin(PW3)
+        before = list(r.emu.state.certs)
+        with r.count() as n, pytest.raises(CertificateTooLargeError) as info:
+            s.store_certificate("aut", make_certificate())
+        assert n[0] == 0
+        assert "maximum certificate length of 0" in str(info.value)
+        assert r.emu.state.certs == before
+
+
 def test_too_large_certificate_refused_before_sending(rig: Callable[..., Rig]) -> None:
     r = rig("extended", "demo-ecc", max_cert_size=1000)
     big = make_certificate(padding_bytes=900)
