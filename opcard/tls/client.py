@@ -66,6 +66,14 @@ from opcard.tls.keys import (
     CardTlsRsaKey,
     tls_private_key,
 )
+from opcard.tls.sessions import DEFAULT_LIFETIME as DEFAULT_SESSION_LIFETIME
+from opcard.tls.sessions import (
+    SessionCache,
+    SessionKey,
+    TlsSession,
+    client_identity,
+    trust_identity,
+)
 from opcard.tls.verify import ServerVerifier, default_cafile, parse_pins, server_subject
 
 with warnings.catch_warnings():  # see opcard.tls.keys
@@ -84,11 +92,13 @@ __all__ = [
     "ClientRejectedError",
     "ServerCertificateError",
     "ServerVerifier",
+    "SessionCache",
     "TlsClient",
     "TlsConnectError",
     "TlsConnection",
     "TlsError",
     "TlsHandshakeError",
+    "TlsSession",
     "TlsVersion",
     "TlsVersionError",
     "connect",
@@ -174,6 +184,23 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
                 yield from self._sendError(int(e.alert), str(e))
             self.opcard_verified = ders
         yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
+
+    def _clientResume(
+        self,
+        session: object,
+        serverHello: object,
+        clientRandom: object,
+        nextProto: object,
+        settings: object,
+    ) -> Generator[object, None, None]:
+        # tlslite 0.8 takes any TLS 1.2 ServerHello as a resumption when the session holds a
+        # ticket, and fails when the server refused the ticket and makes a full handshake.
+        # The server echoes the session ID it resumes (RFC 5077 §3.4; opcard sends one of its
+        # own with a ticket): only that is a resumption.
+        sent = getattr(session, "sessionID", None)
+        if not sent or getattr(serverHello, "session_id", None) != sent:
+            session = None
+        yield from super()._clientResume(session, serverHello, clientRandom, nextProto, settings)
 
     @staticmethod
     def _sigHashesToList(
@@ -281,6 +308,10 @@ class TlsClient:
       client's last handshake message; :meth:`connect` waits this long for the server's
       first message (a session ticket, or the alert that refuses the client) so that a
       refusal is an error of ``connect`` and not of the first read. None: do not wait.
+    - ``session_cache``: a :class:`~opcard.tls.sessions.SessionCache`; each full handshake's
+      session is kept there and the next connection to the same server, server name, card
+      certificate and trust settings resumes it: no card signature (see :meth:`connect`).
+      None (default): no resumption unless a session is given to :meth:`connect`.
     """
 
     def __init__(
@@ -297,8 +328,11 @@ class TlsClient:
         max_version: TlsVersion | str | None = None,
         extra_certificates: Sequence[bytes] = (),
         confirm_timeout: float | None = 1.0,
+        session_cache: SessionCache | None = None,
     ) -> None:
         self.session = session
+        #: resumable sessions (None: every handshake is a full one, see :meth:`connect`)
+        self.session_cache = session_cache
         self.slot = _slot(slot)
         if self.slot is KeySlot.DEC:
             raise ValueError(
@@ -361,6 +395,8 @@ class TlsClient:
                 )
         self.confirm_timeout = confirm_timeout
         self._key: CardTlsKey | None = None
+        self._trust_id: str | None = None
+        self._client_id: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -394,11 +430,20 @@ class TlsClient:
         *,
         server_name: str | None = None,
         timeout: float | None = 30.0,
+        session: TlsSession | None = None,
     ) -> TlsConnection:
         """Connect to ``host``:``port`` and make the TLS handshake.
 
         ``server_name`` (default ``host``) is sent as SNI (not when it is an IP address) and is
         the name the server certificate must carry. ``timeout`` bounds each network wait.
+
+        ``session``: a session to resume (``conn.session`` of an earlier connection, or
+        :meth:`TlsSession.load`); without it, the newest fitting one of ``session_cache``.
+        A session is offered only when it was made for this host, port and server name, with
+        this card, slot and certificate, under the same trust settings, and when the server
+        chain it was made with passes the current verification again; otherwise (or when the
+        server declines) the handshake is a full one. ``conn.resumed`` tells which;
+        ``conn.session_refused`` says why a given session was not offered.
         """
         key = self.tls_key()  # a missing login fails here, before any connection
         try:
@@ -406,23 +451,104 @@ class TlsClient:
         except OSError as e:
             raise TlsConnectError(f"cannot connect to {host}:{port}: {_os_reason(e)}") from e
         try:
-            return self._handshake(sock, server_name or host, key, timeout)
+            return self._handshake(
+                sock, server_name or host, key, timeout, session=session, address=(host, port)
+            )
         except BaseException:
             sock.close()
             raise
 
     def wrap_socket(
-        self, sock: socket.socket, *, server_name: str, timeout: float | None = 30.0
+        self,
+        sock: socket.socket,
+        *,
+        server_name: str,
+        timeout: float | None = 30.0,
+        session: TlsSession | None = None,
     ) -> TlsConnection:
-        """Make the TLS handshake on a connected socket (closed when the connection closes)."""
-        return self._handshake(sock, server_name, self.tls_key(), timeout)
+        """Make the TLS handshake on a connected socket (closed when the connection closes).
+        Sessions are bound to the socket's peer address (IP and port) and ``server_name``."""
+        return self._handshake(sock, server_name, self.tls_key(), timeout, session=session)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def session_key(self, host: str, port: int, server_name: str | None = None) -> SessionKey:
+        """What a session of this client with ``host``:``port`` is bound to."""
+        if self._trust_id is None:
+            verifier = self.verifier
+            if verifier is None:
+                self._trust_id = trust_identity(None, (), True)
+            else:
+                anchors = [
+                    a.public_bytes(serialization.Encoding.DER) for a in verifier.trust_anchors
+                ]
+                self._trust_id = trust_identity(anchors, verifier.pins, verifier.check_chain)
+        if self._client_id is None:
+            self._client_id = client_identity(
+                bytes(self.session.card.aid),
+                self.slot.name,
+                self.certificate.public_bytes(serialization.Encoding.DER),
+            )
+        name = (server_name or host).strip("[]").rstrip(".").lower()
+        return SessionKey(
+            host=host.strip("[]").lower(),
+            port=int(port),
+            server_name=name,
+            client=self._client_id,
+            trust=self._trust_id,
+        )
+
+    def _session_to_offer(
+        self, wanted: SessionKey, given: TlsSession | None, name: str
+    ) -> tuple[TlsSession | None, object, list[x509.Certificate] | None, str | None]:
+        """(the session, the tlslite session to offer, its re-verified path, why a given
+        session is not offered)."""
+        candidate = given
+        if candidate is None and self.session_cache is not None:
+            candidate = self.session_cache.get(wanted)
+        if candidate is None:
+            return None, None, None, None
+        why = candidate.key.describe_difference(wanted)
+        if why is None and not candidate.resumable:
+            why = "it has expired" if candidate.expired() else "it holds no usable ticket"
+        low, high = self.min_version.value, self.max_version.value
+        if why is None and not low <= candidate.version <= high:
+            why = f"it is a {candidate.version_label} session"
+        if why is None and candidate.cipher_suite not in _offered_suites(self.settings()):
+            why = "its cipher suite is not offered"
+        path: list[x509.Certificate] | None = None
+        if why is None and self.verifier is not None:
+            try:
+                path = self.verifier.verify(candidate.server_chain, name)
+            except ServerCertificateError as e:
+                why = f"its server certificate does not pass verification now: {e}"
+        offered = candidate._offer() if why is None else None
+        if why is None and offered is None:
+            why = "it holds no usable ticket"
+        if why is not None:
+            if self.session_cache is not None:
+                self.session_cache.discard(candidate)
+            return None, None, None, why
+        return candidate, offered, path, None
 
     def _handshake(
-        self, sock: socket.socket, name: str, key: CardTlsKey, timeout: float | None
+        self,
+        sock: socket.socket,
+        name: str,
+        key: CardTlsKey,
+        timeout: float | None,
+        *,
+        session: TlsSession | None = None,
+        address: tuple[str, int] | None = None,
     ) -> TlsConnection:
         server_subject(name)  # refuses a malformed name before the handshake
         sni = None if _is_ip(name) else name.rstrip(".")
         hook = _Verify(self.verifier, name) if self.verifier is not None else None
+        if address is None:
+            peer = sock.getpeername()
+            address = (str(peer[0]), int(peer[1]))
+        wanted = self.session_key(address[0], address[1], name)
+        resuming, offered, resumed_path, refused = self._session_to_offer(wanted, session, name)
         sock.settimeout(timeout)
         tls = _CardTLSConnection(sock, hook)
         signatures = key.signatures
@@ -431,6 +557,7 @@ class TlsClient:
             tls.handshakeClientCert(
                 self._chain,
                 key,
+                session=offered,
                 settings=self.settings(),
                 serverName=sni,
                 alpn=[p.encode() for p in self.alpn] or None,
@@ -444,6 +571,18 @@ class TlsClient:
                 f"the connection broke during the handshake: {_os_reason(e)}"
             ) from e
         elapsed = time.perf_counter() - started
+        resumed = bool(tls.resumed) and resuming is not None
+        if resumed:
+            assert resuming is not None
+            if self.session_cache is not None:
+                self.session_cache.discard(resuming)
+            return self._resumed_connection(
+                tls, sock, name, key, resuming, resumed_path, elapsed, refused
+            )
+        if resuming is not None:
+            if self.session_cache is not None:  # the server declined it: useless now
+                self.session_cache.discard(resuming)
+            refused = "the server declined it (full handshake)"
         server_ders = tuple(bytes(c.bytes) for c in tls.session.serverCertChain.x509List)
         verified: list[x509.Certificate] | None = None
         if hook is not None:
@@ -470,12 +609,81 @@ class TlsClient:
             max_version=self.max_version,
             key=key,
         )
+        connection.session_refused = refused
+        connection.session = self._new_session(tls, wanted, server_ders)
+        if connection.session is not None and self.session_cache is not None:
+            self.session_cache.add(connection.session)
         if (
             connection.version is TlsVersion.TLS1_3
             and connection.card_signatures
             and self.confirm_timeout is not None
         ):
             connection._await_server(self.confirm_timeout)
+        return connection
+
+    def _session_lifetime(self) -> float:
+        cache = self.session_cache
+        return cache.lifetime if cache is not None else DEFAULT_SESSION_LIFETIME
+
+    def _new_session(
+        self, tls: _CardTLSConnection, wanted: SessionKey, server_ders: Sequence[bytes]
+    ) -> TlsSession | None:
+        """The session of a full handshake (its TLS 1.3 tickets arrive after it, into the
+        list the session holds)."""
+        if tls.session is None or not server_ders:
+            return None
+        now = time.time()
+        return TlsSession(
+            tls.session,
+            key=wanted,
+            version=TlsVersion.from_tlslite(tls.version).value,
+            server_chain=server_ders,
+            created=now,
+            expires=now + self._session_lifetime(),
+        )
+
+    def _resumed_connection(
+        self,
+        tls: _CardTLSConnection,
+        sock: socket.socket,
+        name: str,
+        key: CardTlsKey,
+        resumed: TlsSession,
+        path: list[x509.Certificate] | None,
+        elapsed: float,
+        refused: str | None,
+    ) -> TlsConnection:
+        version = TlsVersion.from_tlslite(tls.version)
+        session = tls.session
+        if version is TlsVersion.TLS1_2 and tls.tls_1_0_tickets:
+            session.tls_1_0_tickets = list(tls.tls_1_0_tickets)  # a new ticket came
+        if version is TlsVersion.TLS1_3:
+            # tlslite made a new session (new resumption secret; the tickets for it arrive
+            # after the handshake); it knows no certificates: the first handshake's are kept
+            session.serverCertChain = resumed._session.serverCertChain
+            session.clientCertChain = resumed._session.clientCertChain
+        derived = resumed._derived(session, version.value)
+        connection = TlsConnection(
+            tls,
+            sock,
+            server_name=name,
+            server_chain=[x509.load_der_x509_certificate(d) for d in resumed.server_chain],
+            verified_chain=path,
+            client_certificate=None,
+            card_signatures=0,
+            client_hash=None,
+            handshake_seconds=elapsed,
+            max_version=self.max_version,
+            key=key,
+        )
+        connection.resumed = True
+        connection.session_refused = refused
+        connection.session = derived
+        connection._collect_tickets = version is TlsVersion.TLS1_3
+        if self.session_cache is not None:
+            if version is TlsVersion.TLS1_3 and resumed.resumable:
+                self.session_cache.add(resumed)  # its other tickets, until new ones come
+            self.session_cache.add(derived)
         return connection
 
 
@@ -528,6 +736,14 @@ class TlsConnection:
         self.handshake_seconds = handshake_seconds
         #: the server closed the connection without close_notify (see read_until_close)
         self.truncated = False
+        #: the handshake resumed an earlier session: no card signature, no certificates sent
+        self.resumed = False
+        #: the session of this connection, to resume later (TLS 1.3: once a ticket came)
+        self.session: TlsSession | None = None
+        #: why the session given to connect() (or the cache's) was not offered, or was
+        #: declined by the server; None when there was none or it was resumed
+        self.session_refused: str | None = None
+        self._collect_tickets = False
 
     @property
     def server_certificate(self) -> x509.Certificate:
@@ -591,8 +807,33 @@ class TlsConnection:
         del self._buffer[:limit]
         return data
 
+    def wait_for_session(self, timeout: float = 1.0) -> TlsSession | None:
+        """TLS 1.3: the server sends its session tickets after the handshake; wait up to
+        ``timeout`` for one (application data that comes meanwhile is kept for ``recv``).
+        Returns :attr:`session` when it can be resumed, else None."""
+        session = self.session
+        if session is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while not session.resumable and not self.closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                if not self._step(remaining):
+                    break
+            except TlsError:
+                break
+        return session if session.resumable else None
+
     def close(self) -> None:
         """Send close_notify and close the socket (errors while closing are ignored)."""
+        if self._collect_tickets and not self.closed and self.session is not None:
+            # a resumed TLS 1.3 connection: the server's new tickets are probably on their
+            # way already; take them for the next resumption (briefly)
+            self._collect_tickets = False
+            with contextlib.suppress(TlsError):
+                self.wait_for_session(0.2)
         if not self.closed:
             with contextlib.suppress(tlslite_errors.BaseTLSException, OSError):
                 self._sock.settimeout(min(self._timeout or 5.0, 5.0))
@@ -670,8 +911,11 @@ def connect(
     max_version: TlsVersion | str | None = None,
     extra_certificates: Sequence[bytes] = (),
     confirm_timeout: float | None = 1.0,
+    session_cache: SessionCache | None = None,
+    tls_session: TlsSession | None = None,
 ) -> TlsConnection:
-    """One connection: ``TlsClient(session, …).connect(host, port, …)`` (see both)."""
+    """One connection: ``TlsClient(session, …).connect(host, port, …)`` (see both);
+    ``tls_session`` is ``connect``'s ``session`` (``session`` is the card's here)."""
     client = TlsClient(
         session,
         slot=slot,
@@ -683,11 +927,28 @@ def connect(
         max_version=max_version,
         extra_certificates=extra_certificates,
         confirm_timeout=confirm_timeout,
+        session_cache=session_cache,
     )
-    return client.connect(host, port, server_name=server_name, timeout=timeout)
+    return client.connect(host, port, server_name=server_name, timeout=timeout, session=tls_session)
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _offered_suites(settings: HandshakeSettings) -> set[int]:
+    """The cipher suites tlslite's ClientHello offers with certificates (as it lists them)."""
+    valid = settings.validate()
+    suites: list[int] = []
+    for getter in (
+        CipherSuite.getTLS13Suites,
+        CipherSuite.getEcdsaSuites,
+        CipherSuite.getEcdheCertSuites,
+        CipherSuite.getDheCertSuites,
+        CipherSuite.getCertSuites,
+        CipherSuite.getDheDsaSuites,
+    ):
+        suites += getter(valid)
+    return set(suites)
 
 
 def _version_range(
