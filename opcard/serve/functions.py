@@ -44,7 +44,7 @@ from opcard.errors import (
     NotLoggedInError,
     OpcardError,
 )
-from opcard.objects import CardObject, PrivateKey, card_objects
+from opcard.objects import SLOT_LABELS, CardObject, PrivateKey, card_objects
 from opcard.pkcs11 import (
     UNAVAILABLE_INFORMATION,
     Attribute,
@@ -74,6 +74,7 @@ from opcard.pkcs11.mechanisms import (
     signing_hash,
 )
 from opcard.pkcs11.template import matches_template
+from opcard.serve.confirm import KeyUse
 from opcard.serve.errors import Pkcs11Error
 from opcard.serve.slots import Registry, Slot, SlotEvents
 from opcard.serve.wire import (
@@ -163,6 +164,8 @@ class Operation:
     #: the call that comes back with a bigger one (with the same input).
     result: bytes | None = None
     result_input: bytes | None = None
+    #: What a confirmation names (``opcard serve --confirm``); None when none is asked.
+    use: KeyUse | None = None
 
 
 @dataclass(eq=False)
@@ -259,15 +262,27 @@ class SlotWait:
 
 
 class Client:
-    """One client connection's PKCS#11 state; :meth:`handle` answers its requests."""
+    """One client connection's PKCS#11 state; :meth:`handle` answers its requests.
+
+    ``confirm``, when given, is asked before every use of a private key (a signature, a
+    decryption, an ECDH derivation) and before the card is locked; False answers
+    CKR_FUNCTION_REJECTED without an APDU (``opcard serve --confirm``,
+    :mod:`opcard.serve.confirm`)."""
 
     def __init__(
-        self, registry: Registry, version: int, events: SlotEvents, *, peer: str = "client"
+        self,
+        registry: Registry,
+        version: int,
+        events: SlotEvents,
+        *,
+        peer: str = "client",
+        confirm: Callable[[KeyUse], bool] | None = None,
     ) -> None:
         self.registry = registry
         self.version = version
         self.events = events
         self.peer = peer
+        self.confirm = confirm
         self.initialized = False
         self.sessions: dict[int, ClientSession] = {}
         self.objects: dict[int, SessionObject] = {}
@@ -412,6 +427,25 @@ class Client:
         info = obj.key_info
         check_mechanism(mechanism, info, usage)
         return obj.slot, info
+
+    def _key_use(self, operation: str, session: Session, key: KeySlot) -> KeyUse | None:
+        """What a confirmation prompt names (card locked by the caller); None without
+        confirmations (nothing read from the card then)."""
+        if self.confirm is None:
+            return None
+        card = session.card
+        # the token's label (cardholder name, cached after its first read) without the rest
+        # of token_info(), which re-reads the PIN status
+        label = card.cardholder().name_text or f"OpenPGP card {card.serial}"
+        return KeyUse(operation, key.name, SLOT_LABELS[key], label, card.serial)
+
+    def _confirmed(self, use: KeyUse | None) -> None:
+        """Ask for the confirmation of ``use`` (card NOT locked: other connections go on
+        meanwhile); CKR_FUNCTION_REJECTED when it is refused."""
+        if self.confirm is None or use is None:
+            return
+        if not self.confirm(use):
+            raise Pkcs11Error(RV.FUNCTION_REJECTED, "refused by the confirmation command")
 
     def _server_handle(self, slot: Slot, local: int) -> int:
         return (slot.number << _SLOT_SHIFT) | local
@@ -783,7 +817,8 @@ class Client:
             raise Pkcs11Error(RV.MECHANISM_PARAM_INVALID)
         with self._card(cs.slot, cs.generation) as session:
             key, info = self._key(cs, session, handle, usage, mechanism.type)
-        operation = Operation(kind, mechanism.type, key, info)
+            use = self._key_use("sign" if kind is OperationKind.SIGN else "decrypt", session, key)
+        operation = Operation(kind, mechanism.type, key, info, use=use)
         hash_name = signing_hash(mechanism.type)
         if hash_name is not None:
             operation.hasher = hashes.Hash(HASH_ALGORITHMS[hash_name])
@@ -816,6 +851,7 @@ class Client:
             # stays active for the real call
             return w.array_of_bytes(None, length)
         try:
+            self._confirmed(operation.use)
             with self._card(cs.slot, cs.generation) as session:
                 signature = sign(session)
         finally:
@@ -891,6 +927,7 @@ class Client:
             plain = operation.result
         else:
             try:
+                self._confirmed(operation.use)
                 with self._card(cs.slot, cs.generation) as session:
                     plain = session.decrypt(operation.key, data, operation.mechanism)
             except Pkcs11Error:
@@ -923,7 +960,13 @@ class Client:
         with self._card(cs.slot, cs.generation) as session:
             key, info = self._key(cs, session, base, MechanismFlag.DERIVE, mechanism.type)
             point = _peer_point(params.public_data, info)
-            secret = session.derive(key, point)
+            use = self._key_use("derive", session, key)
+            if use is None:
+                secret = session.derive(key, point)
+        if use is not None:  # asked without the card locked, then the card again
+            self._confirmed(use)
+            with self._card(cs.slot, cs.generation) as session:
+                secret = session.derive(key, point)
         wanted = attributes.get(Attribute.VALUE_LEN)
         if isinstance(wanted, int) and wanted:
             if wanted > len(secret):

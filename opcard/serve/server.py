@@ -37,11 +37,13 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from opcard.pkcs11 import ReturnValue
+from opcard.serve.confirm import Confirmation, ConfirmWhen, KeyUse, peer_process
 from opcard.serve.errors import FrameError, SocketError
 from opcard.serve.functions import Client, SlotWait
 from opcard.serve.limits import Limits
@@ -309,7 +311,9 @@ class Server:
 
     ``start()`` binds and returns; connections are served by background threads until
     ``stop()`` (also on leaving the ``with`` block). ``limits`` bounds what clients can take
-    (:mod:`opcard.serve.limits`); ``max_connections`` overrides its table size."""
+    (:mod:`opcard.serve.limits`); ``max_connections`` overrides its table size.
+    ``confirmation``: which connections must have every private-key use confirmed, and how
+    (:mod:`opcard.serve.confirm`; default: none)."""
 
     def __init__(
         self,
@@ -318,6 +322,7 @@ class Server:
         *,
         max_connections: int | None = None,
         limits: Limits | None = None,
+        confirmation: Confirmation | None = None,
     ) -> None:
         limits = limits or Limits()
         if max_connections is not None:
@@ -331,6 +336,7 @@ class Server:
         self.registry = registry
         self.path = Path(path).absolute()
         self.limits = limits
+        self.confirmation = confirmation
         self.max_connections = limits.max_connections
         self.uid = os.getuid()
         self.budget = FrameBudget(limits.frame_budget)
@@ -570,8 +576,10 @@ class Server:
             conn.enter(_Phase.IDLE)  # before the answer: the client may go on at once
             _send(wsock, bytes((version,)))
             logger.debug("%s connected (protocol version %d)", peer, version)
+            confirm = self._confirmation_for(conn)
+            peer = conn.peer
             with self.registry.subscribe() as events:
-                client = Client(self.registry, version, events, peer=peer)
+                client = Client(self.registry, version, events, peer=peer, confirm=confirm)
                 try:
                     self._conversation(conn, wsock, client)
                 finally:
@@ -600,6 +608,21 @@ class Server:
             with self._lock:
                 if self._connections.get(conn.sock) is conn:
                     del self._connections[conn.sock]
+
+    def _confirmation_for(self, conn: _Connection) -> Callable[[KeyUse], bool] | None:
+        """How this connection's private-key uses are confirmed (None: they are not). The
+        peer process is looked at once, when the connection starts: its SO_PEERCRED pid's
+        /proc/PID/exe (an OpenSSH program: a forwarded connection)."""
+        policy = self.confirmation
+        if policy is None or policy.when is ConfirmWhen.NEVER:
+            return None
+        process = peer_process(conn.pid)
+        if process.forwarded:
+            conn.peer = f"{conn.peer} (forwarded, {Path(process.exe or '?').name})"
+        if not policy.covers(process):
+            return None
+        logger.debug("%s: every private-key use asks for a confirmation", conn.peer)
+        return lambda use: policy.ask(use, process)
 
     def _count_timeout(self) -> None:
         with self._lock:

@@ -1,0 +1,211 @@
+"""Confirmation of private-key use (``opcard serve --confirm``), as ``ssh-agent -c`` does.
+
+With a policy other than ``never``, every use of a private key by a connection the policy
+covers — a signature (C_Sign, C_SignFinal), a decryption (C_Decrypt) or an ECDH key
+agreement (C_DeriveKey) — first runs a command with a prompt naming the operation, the key,
+the card and the peer; only exit status 0 lets the operation reach the card. Anything else
+(another status, a signal, the command not starting, no answer within the timeout) answers
+CKR_FUNCTION_REJECTED ("the signature request is rejected by the user", PKCS#11 2.20) and
+sends no APDU. The command is run as ``ssh-agent`` runs ``ssh-askpass`` for a key added with
+``ssh-add -c``: the prompt as its one argument and ``SSH_ASKPASS_PROMPT=confirm`` in its
+environment, so ``ssh-askpass`` itself shows a yes/no dialog.
+
+Which connections are *forwarded* (``--confirm forwarded``): those whose peer process — the
+SO_PEERCRED pid of the connection, its ``/proc/PID/exe`` — is an OpenSSH program (``ssh``,
+``sshd``, ``sshd-session``). A socket forwarded with ``ssh -R`` (or reached through
+``ssh -L`` on this machine) is connected to by the local ssh process (or sshd), whoever uses
+it at the far end. docs/serve.md (*Over ssh*) says what this cannot tell: a local ``ssh -I``
+loads p11-kit's client into the ssh process and is asked too; relays that are not OpenSSH
+(socat, a container's bind mount) are not recognised (``--confirm all`` covers them).
+
+The prompt runs on the connection's own thread without any lock another connection needs
+(the card is locked only once the answer is yes), bounded by the timeout; its text has every
+control and format character escaped (:func:`opcard.text.escape`): a card's cardholder name
+or a peer's command line cannot put a newline or an escape sequence into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from opcard.text import escape
+
+__all__ = [
+    "CONFIRM_TIMEOUT",
+    "FORWARDERS",
+    "Confirmation",
+    "ConfirmWhen",
+    "KeyUse",
+    "PeerProcess",
+    "peer_process",
+    "prompt_text",
+]
+
+logger = logging.getLogger("opcard.serve")
+
+#: Seconds the command has to answer before the operation is refused (``ssh-askpass`` has
+#: no timeout of its own; a prompt nobody answers must not hold the client forever).
+CONFIRM_TIMEOUT = 60.0
+#: Programs (basenames of ``/proc/PID/exe``) whose connections are forwarded ones.
+FORWARDERS = frozenset({"ssh", "sshd", "sshd-session"})
+#: Characters of a peer's command line shown in the prompt.
+_COMMAND_SHOWN = 160
+
+
+class ConfirmWhen(enum.Enum):
+    """``--confirm``: which connections must have each private-key use confirmed."""
+
+    NEVER = "never"
+    FORWARDED = "forwarded"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class PeerProcess:
+    """The process at the other end of a connection, as the daemon sees it at accept."""
+
+    pid: int
+    #: ``/proc/PID/exe``'s target; None when it cannot be read (the process is gone).
+    exe: str | None
+    #: Its command line, arguments joined by spaces (raw: escape before showing).
+    command: str
+
+    @property
+    def forwarded(self) -> bool:
+        """An OpenSSH program: the connection relays a forwarded socket (or is a local
+        ``ssh -I``, which cannot be told apart)."""
+        return self.exe is not None and Path(self.exe).name in FORWARDERS
+
+    def describe(self) -> str:
+        """``pid 1234, /usr/bin/ssh: ssh -N -R … host`` (escaped, shortened)."""
+        program = escape(self.exe) if self.exe is not None else "unknown program"
+        command = escape(self.command)
+        if len(command) > _COMMAND_SHOWN:
+            command = command[: _COMMAND_SHOWN - 1] + "…"
+        return f"pid {self.pid}, {program}" + (f": {command}" if command else "")
+
+
+def peer_process(pid: int) -> PeerProcess:
+    """What /proc says of ``pid`` (the peer of a connection: same uid, so readable)."""
+    exe: str | None
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        exe = None
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        raw = b""
+    command = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
+    return PeerProcess(pid, exe, command)
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """What a confirmation is asked for."""
+
+    #: "sign", "decrypt" or "derive".
+    operation: str
+    #: "SIG", "DEC" or "AUT".
+    slot: str
+    #: The key's label ("Authentication key").
+    key_label: str
+    #: The token's label (the cardholder name: text from the card).
+    token: str
+    #: The card's serial (8 hex digits).
+    serial: str
+
+
+_OPERATIONS = {
+    "sign": "a signature",
+    "decrypt": "a decryption",
+    "derive": "an ECDH key agreement",
+}
+
+
+def prompt_text(use: KeyUse, peer: PeerProcess, *, forwarded: bool) -> str:
+    """The prompt: the operation, the key, the card and the peer; every part escaped."""
+    what = _OPERATIONS.get(use.operation, escape(use.operation))
+    kind = "a forwarded connection" if forwarded else "a connection"
+    return (
+        f"opcard: allow {what} with the {escape(use.key_label)} ({escape(use.slot)}) of card "
+        f'"{escape(use.token)}" (serial {escape(use.serial)}), asked through {kind} '
+        f"({peer.describe()})?"
+    )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A confirmation policy: ``when`` it applies, the ``command`` asked, its ``timeout``."""
+
+    when: ConfirmWhen
+    command: tuple[str, ...] = ()
+    timeout: float = CONFIRM_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.when is not ConfirmWhen.NEVER and not self.command:
+            raise ValueError("a confirmation policy needs a command to ask")
+        if self.timeout <= 0:
+            raise ValueError("the confirmation timeout must be positive")
+
+    def covers(self, peer: PeerProcess) -> bool:
+        """Must this peer's private-key uses be confirmed?"""
+        if self.when is ConfirmWhen.ALL:
+            return True
+        return self.when is ConfirmWhen.FORWARDED and peer.forwarded
+
+    def ask(self, use: KeyUse, peer: PeerProcess) -> bool:
+        """Run the command with the prompt; True only when it exits 0 within the timeout."""
+        prompt = prompt_text(use, peer, forwarded=peer.forwarded)
+        env = dict(os.environ)
+        env.update(
+            {
+                "SSH_ASKPASS_PROMPT": "confirm",
+                "OPCARD_CONFIRM_OPERATION": use.operation,
+                "OPCARD_CONFIRM_KEY": use.slot,
+                "OPCARD_CONFIRM_SERIAL": escape(use.serial),
+                "OPCARD_CONFIRM_PEER_PID": str(peer.pid),
+                "OPCARD_CONFIRM_FORWARDED": "1" if peer.forwarded else "0",
+            }
+        )
+        try:
+            proc = subprocess.Popen(
+                [*self.command, prompt],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # its own group: a timeout ends it and its children
+            )
+        except OSError as e:
+            logger.error("cannot run the confirmation command %s: %s", self.command[0], e)
+            return False
+        try:
+            status = proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            logger.warning(
+                "%s for pid %d refused: no answer within %g s",
+                _OPERATIONS.get(use.operation, use.operation),
+                peer.pid,
+                self.timeout,
+            )
+            return False
+        allowed = status == 0
+        logger.info(
+            "%s with the %s key for pid %d %s (confirmation command exit status %d)",
+            _OPERATIONS.get(use.operation, use.operation),
+            use.slot,
+            peer.pid,
+            "allowed" if allowed else "refused",
+            status,
+        )
+        return allowed
