@@ -488,6 +488,7 @@ class AlertCode(IntEnum):
     NoApplicationProtocol = 120
     CertificateRequired = 116
     UnrecognizedName = 112
+    BadCertificateStatusResponse = 113
 
     @property
     def label(self) -> str:
@@ -538,7 +539,8 @@ class ServerCertificateError(TlsError):
     ) -> None:
         self.alert = alert
         #: what was wrong, for a hint: "name", "expired", "unknown_ca", "no_ca", "pin",
-        #: "weak" or "other"
+        #: "weak", "revoked" (a CRL or OCSP answer lists it), "crl" (no usable CRL decides:
+        #: missing, expired, bad signature), "ocsp" (no usable OCSP answer) or "other"
         self.cause = cause
         super().__init__(message)
 

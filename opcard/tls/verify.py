@@ -31,6 +31,7 @@ and carries the TLS alert the client sends before closing, and its ``cause`` (fo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
@@ -121,6 +122,13 @@ class ServerVerifier:
     pins: tuple[bytes, ...] = ()
     #: False: only the pin is checked (no chain, dates or name: curl -k --pinnedpubkey)
     check_chain: bool = True
+    #: CRLs (``--crlfile``) and what they check: None (no CRL check), ``"leaf"`` (the
+    #: server certificate, ``openssl -crl_check``) or ``"all"`` (the whole path,
+    #: ``-crl_check_all``); see :mod:`opcard.tls.revocation`
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    crl_check: str | None = None
+    #: a stapled OCSP answer saying "good" is required (``--status``)
+    require_ocsp: bool = False
 
     @classmethod
     def pinned(cls, pins: Sequence[bytes]) -> ServerVerifier:
@@ -131,7 +139,33 @@ class ServerVerifier:
 
     def with_pins(self, pins: Sequence[bytes]) -> ServerVerifier:
         """This verifier, and the server's key must also match one of ``pins``."""
-        return ServerVerifier(self.trust_anchors, self.source, tuple(pins), self.check_chain)
+        return dataclasses.replace(self, pins=tuple(pins))
+
+    def with_revocation(
+        self,
+        *,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+        crl_check: str | None = None,
+        require_ocsp: bool = False,
+    ) -> ServerVerifier:
+        """This verifier with revocation checks: ``crls`` for the server certificate
+        (``crl_check="leaf"``, the default when CRLs are given) or the whole path
+        (``"all"``), and/or a stapled OCSP answer (``require_ocsp``)."""
+        from opcard.tls.revocation import CRL_CHECKS
+
+        if crls and crl_check is None:
+            crl_check = "leaf"
+        if crl_check is not None and crl_check not in CRL_CHECKS:
+            raise ValueError(f"crl_check is 'leaf' or 'all', not {crl_check!r}")
+        if crl_check is not None and not crls:
+            raise ValueError("a CRL check needs CRLs (a CRL file)")
+        if (crl_check or require_ocsp) and not self.check_chain:
+            raise ValueError(
+                "revocation checks need the chain verified (a CA file), not only a pinned key"
+            )
+        return dataclasses.replace(
+            self, crls=tuple(crls), crl_check=crl_check, require_ocsp=require_ocsp
+        )
 
     @classmethod
     def from_cafile(cls, path: str | os.PathLike[str]) -> ServerVerifier:
@@ -153,11 +187,13 @@ class ServerVerifier:
         host: str,
         *,
         now: datetime.datetime | None = None,
+        ocsp_response: bytes | None = None,
     ) -> list[x509.Certificate]:
         """Verify the server's ``chain`` (DER, server certificate first) for ``host``.
 
-        Returns the validated path (server certificate first, trust anchor last); raises
-        :class:`ServerCertificateError` with the reason otherwise.
+        ``ocsp_response`` is the OCSP answer the server stapled (DER), if any: checked when
+        the verifier requires one. Returns the validated path (server certificate first,
+        trust anchor last); raises :class:`ServerCertificateError` with the reason otherwise.
         """
         if not chain:
             raise ServerCertificateError("the server sent no certificate")
@@ -207,7 +243,15 @@ class ServerVerifier:
             _check_key(certificate)
         if not _names_match(leaf, subject):
             raise _name_error(leaf, host)
-        return list(path.chain)
+        validated = list(path.chain)
+        if self.crl_check is not None or self.require_ocsp:
+            from opcard.tls import revocation
+
+            if self.crl_check is not None:
+                revocation.check_crls(validated, self.crls, when, self.crl_check)
+            if self.require_ocsp:
+                revocation.check_ocsp(ocsp_response, validated, when)
+        return validated
 
 
 def _subject(certificate: x509.Certificate) -> str:
