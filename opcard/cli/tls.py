@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from opcard.cli.common import State
-    from opcard.tls import TlsClient, TlsConnection
+    from opcard.tls import TlsClient, TlsConnection, TlsSession
 
 __all__ = ["tls"]
 
@@ -140,6 +140,33 @@ def unescape(text: str) -> bytes:
     metavar="SECONDS",
     help="Bound of each network wait during the connection and the handshake.",
 )
+@click.option(
+    "--reconnect",
+    type=click.IntRange(min=0, max=1000),
+    default=0,
+    metavar="N",
+    help="After the first handshake, connect N more times resuming its session (like openssl "
+    "s_client -reconnect) and print each handshake: full or resumed, time, card APDUs. A "
+    "resumed handshake costs the card nothing. With --send, the request goes on the last "
+    "connection.",
+)
+@click.option(
+    "--sess-out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Save the TLS session to FILE (mode 0600, replaced atomically) to resume it with "
+    "--sess-in. RISK: the file holds the session's secret (TLS 1.2 master secret, TLS 1.3 "
+    "resumption secret): whoever reads it can resume the session as you, without the card "
+    "and without the PIN, until it expires (2 hours after the full handshake at most).",
+)
+@click.option(
+    "--sess-in",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Resume the session saved with --sess-out (refused if others can read or write the "
+    "file). A session made for another server, server name, card certificate or trust "
+    "setting, or expired, is not offered: full handshake, with a warning.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the answer (with --send).")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (with schema_version).")
 @user_pin_options
@@ -158,6 +185,9 @@ def connect(
     send: str | None,
     wait: float,
     timeout: float,
+    reconnect: int,
+    sess_out: str | None,
+    sess_in: str | None,
     quiet: bool,
     as_json: bool,
     pin: str | None,
@@ -189,6 +219,7 @@ def connect(
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--pinnedpubkey") from e
     payload = unescape(send) if send is not None else None
+    saved = _read_session_file(sess_in) if sess_in is not None else None
     session = state.session()
     # everything that needs no PIN first: key, certificate, versions, CA file
     try:
@@ -201,6 +232,7 @@ def connect(
             alpn=protocols,
             min_version=tls_min,
             max_version=tls_max,
+            session_cache=_session_cache() if reconnect else None,
         )
     except ValueError as e:
         if isinstance(e, OpcardError):  # TLS 1.3 with RSA: exit code 8 with its reason
@@ -217,20 +249,33 @@ def connect(
         echo("opcard: warning: the server's certificate is not verified (--no-verify)", err=True)
     session.login(read_pin(USER, pin, pin_file))
     card = state.card()
-    before = card.apdu_count
-    with _explained():
-        conn = client.connect(host, port, server_name=servername, timeout=timeout)
+    handshakes: list[dict[str, Any]] = []
+    conn = _connect_counted(card, client, host, port, servername, timeout, saved, handshakes)
+    if saved is not None and not conn.resumed and not quiet:
+        why = conn.session_refused or "the server declined it"
+        echo(f"opcard: warning: the session in {sess_in} was not resumed: {why}", err=True)
+    for _ in range(reconnect):
+        with conn, _explained():
+            conn.wait_for_session(1.0)  # TLS 1.3: the tickets come after the handshake
+        conn = _connect_counted(card, client, host, port, servername, timeout, None, handshakes)
     with conn, _explained():
-        apdus = card.apdu_count - before
+        apdus = handshakes[-1]["card_apdus"]
         answer: bytes | None = None
         if payload is not None:
             conn.sendall(payload)
             answer = conn.read_until_close(idle_timeout=wait)
+        if sess_out is not None:
+            _write_session_file(conn, sess_out, quiet)
         if as_json:
-            echo_json(_document(client, conn, host, port, apdus, cafile, answer))
+            document = _document(client, conn, host, port, apdus, cafile, answer)
+            if reconnect:
+                document["handshakes"] = handshakes
+            echo_json(document)
             return
         if not quiet:
             _show(client, conn, host, port, apdus, cafile)
+            if reconnect:
+                _show_handshakes(handshakes, reconnect)
         if answer is not None:
             if not quiet:
                 echo("---")
@@ -242,6 +287,84 @@ def connect(
                     "opcard: note: the server closed the connection without close_notify",
                     err=True,
                 )
+
+
+def _session_cache() -> Any:
+    from opcard.tls import SessionCache
+
+    return SessionCache()
+
+
+def _connect_counted(
+    card: Any,
+    client: TlsClient,
+    host: str,
+    port: int,
+    servername: str | None,
+    timeout: float,
+    saved: TlsSession | None,
+    handshakes: list[dict[str, Any]],
+) -> TlsConnection:
+    """One connection; its handshake appended to ``handshakes`` (card APDUs counted by the
+    driver's channel)."""
+    before = card.apdu_count
+    with _explained():
+        conn = client.connect(host, port, server_name=servername, timeout=timeout, session=saved)
+    handshakes.append(
+        {
+            "resumed": conn.resumed,
+            "version": conn.version.label,
+            "handshake_ms": round(conn.handshake_seconds * 1000, 1),
+            "card_apdus": card.apdu_count - before,
+        }
+    )
+    return conn
+
+
+def _show_handshakes(handshakes: list[dict[str, Any]], reconnect: int) -> None:
+    lines = [f"Handshakes (--reconnect {reconnect}):"]
+    for number, row in enumerate(handshakes, 1):
+        kind = "resumed" if row["resumed"] else "full"
+        lines.append(
+            f"  {number:>3}  {kind:<8} {row['version']}  {row['handshake_ms']:7.1f} ms  "
+            f"card APDUs: {row['card_apdus']}"
+        )
+    resumed = sum(1 for row in handshakes if row["resumed"])
+    lines.append(
+        f"  {len(handshakes)} handshakes: {resumed} resumed, {len(handshakes) - resumed} full"
+    )
+    echo("\n".join(lines))
+
+
+def _read_session_file(path: str) -> TlsSession:
+    from opcard.cli.errors import CliError
+    from opcard.cli.exitcodes import ExitCode
+    from opcard.tls import TlsError, TlsSession
+
+    try:
+        return TlsSession.load(path)
+    except TlsError as e:
+        raise CliError(
+            str(e), ExitCode.Error, "--sess-in takes a file written by --sess-out"
+        ) from e
+
+
+def _write_session_file(conn: TlsConnection, path: str, quiet: bool) -> None:
+    from opcard.cli.errors import CliError
+    from opcard.cli.exitcodes import ExitCode
+
+    saved = conn.wait_for_session(1.0)
+    if saved is None:
+        if not quiet:
+            echo(
+                f"opcard: warning: the server gave no resumable session: {path} not written",
+                err=True,
+            )
+        return
+    try:
+        saved.save(path)
+    except OSError as e:
+        raise CliError(f"cannot write the session file {path}: {e.strerror}", ExitCode.Error) from e
 
 
 # what to do about a refused server certificate, by its cause (as curl says it)
@@ -332,14 +455,19 @@ def _show(
         )
     lines.append(f"Client certificate ({client.slot.name} slot):")
     lines.append(f"  subject:   {shown(_name(client.certificate.subject))}")
-    if conn.client_certificate is None:
+    if conn.resumed:
+        lines.append(
+            f"  signature: none, the session was resumed ({apdus} card APDUs in the handshake)"
+        )
+    elif conn.client_certificate is None:
         lines.append("  sent:      no, the server did not ask for it")
     else:
         apdu_text = "1 APDU" if apdus == 1 else f"{apdus} APDUs"
         lines.append(
             f"  signature: {conn.client_signature}, on the card ({apdu_text} in the handshake)"
         )
-    lines.append(f"Handshake:   {conn.handshake_seconds * 1000:.1f} ms")
+    kind = "resumed" if conn.resumed else "full"
+    lines.append(f"Handshake:   {conn.handshake_seconds * 1000:.1f} ms ({kind})")
     echo("\n".join(lines))
 
 
@@ -379,5 +507,6 @@ def _document(
             "card_apdus": apdus,
         },
         "handshake_ms": round(conn.handshake_seconds * 1000, 1),
+        "resumed": conn.resumed,
         "answer": None if answer is None else answer.decode("utf-8", "replace"),
     }

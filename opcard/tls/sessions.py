@@ -531,6 +531,7 @@ def _parse(document: Any) -> TlsSession:
             raise _Bad("a ticket is not a JSON object")
     session = _TlsliteSession()
     session.cipherSuite = suite
+    session.srpUsername = None  # as tlslite's certificate handshakes leave it
     session.serverName = sni
     session.resumable = True
     session.extendedMasterSecret = bool(_field(document, "extended_master_secret", bool))
