@@ -126,12 +126,30 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     is_flag=True,
     help="Register opcard with p11-kit and exit: a module file (~/.config/pkcs11/modules/"
     "opcard.module; /etc/pkcs11/modules/ for root) whose line 'remote: |... serve --stdio' "
-    "makes p11-kit start opcard for every application. --reader/--serial go into the line.",
+    "makes p11-kit start opcard for every application, and where systemd runs the user "
+    "units of a socket-activated daemon (enabled when a user manager answers). "
+    "--reader/--serial go into the commands.",
+)
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="With --install: the module file points p11-kit at one shared daemon's socket "
+    "('remote: unix:path=...', the daemon started by systemd socket activation: one login "
+    "for every application) instead of starting 'opcard serve --stdio' for each.",
+)
+@click.option(
+    "--systemd/--no-systemd",
+    "systemd_units",
+    default=None,
+    help="With --install: write the systemd user units opcard.socket and opcard.service "
+    "(~/.config/systemd/user/) even where systemd does not run / never [default: where "
+    "systemd runs; not for root].",
 )
 @click.option(
     "--uninstall",
     is_flag=True,
-    help="Remove the module file --install wrote, and exit.",
+    help="Remove the module file and the units --install wrote (disabling opcard.socket), "
+    "and exit.",
 )
 @click.option(
     "--status",
@@ -156,6 +174,8 @@ def serve(
     idle_timeout: float | None,
     stdio: bool,
     install: bool,
+    shared: bool,
+    systemd_units: bool | None,
     uninstall: bool,
     status: bool,
 ) -> None:
@@ -183,6 +203,8 @@ def serve(
         )
     if sum((status, install, uninstall, stdio)) > 1:
         raise click.UsageError("choose one of --status, --install, --uninstall, --stdio")
+    if (shared or systemd_units is not None) and not install:
+        raise click.UsageError("--shared and --systemd/--no-systemd go with --install")
     if status:
         _status(socket_path or default_socket_path())
         return
@@ -191,7 +213,14 @@ def serve(
             readers = (*readers, state.reader)
         if state.serial:
             serials = (*serials, state.serial)
-        _install(uninstall, readers, serials)
+        from opcard.cli.serve_install import install_command, uninstall_command
+
+        if uninstall:
+            uninstall_command()
+        else:
+            install_command(
+                readers, serials, socket_path or default_socket_path(), shared, systemd_units
+            )
         return
     if stdio and socket_path is not None:
         raise click.UsageError("--stdio serves standard input/output, not a --socket")
@@ -284,25 +313,6 @@ def serve(
                 server.stop()
         finally:
             restore_logging()
-
-
-def _install(remove: bool, readers: tuple[str, ...], serials: tuple[str, ...]) -> None:
-    from opcard.serve.errors import ServeError
-    from opcard.serve.install import install, module_directory, uninstall
-
-    directory = module_directory()
-    try:
-        if remove:
-            removed = uninstall(directory)
-            echo(f"removed {removed}" if removed else f"nothing to remove in {directory}")
-            return
-        command = [sys.executable, "-m", "opcard.cli", "serve", "--stdio"]
-        command += [arg for r in readers for arg in ("--reader", r)]
-        command += [arg for s in serials for arg in ("--serial", s)]
-        path = install(command, directory)
-    except ServeError as e:
-        raise CliError(str(e)) from e
-    echo(f"wrote {path}: p11-kit starts 'opcard serve --stdio' for every application")
 
 
 def _status(path: Path) -> None:
