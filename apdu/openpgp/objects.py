@@ -15,7 +15,6 @@ value PUT DATA takes (C1-C3, C4, D6-D8, F9, …). ``parse(bytes(x)) == x`` alway
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import ClassVar, Self, TypeAlias
 
 from apdu import tlv
@@ -42,6 +41,7 @@ from apdu.openpgp.constants import (
     manufacturer_name,
 )
 from apdu.openpgp.errors import DataObjectError
+from apdu.record import Record, field
 
 __all__ = [
     "Aid",
@@ -121,8 +121,7 @@ def _need(data: bytes, length: int, what: str) -> None:
 # --- 4F AID ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Aid:
+class Aid(Record):
     """4F application identifier (§4.2.1): RID ‖ 01 ‖ version ‖ manufacturer ‖ serial ‖ RFU."""
 
     version: tuple[int, int]
@@ -185,8 +184,7 @@ _COMPACT_TAG_CARD_CAPABILITIES = 0x7
 _COMPACT_TAG_STATUS = 0x8
 
 
-@dataclass(frozen=True)
-class CardCapabilities:
+class CardCapabilities(Record):
     """Compact-TLV tag 7 of the historical bytes (ISO 7816-4 §8.1.1.2.7)."""
 
     raw: bytes
@@ -204,8 +202,7 @@ class CardCapabilities:
         return len(self.raw) >= 3 and bool(self.raw[2] & 0x20)
 
 
-@dataclass(frozen=True)
-class HistoricalBytes:
+class HistoricalBytes(Record):
     """5F52 / ATR historical bytes (ISO 7816-4 §8.1.1), parsed leniently.
 
     Real cards send 8, 10 or 15 bytes, zero padded or slightly malformed: :meth:`parse`
@@ -288,8 +285,7 @@ def _compact_tlv(body: bytes, out: list[tuple[int, bytes]]) -> bool:
 # --- C0 extended capabilities ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExtendedCapabilities:
+class ExtendedCapabilities(Record):
     """C0 extended capabilities (§4.4.3.7), v3 layout (or v2 with ``v3=False``).
 
     Bytes 7-10 differ: v3 has max special DO length, PIN block 2 format, MSE support; v2 has
@@ -365,8 +361,7 @@ class ExtendedCapabilities:
 # --- C1/C2/C3/DA algorithm attributes --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RsaAttributes:
+class RsaAttributes(Record):
     """RSA algorithm attributes: 01 ‖ n bits (2) ‖ e bits (2) ‖ import format (1, optional
     on v1/v2 cards)."""
 
@@ -405,8 +400,7 @@ class RsaAttributes:
         return f"rsa{self.n_bits}"
 
 
-@dataclass(frozen=True)
-class EcAttributes:
+class EcAttributes(Record):
     """ECC algorithm attributes: 12 ECDH / 13 ECDSA / 16 EdDSA ‖ OID content ‖ [00 | FF].
 
     ``oid`` keeps the OID content bytes even for an unknown curve; ``import_format`` is None
@@ -467,8 +461,7 @@ class EcAttributes:
         return curve.name.lower() if curve else self.oid_dotted
 
 
-@dataclass(frozen=True)
-class UnknownAttributes:
+class UnknownAttributes(Record):
     """Attributes with an algorithm id this driver does not know, kept as they are."""
 
     algorithm: int
@@ -509,8 +502,7 @@ _ATTRIBUTE_TAGS = (
 )
 
 
-@dataclass(frozen=True)
-class AlgorithmInformation:
+class AlgorithmInformation(Record):
     """FA algorithm information (§4.4.3.11): the attributes each slot accepts.
 
     ``entries`` are (attributes tag C1/C2/C3/DA, attributes) in card order. Tolerates a bare
@@ -571,8 +563,7 @@ def _lenient_outer(data: bytes, tag: int) -> bytes:
 # --- C4 PW status ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PwStatus:
+class PwStatus(Record):
     """C4 PW status bytes (§4.4.3.8).
 
     ``pw1_policy`` is byte 1 as sent: 00 = PW1 (81) valid for one PSO:CDS only; 01 (or FF on
@@ -641,8 +632,7 @@ _FINGERPRINT_LEN = 20
 _MAX_ENTRIES = 4  # SIG, DEC, AUT (+ Yubico's attestation key)
 
 
-@dataclass(frozen=True)
-class Fingerprints:
+class Fingerprints(Record):
     """C5 fingerprints (§4.4.3.10): 20 bytes per slot, all zero = no key; three entries, or
     four on cards with an attestation key (YubiKey 5)."""
 
@@ -675,13 +665,11 @@ class Fingerprints:
         return self._entry(3)
 
 
-@dataclass(frozen=True)
 class CaFingerprints(Fingerprints):
     """C6 list of CA fingerprints (§4.4.3.10), same layout as C5."""
 
 
-@dataclass(frozen=True)
-class GenerationTimes:
+class GenerationTimes(Record):
     """CD key generation times (§4.4.3.10): 4-byte Unix times, 0 = none; 3 or 4 entries."""
 
     entries: tuple[int, ...]
@@ -703,8 +691,7 @@ class GenerationTimes:
         return self.entries[index]
 
 
-@dataclass(frozen=True)
-class KeyInformation:
+class KeyInformation(Record):
     """DE key information (§4.4.3.14): pairs of key reference and status (00 none,
     01 generated, 02 imported)."""
 
@@ -732,8 +719,7 @@ class KeyInformation:
 # --- D6-D9 UIF -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Uif:
+class Uif(Record):
     """User interaction flag D6/D7/D8 (§4.4.3.6): mode ‖ general feature byte (20 = button)."""
 
     mode: int
@@ -761,8 +747,7 @@ class Uif:
 # --- F9 KDF-DO -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KdfDo:
+class KdfDo(Record):
     """F9 KDF data object (§4.3.2).
 
     ``algorithm`` 00 = none (PINs sent as they are), 03 = iterated and salted S2K; then hash
@@ -866,8 +851,7 @@ class KdfDo:
 # --- 65 cardholder related data, 7A, 7F74, 7F66 ---------------------------------------------
 
 
-@dataclass(frozen=True)
-class CardholderData:
+class CardholderData(Record):
     """65 cardholder related data (§4.4.3.3): 5B name, 5F2D language, 5F35 sex.
 
     Values are the raw bytes (the name is ISO 8859-1, ``Surname<<Given``); None when the DO
@@ -914,8 +898,7 @@ class CardholderData:
         return None
 
 
-@dataclass(frozen=True)
-class SecuritySupportTemplate:
+class SecuritySupportTemplate(Record):
     """7A security support template (§4.4.3.4): 93 digital signature counter (3 bytes)."""
 
     signature_counter: int
@@ -936,8 +919,7 @@ class SecuritySupportTemplate:
 _TAG_FEATURES = 0x81
 
 
-@dataclass(frozen=True)
-class GeneralFeatureManagement:
+class GeneralFeatureManagement(Record):
     """7F74 general feature management (§4.1.3.2): 81 { feature bits }."""
 
     features: GeneralFeature
@@ -959,8 +941,7 @@ class GeneralFeatureManagement:
 _TAG_INTEGER = 0x02
 
 
-@dataclass(frozen=True)
-class ExtendedLengthInfo:
+class ExtendedLengthInfo(Record):
     """7F66 extended length information (§4.1.3.1): 02 max command ‖ 02 max response."""
 
     max_command_length: int
@@ -988,8 +969,7 @@ class ExtendedLengthInfo:
 # --- 7F49 public key -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RsaPublicKey:
+class RsaPublicKey(Record):
     """7F49 { 81 modulus, 82 public exponent } (big-endian, as sent)."""
 
     modulus: bytes
@@ -1015,8 +995,7 @@ class RsaPublicKey:
         )
 
 
-@dataclass(frozen=True)
-class EcPublicKey:
+class EcPublicKey(Record):
     """7F49 { 86 public point }: 04 ‖ X ‖ Y for Weierstrass curves, 32 raw bytes for 25519."""
 
     point: bytes
@@ -1070,8 +1049,7 @@ _ARD_KNOWN = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ApplicationRelatedData:
+class ApplicationRelatedData(Record):
     """6E application related data (§4.4.3.1) with every child typed.
 
     Tolerates the outer 6E present or absent, 73 present, empty or absent (children directly
