@@ -190,7 +190,7 @@ def serve(
       ssh -I /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so host
     """
     from opcard.cli.backend import PcscBackend, current
-    from opcard.serve.activation import listen_sockets, stdio_socket
+    from opcard.serve.activation import listen_sockets, serve_in_a_child, stdio_socket
     from opcard.serve.errors import SocketError
     from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
     from opcard.serve.server import Server, default_socket_path
@@ -235,6 +235,8 @@ def serve(
         activated = None if stdio else listen_sockets()
     except SocketError as e:
         raise CliError(str(e)) from e
+    if stream is not None:
+        serve_in_a_child()  # p11-kit's C_Finalize then waits for nobody (no PC/SC yet)
     if activated is not None and len(activated) != 1:
         raise CliError(f"socket activation passed {len(activated)} sockets: opcard serve takes one")
     restore_logging = _configure_logging(log_level)

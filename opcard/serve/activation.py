@@ -7,7 +7,8 @@
   daemon starts do not see them.
 - **Standard input/output** (``opcard serve --stdio``): p11-kit runs the command of a
   ``remote: |command`` module line with one end of a socketpair as its standard input and
-  output; the daemon speaks the RPC on that socket to that one client.
+  output; the daemon speaks the RPC on that socket to that one client. The process p11-kit
+  started exits at once and a child of it serves (:func:`serve_in_a_child`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import contextlib
 import os
 import socket
 import stat
+import threading
 
 from opcard.serve.errors import SocketError
 
-__all__ = ["LISTEN_FDS_START", "listen_sockets", "stdio_socket"]
+__all__ = ["LISTEN_FDS_START", "listen_sockets", "serve_in_a_child", "stdio_socket"]
 
 #: The first file descriptor systemd passes (SD_LISTEN_FDS_START).
 LISTEN_FDS_START = 3
@@ -88,3 +90,21 @@ def stdio_socket() -> socket.socket:
     with contextlib.suppress(OSError):
         os.dup2(2, 1)
     return sock
+
+
+def serve_in_a_child() -> bool:
+    """Fork: the process that was started exits at once (status 0), the child carries on and
+    serves. For ``--stdio``: at C_Finalize p11-kit closes the socket, then waits for the
+    process it started by polling ``waitpid(WNOHANG)`` every 100 ms (``rpc-transport.c``,
+    ``rpc_exec_wait_or_terminate``, p11-kit 0.24 to 0.26); a Python process needs some 30 ms
+    to exit, so every application waited 100 ms in C_Finalize. Now the started process is
+    gone before p11-kit looks, and the child ends by itself when the socket closes, as before.
+
+    Only before any other thread runs (a fork keeps the calling thread only) and before any
+    PC/SC context exists (the caller's duty); returns False and does nothing when another
+    thread runs, True in the child."""
+    if threading.active_count() > 1:
+        return False
+    if os.fork():
+        os._exit(0)  # no atexit handlers, no buffers: nothing of ours was written yet
+    return True

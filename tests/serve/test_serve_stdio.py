@@ -3,6 +3,8 @@
 PC/SC reader (pcscd + vpcd + the emulator): p11-kit lists the module, p11tool with no
 ``--provider`` and no variable lists the token and exports the certificates byte-identical,
 and pkcs11-tool through p11-kit's proxy module signs with a signature that verifies.
+The process p11-kit starts exits at once and a child of it serves (p11-kit's C_Finalize polls
+for that process every 100 ms).
 ``opcard serve --install`` writes that module file (p11tool then finds the card) and
 ``--uninstall`` removes it; a file of that name it did not write is left alone. Also:
 ``--stdio`` on a standard input that is not a socket is refused with a clear message."""
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +29,7 @@ from conftest import REPO, require_file, require_tool
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from serve_support import PW1, demo
+from serve_support import PW1, RawClient, demo
 
 from opcard.serve.errors import ServeError
 from opcard.serve.install import MARKER, MODULE_FILE, install, uninstall
@@ -184,3 +188,41 @@ def test_install_leaves_a_module_file_it_did_not_write(tmp_path: Path) -> None:
     assert path.read_text() == f"{MARKER}\nremote: |opcard serve --stdio --reader 'A reader'\n"
     assert uninstall(tmp_path) == path and not path.exists()
     assert uninstall(tmp_path) is None
+
+
+def test_the_started_process_exits_at_once_and_a_child_serves() -> None:
+    """p11-kit, at C_Finalize, closes the socket and then polls every 100 ms for the process
+    it started to exit: that process exits (status 0) before a byte of the protocol, its
+    child answers the RPC on the socket, and ends when the socket closes (its standard error,
+    a pipe here, then reaches end of file)."""
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opcard.cli", "serve", "--stdio", "--log-level", "debug"],
+        stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, cwd=REPO, env=env,
+    )  # fmt: skip
+    theirs.close()
+    assert proc.stderr is not None
+    try:
+        assert proc.wait(timeout=30) == 0  # gone, with nothing sent to it yet
+        client = RawClient.__new__(RawClient)  # the tests' RPC client, on our end of the pair
+        client.sock, client.code = ours, 0
+        ours.settimeout(30)
+        ours.sendall(b"\x00")
+        assert client.recv(1) == b"\x00"  # the version byte, answered by the child
+        client.version = 0
+        client.initialize()
+        client.slots(present=False)
+    finally:
+        ours.close()
+    err, deadline = b"", time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([proc.stderr], [], [], 1)[0]:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break  # every holder of the pipe is gone: the child ended
+            err += chunk
+    else:
+        raise AssertionError(f"the serving child did not end:\n{err.decode(errors='replace')}")
+    proc.stderr.close()
+    assert b"card(s) on standard input/output" in err, err
