@@ -79,9 +79,20 @@ from opcard.tls.verify import ServerVerifier, default_cafile, parse_pins, server
 with warnings.catch_warnings():  # see opcard.tls.keys
     warnings.simplefilter("ignore", DeprecationWarning)
     from tlslite import errors as tlslite_errors
-    from tlslite.constants import CipherSuite, HashAlgorithm, SignatureScheme
+    from tlslite.constants import (
+        CipherSuite,
+        ContentType,
+        ExtensionType,
+        HandshakeType,
+        HashAlgorithm,
+        SignatureScheme,
+    )
+    from tlslite.extensions import PreSharedKeyExtension, StatusRequestExtension
+    from tlslite.handshakehelpers import HandshakeHelpers
     from tlslite.handshakesettings import HandshakeSettings
+    from tlslite.messages import CertificateStatus, ClientHello
     from tlslite.tlsconnection import TLSConnection
+    from tlslite.utils.codec import Parser
     from tlslite.x509 import X509
     from tlslite.x509certchain import X509CertChain
 
@@ -170,6 +181,61 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
         self._opcard_verify = verify
         self.opcard_verified: tuple[bytes, ...] | None = None
         self.opcard_failure: ServerCertificateError | None = None
+        #: ask for a stapled OCSP answer (status_request); the answer the server sent
+        self.opcard_status_request = False
+        self.opcard_staple: bytes | None = None
+        self._opcard_hello: tuple[object, object] | None = None
+
+    # -- OCSP stapling (RFC 6066 status_request): tlslite-ng 0.8 parses the TLS 1.3
+    # certificate entry's status extension but neither asks for a staple nor reads TLS 1.2's
+    # CertificateStatus message; these three hooks add both.
+
+    def _clientSendClientHello(
+        self, settings: object, session: object, *args: object
+    ) -> Generator[object, None, None]:
+        self._opcard_hello = (settings, session)  # for the PSK binders in _sendMsg
+        yield from super()._clientSendClientHello(settings, session, *args)
+
+    def _sendMsg(
+        self, msg: object, randomizeFirstBlock: bool = True, update_hashes: bool = True
+    ) -> Generator[object, None, None]:
+        if (
+            self.opcard_status_request
+            and isinstance(msg, ClientHello)
+            and msg.getExtension(ExtensionType.status_request) is None
+        ):
+            _add_status_request(msg, self._handshake_hash, self._opcard_hello)
+        yield from super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
+
+    def _getNextRecord(self) -> Generator[object, None, None]:
+        while True:
+            for result in super()._getNextRecord():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, parser = result
+            if (
+                self.opcard_status_request
+                and self.opcard_staple is None
+                and self.version <= (3, 3)
+                and header.type == ContentType.handshake
+                and parser.bytes[:1] == bytes([HandshakeType.certificate_status])
+            ):
+                # TLS 1.2: CertificateStatus follows the server's Certificate
+                self._handshake_hash.update(parser.bytes)
+                message = Parser(parser.bytes)
+                message.get(1)
+                try:
+                    status = CertificateStatus().parse(message)
+                except (SyntaxError, AssertionError) as e:
+                    yield from self._sendError(
+                        int(AlertCode.DecodeError), f"malformed CertificateStatus: {e}"
+                    )
+                self.opcard_staple = bytes(status.ocsp) or None
+                continue
+            yield result
+            return
 
     def _clientGetKeyFromChain(
         self, certificate: object, settings: object, tack_ext: object = None
@@ -177,8 +243,9 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
         if self._opcard_verify is not None:
             chain = getattr(certificate, "cert_chain", None)
             ders = tuple(bytes(c.bytes) for c in getattr(chain, "x509List", None) or ())
+            self.opcard_staple = self.opcard_staple or _entry_staple(certificate)
             try:
-                self._opcard_verify(ders)
+                self._opcard_verify(ders, self.opcard_staple)
             except ServerCertificateError as e:
                 self.opcard_failure = e
                 yield from self._sendError(int(e.alert), str(e))
@@ -233,8 +300,42 @@ class _Verify:
         self.host = host
         self.path: list[x509.Certificate] | None = None
 
-    def __call__(self, chain: Sequence[bytes]) -> None:
-        self.path = self.verifier.verify(chain, self.host)
+    def __call__(self, chain: Sequence[bytes], ocsp_response: bytes | None = None) -> None:
+        self.path = self.verifier.verify(chain, self.host, ocsp_response=ocsp_response)
+
+
+def _entry_staple(certificate: object) -> bytes | None:
+    """TLS 1.3: the OCSP answer in the status_request extension of the server certificate's
+    entry (tlslite-ng parses it into a CertificateStatusExtension)."""
+    entries = getattr(certificate, "certificate_list", None) or []
+    extensions = (getattr(entries[0], "extensions", None) or []) if entries else []
+    for extension in extensions:
+        if extension.extType == ExtensionType.status_request:
+            response = getattr(extension, "response", None)
+            return bytes(response) if response else None
+    return None
+
+
+def _add_status_request(
+    hello: ClientHello, hashes: object, sent: tuple[object, object] | None
+) -> None:
+    """Ask for an OCSP staple: a status_request extension (type ocsp, no responder ids, no
+    request extensions), before the pre_shared_key extension, which must stay last and whose
+    binders sign the ClientHello and so are computed again."""
+    extension = StatusRequestExtension().create()
+    last = hello.extensions[-1] if hello.extensions else None
+    if isinstance(last, PreSharedKeyExtension):
+        hello.extensions.insert(len(hello.extensions) - 1, extension)
+        settings, session = sent if sent is not None else (None, None)
+        HandshakeHelpers.update_binders(
+            hello,
+            hashes,
+            getattr(settings, "pskConfigs", []),
+            getattr(session, "tickets", None) if session else None,
+            getattr(session, "resumptionMasterSecret", None) if session else None,
+        )
+    else:
+        hello.extensions.append(extension)
 
 
 def _alert_name(code: int) -> str:
@@ -312,6 +413,13 @@ class TlsClient:
       session is kept there and the next connection to the same server, server name, card
       certificate and trust settings resumes it: no card signature (see :meth:`connect`).
       None (default): no resumption unless a session is given to :meth:`connect`.
+    - ``crlfile``: CRLs (PEM, several, or one DER) the server certificate is checked against
+      (``openssl -crl_check``); ``crl_check_all``: every certificate of the path
+      (``-crl_check_all``). A checked certificate without a CRL from its issuer is refused.
+    - ``ocsp_status``: ask for a stapled OCSP answer and require it to say "good" (curl's
+      ``--cert-status``): revoked, unknown, badly signed, stale or missing answers are
+      refused. The staple comes only in a full handshake, so a cached session is not
+      resumed (it cannot pass the check again).
     """
 
     def __init__(
@@ -329,6 +437,9 @@ class TlsClient:
         extra_certificates: Sequence[bytes] = (),
         confirm_timeout: float | None = 1.0,
         session_cache: SessionCache | None = None,
+        crlfile: str | os.PathLike[str] | None = None,
+        crl_check_all: bool = False,
+        ocsp_status: bool = False,
     ) -> None:
         self.session = session
         #: resumable sessions (None: every handshake is a full one, see :meth:`connect`)
@@ -386,6 +497,7 @@ class TlsClient:
                 self.verifier = ServerVerifier.from_cafile(path)
             if pins:
                 self.verifier = self.verifier.with_pins(pins)
+        self._revocation(crlfile, crl_check_all, ocsp_status)
         self.alpn = [_alpn_name(p) for p in alpn]
         self._chain = X509CertChain([_tlslite_x509(der)])
         for extra in extra_certificates:
@@ -402,6 +514,27 @@ class TlsClient:
         return (
             f"<TlsClient {self.slot.name} {self.key_algorithm} "
             f"{self.min_version.label}-{self.max_version.label}>"
+        )
+
+    def _revocation(
+        self, crlfile: str | os.PathLike[str] | None, check_all: bool, ocsp_status: bool
+    ) -> None:
+        """CRLs (``crlfile``: the server certificate, or every certificate of the path with
+        ``crl_check_all``) and a stapled OCSP answer (``ocsp_status``), both fail closed (see
+        :mod:`opcard.tls.revocation`)."""
+        if crlfile is None and not check_all and not ocsp_status:
+            return
+        if check_all and crlfile is None:
+            raise ValueError("crl_check_all needs a CRL file (crlfile)")
+        if self.verifier is None:
+            raise ValueError("revocation checks need the server's certificate verified")
+        from opcard.tls.revocation import load_crls
+
+        crls = load_crls(crlfile) if crlfile is not None else ()
+        self.verifier = self.verifier.with_revocation(
+            crls=crls,
+            crl_check=("all" if check_all else "leaf") if crls else None,
+            require_ocsp=ocsp_status,
         )
 
     def tls_key(self) -> CardTlsKey:
@@ -523,6 +656,8 @@ class TlsClient:
             except ServerCertificateError as e:
                 why = f"its server certificate does not pass verification now: {e}"
         offered = candidate._offer() if why is None else None
+        if offered is not None:  # the name it is offered for (a file's own is not trusted)
+            offered.serverName = None if _is_ip(name) else name.rstrip(".")
         if why is None and offered is None:
             why = "it holds no usable ticket"
         if why is not None:
@@ -551,6 +686,7 @@ class TlsClient:
         resuming, offered, resumed_path, refused = self._session_to_offer(wanted, session, name)
         sock.settimeout(timeout)
         tls = _CardTLSConnection(sock, hook)
+        tls.opcard_status_request = self.verifier is not None and self.verifier.require_ocsp
         signatures = key.signatures
         started = time.perf_counter()
         try:
@@ -589,7 +725,7 @@ class TlsClient:
             if tls.opcard_verified != server_ders or hook.path is None:
                 # the early check did not run on this chain (a tlslite change?): check now
                 try:
-                    hook(server_ders)
+                    hook(server_ders, tls.opcard_staple)
                 except ServerCertificateError:
                     with contextlib.suppress(tlslite_errors.BaseTLSException, OSError):
                         for _ in tls._sendError(int(AlertCode.BadCertificate)):
@@ -610,6 +746,7 @@ class TlsClient:
             key=key,
         )
         connection.session_refused = refused
+        connection.ocsp_response = tls.opcard_staple
         connection.session = self._new_session(tls, wanted, server_ders)
         if connection.session is not None and self.session_cache is not None:
             self.session_cache.add(connection.session)
@@ -700,6 +837,9 @@ class TlsConnection:
 
     Use it as a context manager; ``close()`` sends close_notify and closes the socket.
     """
+
+    #: the OCSP answer (DER) the server stapled when the client asked for one, else None
+    ocsp_response: bytes | None = None
 
     def __init__(
         self,
@@ -913,6 +1053,9 @@ def connect(
     confirm_timeout: float | None = 1.0,
     session_cache: SessionCache | None = None,
     tls_session: TlsSession | None = None,
+    crlfile: str | os.PathLike[str] | None = None,
+    crl_check_all: bool = False,
+    ocsp_status: bool = False,
 ) -> TlsConnection:
     """One connection: ``TlsClient(session, …).connect(host, port, …)`` (see both);
     ``tls_session`` is ``connect``'s ``session`` (``session`` is the card's here)."""
@@ -928,6 +1071,9 @@ def connect(
         extra_certificates=extra_certificates,
         confirm_timeout=confirm_timeout,
         session_cache=session_cache,
+        crlfile=crlfile,
+        crl_check_all=crl_check_all,
+        ocsp_status=ocsp_status,
     )
     return client.connect(host, port, server_name=server_name, timeout=timeout, session=tls_session)
 
