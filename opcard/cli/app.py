@@ -6,13 +6,16 @@ command only pays for what it uses: ``opcard cert export`` never imports ``crypt
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from opcard.cli.common import State
 from opcard.cli.errors import CliError, classify
 from opcard.cli.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 __all__ = ["LazyGroup", "cli"]
 
@@ -68,22 +71,40 @@ class LazyGroup(click.Group):
         self.lazy = dict(lazy or {})
         self.summaries = dict(summaries or {})
 
+    def _listed(self, ctx: click.Context, name: str) -> click.Command | None:
+        """The command ``name`` as listed (help, completion): a lazy command with a summary
+        stands in as a bare command carrying it, without importing its module."""
+        summary = self.summaries.get(name) if name in self.lazy else None
+        return (
+            click.Command(name, help=summary)
+            if summary is not None
+            else self.get_command(ctx, name)
+        )
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing (same rows, same shortening), a summarised command not imported."""
         commands: list[tuple[str, click.Command]] = []
         for name in self.list_commands(ctx):
-            summary = self.summaries.get(name) if name in self.lazy else None
-            command = (
-                click.Command(name, help=summary)
-                if summary is not None
-                else self.get_command(ctx, name)
-            )
+            command = self._listed(ctx, name)
             if command is not None and not command.hidden:
                 commands.append((name, command))
         if commands:
             limit = formatter.width - 6 - max(len(name) for name, _ in commands)
             with formatter.section("Commands"):
                 formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in commands])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """click's completion (sub-command names with their short help, then the options), a
+        summarised command not imported: ``opcard <TAB>`` loads no command module."""
+        from click.shell_completion import CompletionItem
+
+        items: list[CompletionItem] = []
+        for name in self.list_commands(ctx):
+            if name.startswith(incomplete):
+                command = self._listed(ctx, name)
+                if command is not None and not command.hidden:
+                    items.append(CompletionItem(name, help=command.get_short_help_str()))
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
