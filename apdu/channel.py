@@ -41,7 +41,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import IntEnum, unique
 
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command, Response
@@ -55,6 +54,7 @@ from apdu.errors import (
 )
 from apdu.log import TRAFFIC, format_command, format_response, session_logger
 from apdu.log import logger as traffic_logger
+from apdu.record import Record
 from apdu.transport import Transport
 
 __all__ = [
@@ -91,8 +91,7 @@ _GET_RESPONSE_HEADER = bytes((0x00, IsoIns.GET_RESPONSE.value, 0x00, 0x00))
 _traffic_enabled = traffic_logger.isEnabledFor
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
+class Framing(Record):
     """What the card accepts: length forms, chaining and the per-APDU limits.
 
     The defaults suit any card (short APDUs, chaining); the OpenPGP applet replaces them with
@@ -125,6 +124,10 @@ class Framing:
         return min(self.max_response, EXTENDED_MAX if self.extended else SHORT_MAX)
 
 
+#: The framing any card takes (the default of a new channel).
+_ANY_CARD = Framing()
+
+
 def encode(header: bytes, data: bytes, ne: int | None, extended: bool) -> bytes:
     """The wire bytes of one APDU (ISO 7816-4 §5.1, cases 1 to 4, short or extended).
 
@@ -155,7 +158,7 @@ class Channel:
     def __init__(
         self,
         transport: Transport,
-        framing: Framing = Framing(),
+        framing: Framing = _ANY_CARD,
         *,
         on_reconnect: Callable[[], None] | None = None,
         auto_transaction: bool = True,

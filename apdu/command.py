@@ -7,9 +7,8 @@ How it is framed on the wire (short or extended lengths, command chaining) is de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from apdu.errors import MalformedResponseError, StatusWordParts, Sw
+from apdu.record import Record, field
 
 __all__ = ["SHORT_MAX", "EXTENDED_MAX", "Command", "Response"]
 
@@ -19,8 +18,7 @@ SHORT_MAX = 256
 EXTENDED_MAX = 65536
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(Record):
     """A command APDU.
 
     ``le`` is the number of response bytes expected (Ne): ``None`` when no response data is
@@ -37,15 +35,32 @@ class Command:
     le: int | None = None
     sensitive: bool = field(default=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            value = getattr(self, name)
+    # Written out (not the generic Record.__init__): one Command per APDU sent.
+    def __init__(
+        self,
+        cla: int,
+        ins: int,
+        p1: int,
+        p2: int,
+        data: bytes = b"",
+        le: int | None = None,
+        sensitive: bool = False,
+    ) -> None:
+        for name, value in (("cla", cla), ("ins", ins), ("p1", p1), ("p2", p2)):
             if not 0 <= value <= 0xFF:
                 raise ValueError(f"{name} must be a byte, got {value!r}")
-        if len(self.data) > EXTENDED_MAX - 1:
-            raise ValueError(f"command data too long: {len(self.data)} bytes")
-        if self.le is not None and not 0 <= self.le <= EXTENDED_MAX:
-            raise ValueError(f"le must be 0..{EXTENDED_MAX}, got {self.le!r}")
+        if len(data) > EXTENDED_MAX - 1:
+            raise ValueError(f"command data too long: {len(data)} bytes")
+        if le is not None and not 0 <= le <= EXTENDED_MAX:
+            raise ValueError(f"le must be 0..{EXTENDED_MAX}, got {le!r}")
+        set_field = object.__setattr__
+        set_field(self, "cla", cla)
+        set_field(self, "ins", ins)
+        set_field(self, "p1", p1)
+        set_field(self, "p2", p2)
+        set_field(self, "data", data)
+        set_field(self, "le", le)
+        set_field(self, "sensitive", sensitive)
 
     @property
     def header(self) -> bytes:
@@ -101,12 +116,16 @@ class Command:
         return f"Command({self.describe()})"
 
 
-@dataclass(frozen=True, slots=True)
-class Response(StatusWordParts):
+class Response(StatusWordParts, Record):
     """A response APDU: data and the status word."""
 
     data: bytes
     sw: int
+
+    # Written out (not the generic Record.__init__): one Response per APDU received.
+    def __init__(self, data: bytes, sw: int) -> None:
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "sw", sw)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Response:

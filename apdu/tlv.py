@@ -7,9 +7,9 @@ a tag is *constructed* when bit 6 (0x20) of its first byte is set.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from apdu.errors import TlvError
+from apdu.record import Record
 
 __all__ = [
     "MAX_DEPTH",
@@ -30,12 +30,16 @@ _MAX_LENGTH_BYTES = 3  # up to 16 MiB: far beyond any card object
 MAX_DEPTH = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Tlv:
+class Tlv(Record):
     """One BER-TLV data object: an integer tag and its value bytes."""
 
     tag: int
     value: bytes
+
+    # Written out (not the generic Record.__init__): parsing makes one per data object.
+    def __init__(self, tag: int, value: bytes) -> None:
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "value", value)
 
     @property
     def constructed(self) -> bool:

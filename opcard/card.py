@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from apdu.channel import Channel
@@ -48,6 +47,7 @@ from apdu.openpgp.objects import (
     PwStatus,
     Uif,
 )
+from apdu.record import Record, replace
 from apdu.transport import ReaderStatus, Transport
 from opcard import arguments
 from opcard.errors import (
@@ -85,8 +85,7 @@ __all__ = [
 _LABEL_LEN = 32
 
 
-@dataclass(frozen=True, slots=True)
-class CardInfo:
+class CardInfo(Record):
     """An OpenPGP card found in a reader."""
 
     reader: str
@@ -108,8 +107,7 @@ class CardInfo:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
+class TokenInfo(Record):
     """The token view of a card (CK_TOKEN_INFO, in Python terms)."""
 
     label: str
@@ -159,8 +157,7 @@ class TokenInfo:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CardFeatures:
+class CardFeatures(Record):
     """What a card can do, as the card itself declares it — never guessed from its maker.
 
     Read by :meth:`Card.features`. Each field names its source: the extended capabilities C0
@@ -247,8 +244,7 @@ def _read_aid(transport: Transport) -> Aid | None:
     return None  # pragma: no cover - the loop returns
 
 
-@dataclass(frozen=True, slots=True)
-class CardScan:
+class CardScan(Record):
     """One look at the readers: the OpenPGP cards opcard can use, and the readers whose card
     another program holds exclusively (their card cannot be asked what it is)."""
 
@@ -639,11 +635,9 @@ class Card:
         with self.lock:
             ard = self.application_data()
             if self._pin_status_stale and ard.pw_status is not None:
-                import dataclasses
-
                 with translated("reading the PIN status (C4)"):
                     status = self.applet.get_pw_status()
-                ard = self._ard = dataclasses.replace(ard, pw_status=status)
+                ard = self._ard = replace(ard, pw_status=status)
             self._pin_status_stale = False
             return ard.pw_status
 

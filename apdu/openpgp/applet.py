@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 from apdu.channel import Channel, Framing
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command
@@ -53,6 +52,7 @@ from apdu.openpgp.objects import (
     Uif,
     parse_public_key,
 )
+from apdu.record import Record
 
 __all__ = ["MAX_BLOCKING_ATTEMPTS", "OpenPgpApplet", "PinState"]
 
@@ -61,8 +61,7 @@ MAX_BLOCKING_ATTEMPTS = 16
 _WRONG_PIN_LENGTH = 8
 
 
-@dataclass(frozen=True)
-class PinState:
+class PinState(Record):
     """What an empty VERIFY tells about a PIN.
 
     ``verified``: True/False, or None when the card cannot say (it refuses the status query

@@ -18,8 +18,9 @@ Failure contract of every transport:
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from apdu.record import Record
 
 __all__ = ["ReaderStatus", "Transport"]
 
@@ -53,8 +54,7 @@ class Transport(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ReaderStatus:
+class ReaderStatus(Record):
     """A reader and the card in it, as seen when listing."""
 
     reader: str

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from apdu.record import Record
 
 if TYPE_CHECKING:
     from opcard.card import Card, CardInfo
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "PcscBackend", "ReaderEntry", "current", "use_backend"]
 
 
-@dataclass(frozen=True, slots=True)
-class ReaderEntry:
+class ReaderEntry(Record):
     """A reader, and what is in it."""
 
     reader: str
