@@ -636,19 +636,22 @@ class TlsClient:
     ) -> tuple[TlsSession | None, object, list[x509.Certificate] | None, str | None]:
         """(the session, the tlslite session to offer, its re-verified path, why a given
         session is not offered)."""
+        low, high = self.min_version.value, self.max_version.value
         candidate = given
         if candidate is None and self.session_cache is not None:
-            candidate = self.session_cache.get(wanted)
+            candidate = self.session_cache.get(wanted, (low, high))
         if candidate is None:
             return None, None, None, None
         why = candidate.key.describe_difference(wanted)
         if why is None and not candidate.resumable:
             why = "it has expired" if candidate.expired() else "it holds no usable ticket"
-        low, high = self.min_version.value, self.max_version.value
+        unfit = None  # fits not this client's settings, but may fit another client's
         if why is None and not low <= candidate.version <= high:
-            why = f"it is a {candidate.version_label} session"
+            unfit = f"it is a {candidate.version_label} session"
         if why is None and candidate.cipher_suite not in _offered_suites(self.settings()):
-            why = "its cipher suite is not offered"
+            unfit = "its cipher suite is not offered"
+        if unfit is not None:
+            return None, None, None, unfit
         path: list[x509.Certificate] | None = None
         if why is None and self.verifier is not None:
             try:
@@ -748,6 +751,9 @@ class TlsClient:
         connection.session_refused = refused
         connection.ocsp_response = tls.opcard_staple
         connection.session = self._new_session(tls, wanted, server_ders)
+        connection._collect_tickets = (
+            self.session_cache is not None and connection.version is TlsVersion.TLS1_3
+        )
         if connection.session is not None and self.session_cache is not None:
             self.session_cache.add(connection.session)
         if (
@@ -816,7 +822,9 @@ class TlsClient:
         connection.resumed = True
         connection.session_refused = refused
         connection.session = derived
-        connection._collect_tickets = version is TlsVersion.TLS1_3
+        connection._collect_tickets = (
+            self.session_cache is not None and version is TlsVersion.TLS1_3
+        )
         if self.session_cache is not None:
             if version is TlsVersion.TLS1_3 and resumed.resumable:
                 self.session_cache.add(resumed)  # its other tickets, until new ones come
@@ -969,11 +977,14 @@ class TlsConnection:
     def close(self) -> None:
         """Send close_notify and close the socket (errors while closing are ignored)."""
         if self._collect_tickets and not self.closed and self.session is not None:
-            # a resumed TLS 1.3 connection: the server's new tickets are probably on their
-            # way already; take them for the next resumption (briefly)
+            # TLS 1.3 with a session cache: the server's tickets come after the handshake
+            # (OpenSSL and GnuTLS send two at once); take those on their way for the next
+            # resumptions, briefly
             self._collect_tickets = False
             with contextlib.suppress(TlsError):
                 self.wait_for_session(0.2)
+                while not self.closed and self._step(0.02):
+                    pass
         if not self.closed:
             with contextlib.suppress(tlslite_errors.BaseTLSException, OSError):
                 self._sock.settimeout(min(self._timeout or 5.0, 5.0))

@@ -396,8 +396,11 @@ class SessionCache:
                 if not self._entries[oldest]:
                     del self._entries[oldest]
 
-    def get(self, key: SessionKey) -> TlsSession | None:
-        """The newest resumable session for ``key`` (expired ones are dropped)."""
+    def get(
+        self, key: SessionKey, versions: tuple[int, int] = (TLS1_2, TLS1_3)
+    ) -> TlsSession | None:
+        """The newest resumable session for ``key`` whose version is in ``versions`` (lowest,
+        highest); expired ones are dropped."""
         with self._lock:
             entries = self._entries.get(key)
             if not entries:
@@ -407,7 +410,8 @@ class SessionCache:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return entries[0]
+            low, high = versions
+            return next((s for s in entries if low <= s.version <= high), None)
 
     def discard(self, session: TlsSession) -> None:
         with self._lock:
