@@ -32,6 +32,7 @@ checked in process (test_install_enables_the_socket_where_a_user_manager_answers
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -65,6 +66,8 @@ READER = "Virtual PCD 00 00"
 PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
 ENGINE = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
 AUT_URI = "pkcs11:token=Jane%20Doe;id=%03"
+PROBE = Path(__file__).with_name("p11_probe.py")
+USER_NOT_LOGGED_IN = 0x101
 INTERNAL_AUTHENTICATE = "88"
 
 
@@ -447,3 +450,90 @@ def test_exec_start_quoting() -> None:
     assert systemd_quote(["--reader", 'Reader "A" 100% $HOME\\x']) == (
         '--reader "Reader \\"A\\" 100%% $$HOME\\\\x"'
     )
+
+
+# -- two --stdio applications on one card at once ------------------------------------------------
+
+
+def askpass(directory: Path) -> dict[str, str]:
+    """SSH_ASKPASS answering with the user PIN (ssh-add -s asks for "the PKCS#11 passphrase")."""
+    script = directory / "askpass.sh"
+    script.write_text(f"#!/bin/sh\necho {PW1}\n")
+    script.chmod(0o755)
+    return {"SSH_ASKPASS": str(script), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"}
+
+
+def pw1_tries(emu: Emulator) -> int:
+    """The user PIN's tries left, from the card's C4 over a PC/SC connection of our own."""
+    with emu.connect() as conn:
+        assert conn.transmit(bytes.fromhex("00A4040006D27600012401"))[-2:] == b"\x90\x00"
+        return conn.get_data(0xC4)[4]
+
+
+@pytest.mark.parametrize("installed", ["on-demand"], indirect=True)
+def test_two_stdio_applications_share_the_card_not_the_login(installed: Installed) -> None:
+    """A long-lived application (ssh-agent's PKCS#11 helper, logged in through the proxy module:
+    its own ``opcard serve --stdio``) and short ones started beside it, at the same time: each
+    sees the token, each that logs in signs (signatures verified), one that did not log in
+    cannot sign although the card itself is verified by the others, and no PIN try is used."""
+    tries = pw1_tries(installed.emu)
+    work = installed.home / "two"
+    work.mkdir()
+    env = {**askpass(work), "SSH_AUTH_SOCK": str(work / "agent.sock")}
+    agent = installed.popen([require_tool("ssh-agent"), "-D", "-a", env["SSH_AUTH_SOCK"]], **env)
+    try:
+        deadline = time.monotonic() + 10
+        while not (work / "agent.sock").exists():
+            assert agent.poll() is None and time.monotonic() < deadline, "no ssh-agent"
+            time.sleep(0.02)
+        ssh_add = require_tool("ssh-add")
+        installed.run([ssh_add, "-s", PROXY], **env)  # the agent's helper logs in
+        aut = demo("demo-ecc")["aut"]
+        (work / "aut.pub").write_text(aut.openssh + "\n")
+        installed.run([ssh_add, "-T", str(work / "aut.pub")], **env)
+
+        message = b"signed beside ssh-agent"
+        (work / "in").write_bytes(hashlib.sha256(message).digest())
+        tool = [require_tool("pkcs11-tool"), "--module", PROXY, "--token-label", "Jane Doe"]
+        sign = ["--sign", "--id", "03", "-m", "ECDSA", "--input-file", str(work / "in")]
+        # the private keys' handles, as a process that logs in finds them
+        found = installed.run([sys.executable, str(PROBE), PROXY, "Jane Doe", f"login={PW1}"])
+        keys = json.loads(found.stdout)["private_keys"]
+        assert len(keys) == 3, found
+        handles = ",".join(map(str, keys))
+        for round_ in range(2):
+            out = work / f"sig-{round_}"
+            started = {
+                "logged in": installed.popen(
+                    [*tool, "--login", "--pin", PW1, *sign, "--output-file", str(out)]
+                ),
+                "not logged in": installed.popen(
+                    [sys.executable, str(PROBE), PROXY, "Jane Doe", f"try={handles}"]
+                ),
+                "listing": installed.popen(
+                    [require_tool("p11tool"), "--export", "--outder", f"{AUT_URI};type=cert"]
+                ),
+                "agent": installed.popen([ssh_add, "-T", str(work / "aut.pub")], **env),
+            }
+            results = {
+                name: (p.communicate(timeout=60), p.returncode) for name, p in started.items()
+            }
+            for name in ("logged in", "listing", "agent"):
+                (stdout, stderr), rc = results[name]
+                assert rc == 0, (name, stdout, stderr.decode(errors="replace"))
+            assert results["listing"][0][0] == aut.cert_der
+            (stdout, stderr), rc = results["not logged in"]
+            assert rc == 0, stderr.decode(errors="replace")
+            probe = json.loads(stdout)  # the card is verified (by the others) meanwhile
+            assert probe["private_keys"] == [] and probe["accepted"] == probe["signed"] == []
+            # the three keys' handles: refused for want of a login
+            assert probe["refusals"].get(hex(USER_NOT_LOGGED_IN), 0) >= 3, probe
+            raw = out.read_bytes()
+            der = utils.encode_dss_signature(int.from_bytes(raw[:32]), int.from_bytes(raw[32:]))
+            aut.public.verify(der, message, ec.ECDSA(hashes.SHA256()))
+        # the agent's login outlived every other process and their logouts
+        installed.run([ssh_add, "-T", str(work / "aut.pub")], **env)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    assert pw1_tries(installed.emu) == tries == 3
