@@ -330,7 +330,7 @@ def check_ocsp(
     if not response:
         raise _ocsp_error(
             "the server sent no OCSP answer (no stapled certificate status) although one was "
-            "asked for (--status)"
+            "asked for"
         )
     try:
         parsed = ocsp.load_der_ocsp_response(response)
