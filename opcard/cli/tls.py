@@ -89,6 +89,28 @@ def unescape(text: str) -> bytes:
     "--cafile both must hold.",
 )
 @click.option(
+    "--crlfile",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CRLs (PEM, several in one file, or one DER CRL) to check the server's certificate "
+    "against, as openssl -CRLfile with -crl_check: a revoked certificate is refused, and so is "
+    "one whose issuer has no valid CRL in FILE (expired, not yet valid, badly signed).",
+)
+@click.option(
+    "--crl-check-all",
+    is_flag=True,
+    help="With --crlfile: check every certificate of the chain up to the root, not only the "
+    "server's (openssl -crl_check_all); each issuer then needs a CRL in FILE.",
+)
+@click.option(
+    "--status",
+    "ocsp_status",
+    is_flag=True,
+    help="Ask the server for its stapled OCSP answer and require it (like curl "
+    "--cert-status): a revoked or unknown status, a stale or badly signed answer, or no "
+    "answer at all is refused. Every handshake is then a full one.",
+)
+@click.option(
     "--no-verify",
     is_flag=True,
     help="Do not verify the server's certificate (insecure: anyone in the middle can read "
@@ -177,6 +199,9 @@ def connect(
     slot: str,
     cafile: str | None,
     pinnedpubkey: str | None,
+    crlfile: str | None,
+    crl_check_all: bool,
+    ocsp_status: bool,
     no_verify: bool,
     servername: str | None,
     alpn: tuple[str, ...],
@@ -218,6 +243,7 @@ def connect(
             pins = parse_pins(pinnedpubkey)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--pinnedpubkey") from e
+    _revocation_options(crlfile, crl_check_all, ocsp_status, no_verify, pins, cafile)
     payload = unescape(send) if send is not None else None
     saved = _read_session_file(sess_in) if sess_in is not None else None
     session = state.session()
@@ -229,6 +255,9 @@ def connect(
             cafile=cafile,
             verify=not no_verify,
             pinned_keys=pins,
+            crlfile=crlfile,
+            crl_check_all=crl_check_all,
+            ocsp_status=ocsp_status,
             alpn=protocols,
             min_version=tls_min,
             max_version=tls_max,
@@ -367,6 +396,26 @@ def _write_session_file(conn: TlsConnection, path: str, quiet: bool) -> None:
         raise CliError(f"cannot write the session file {path}: {e.strerror}", ExitCode.Error) from e
 
 
+def _revocation_options(
+    crlfile: str | None,
+    check_all: bool,
+    status: bool,
+    no_verify: bool,
+    pins: tuple[bytes, ...] | None,
+    cafile: str | None,
+) -> None:
+    if check_all and crlfile is None:
+        raise click.UsageError("--crl-check-all needs --crlfile FILE")
+    for given, name in ((crlfile is not None, "--crlfile"), (status, "--status")):
+        if given and no_verify:
+            raise click.UsageError(f"{name} and --no-verify contradict each other")
+        if given and pins and cafile is None:
+            raise click.UsageError(
+                f"{name} needs the chain verified: give --cafile too (--pinnedpubkey alone "
+                "checks only the key)"
+            )
+
+
 # what to do about a refused server certificate, by its cause (as curl says it)
 _OTHER = "--no-verify skips the check (insecure: anyone in the middle can read the session)"
 _CERTIFICATE_HINTS = {
@@ -380,6 +429,11 @@ _CERTIFICATE_HINTS = {
     "pin": "the server's key is not the pinned one: check --pinnedpubkey (the server may have "
     "a new key, or someone is in the middle)",
     "weak": "the server needs a stronger key (OpenSSL refuses it too at its default level)",
+    "revoked": "the server's certificate is revoked: do not connect; its owner must get a new one",
+    "crl": "the CRL file must hold a current CRL from the issuer of each checked certificate "
+    "(fetch a new one: its nextUpdate may have passed)",
+    "ocsp": "the server must staple a current OCSP answer from its CA (openssl s_server "
+    "-status_file / -status_url); without --status the answer is not required",
 }
 
 
@@ -453,6 +507,7 @@ def _show(
             f"  verified:  yes, for {conn.server_name!r}, up to "
             f"{shown(_name(anchor.subject))} ({shown(source)}){pinned}"
         )
+        lines += _revocation_lines(client, conn)
     lines.append(f"Client certificate ({client.slot.name} slot):")
     lines.append(f"  subject:   {shown(_name(client.certificate.subject))}")
     if conn.resumed:
@@ -469,6 +524,22 @@ def _show(
     kind = "resumed" if conn.resumed else "full"
     lines.append(f"Handshake:   {conn.handshake_seconds * 1000:.1f} ms ({kind})")
     echo("\n".join(lines))
+
+
+def _revocation_lines(client: TlsClient, conn: TlsConnection) -> list[str]:
+    verifier = client.verifier
+    lines = []
+    if verifier is not None and verifier.crl_check is not None:
+        what = "every certificate of the chain" if verifier.crl_check == "all" else "it"
+        lines.append(f"  CRL:       not revoked ({what} checked, {len(verifier.crls)} CRLs)")
+    if verifier is not None and verifier.require_ocsp and conn.ocsp_response:
+        from cryptography.x509 import ocsp
+
+        answer = ocsp.load_der_ocsp_response(conn.ocsp_response)
+        lines.append(
+            f"  OCSP:      good (stapled, produced {answer.produced_at_utc:%Y-%m-%d %H:%M} UTC)"
+        )
+    return lines
 
 
 def _document(
@@ -497,6 +568,8 @@ def _document(
             "verified": conn.verified_chain is not None,
             "cafile": cafile,
             "pinned_key": bool(client.verifier and client.verifier.pins),
+            "crl_check": client.verifier.crl_check if client.verifier else None,
+            "ocsp_status": "good" if conn.ocsp_response and client.verifier else None,
             "chain": [_name(c.subject) for c in conn.verified_chain or []],
         },
         "client_certificate": {

@@ -356,3 +356,58 @@ def test_live_responder_through_s_server(
         assert responder.requests == 2
     finally:
         responder.stop()
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_cli_status_and_crlfile(
+    material: Material, card_rig: object, openssl_server: object, pki: object, tmp_path: Path
+) -> None:
+    """``opcard tls connect --status`` / ``--crlfile`` / ``--crl-check-all``: what passed is
+    shown, a refusal exits 1 with the hint for its cause, before the card signs."""
+    from test_tls_cli import Cli
+
+    assert callable(card_rig) and callable(openssl_server)
+    rig: CardRig = card_rig("demo-ecc")
+    creds = _Creds(material.path("leaf.pem"), material.path("leaf-key.pem"))
+    good = openssl_server(credentials=creds, extra=("-status_file", str(material.path("good.der"))))
+    ca = ("--cafile", str(material.path("ca.pem")))
+    run = Cli(rig, good, pki)  # type: ignore[arg-type]
+    result = run(*ca, "--status", ca=False)
+    assert result.exit_code == 0, result.stderr
+    assert "  OCSP:      good (stapled, produced " in result.stdout
+    revoked = Cli(rig, openssl_server(credentials=creds, extra=(
+        "-status_file", str(material.path("revoked.der")))), pki)  # type: ignore[arg-type]  # fmt: skip
+    mark = rig.mark()
+    refused = revoked(*ca, "--status", ca=False)
+    assert refused.exit_code == 1
+    assert "is revoked: its OCSP answer says so" in refused.stderr
+    assert "do not connect" in refused.stderr
+    assert _signed(rig, mark) == 0
+    # without --status the staple is neither asked for nor needed
+    assert revoked(*ca, ca=False).exit_code == 0
+    none = Cli(rig, openssl_server(credentials=creds), pki)  # type: ignore[arg-type]
+    missing = none(*ca, "--status", ca=False)
+    assert missing.exit_code == 1 and "sent no OCSP answer" in missing.stderr
+    assert "-status_file" in missing.stderr  # the hint
+    # CRLs: the leaf, then the whole chain (the root's own CRL is then needed)
+    crls = tmp_path / "crls.pem"
+    from test_tls_revocation import crl
+
+    crls.write_bytes(crl(material.ca).public_bytes(serialization.Encoding.PEM))
+    ok = none(*ca, "--crlfile", str(crls), "--crl-check-all", "--json", ca=False)
+    assert ok.exit_code == 0, ok.stderr
+    assert '"crl_check": "all"' in ok.stdout
+    crls.write_bytes(crl(material.ca, [material.leaf]).public_bytes(serialization.Encoding.PEM))
+    bad = none(*ca, "--crlfile", str(crls), ca=False)
+    assert bad.exit_code == 1 and "is revoked: the CRL of" in bad.stderr
+    other = tmp_path / "other.pem"
+    other.write_bytes(crl(root("x", key="ec-ocsp-other")).public_bytes(serialization.Encoding.PEM))
+    nocrl = none(*ca, "--crlfile", str(other), ca=False)
+    assert nocrl.exit_code == 1 and "its revocation cannot be checked" in nocrl.stderr
+    assert "current CRL from the issuer" in nocrl.stderr
+    usage = none(*ca, "--crl-check-all", ca=False)
+    assert usage.exit_code == 2 and "--crl-check-all needs --crlfile" in usage.stderr
+    usage = none("--no-verify", "--status", ca=False)
+    assert usage.exit_code == 2 and "contradict" in usage.stderr
