@@ -77,6 +77,7 @@ PEER_LABELS = {
 
 sys.path.insert(0, str(WORKERS))
 from _common import DIGEST, internal_authenticate_apdu  # noqa: E402
+from benchrig import private_pcscd  # noqa: E402
 
 # --- venvs of the peers ------------------------------------------------------------------------
 
@@ -250,84 +251,6 @@ def shared_pcscd() -> Iterator[int]:
     finally:
         if started:
             subprocess.run(["bash", str(script), "stop"], capture_output=True)
-
-
-def _free_port_pair() -> int:
-    import random
-    import socket
-
-    for _ in range(200):
-        base = random.randrange(40000, 60000)
-        socks = []
-        try:
-            for port in (base, base + 1):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("0.0.0.0", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise SystemExit("no two free TCP ports for a private vpcd")
-
-
-@contextmanager
-def private_pcscd(workdir: Path) -> Iterator[int]:
-    """A pcscd of this run only, as tests/conftest.py makes one for OPCARD_RIG_PRIVATE=1.
-
-    It runs in its own mount namespace (``unshare --mount``, root only) with a directory of
-    ours bind-mounted on /run/pcscd; every PC/SC client of this run (the workers, scdaemon,
-    OpenSC) finds its socket through PCSCLITE_CSOCK_NAME. Its vpcd listens on two free ports;
-    the reader names stay "Virtual PCD 00 00" / "00 01". Other users of the machine neither
-    see our card nor disturb our readers. Yields the vpcd port of reader 00 00.
-    """
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("pcscd"):
-        raise SystemExit("a private pcscd needs root, unshare and pcscd (or use --shared-pcscd)")
-    rig = workdir / "rig"
-    conf, run = rig / "reader.conf.d", rig / "run"
-    conf.mkdir(parents=True)
-    run.mkdir()
-    base = _free_port_pair()
-    (conf / "vpcd").write_text(
-        'FRIENDLYNAME "Virtual PCD"\n'
-        f"DEVICENAME   /dev/null:{base:#06x}\n"
-        "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"
-        f"CHANNELID    {base:#06x}\n"
-    )
-    os.environ["PCSCLITE_CSOCK_NAME"] = str(run / "pcscd.comm")  # before any PC/SC call
-    script = f"mount --bind '{run}' /run/pcscd && exec pcscd --foreground --config '{conf}'"
-    with open(rig / "pcscd.log", "ab") as out:
-        proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        sc = _scard()
-        deadline = time.monotonic() + 10
-        while True:
-            hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-            if hr == sc.SCARD_S_SUCCESS:
-                hr, names = sc.SCardListReaders(ctx, [])
-                sc.SCardReleaseContext(ctx)
-                if hr == sc.SCARD_S_SUCCESS and len(names) >= 2:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = (rig / "pcscd.log").read_text(errors="replace")[-2000:]
-                raise SystemExit(f"the private pcscd did not come up:\n{log}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- workers -----------------------------------------------------------------------------------
