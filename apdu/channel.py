@@ -52,8 +52,9 @@ from apdu.errors import (
     Sw1,
     error_for_status,
 )
-from apdu.log import TRAFFIC, format_command, format_response, session_logger
-from apdu.log import logger as traffic_logger
+from apdu.log import emit as _log_line
+from apdu.log import enabled as _traffic_enabled
+from apdu.log import format_command, format_response, note
 from apdu.record import Record
 from apdu.transport import Transport
 
@@ -88,7 +89,6 @@ _OK = Sw.OK.value
 _MORE = Sw1.MORE_DATA.value
 _WRONG_LE = Sw1.WRONG_LE.value
 _GET_RESPONSE_HEADER = bytes((0x00, IsoIns.GET_RESPONSE.value, 0x00, 0x00))
-_traffic_enabled = traffic_logger.isEnabledFor
 
 
 class Framing(Record):
@@ -354,11 +354,11 @@ class Channel:
 
     def _transmit(self, wire: bytes, data_len: int, sensitive: bool) -> bytes:
         """One APDU through the transport; the only place that calls ``transmit``."""
-        log = _traffic_enabled(TRAFFIC)
+        log = _traffic_enabled()
         t0 = 0.0
         if log:
             start = 7 if data_len and wire[4] == 0 else 5
-            traffic_logger.log(TRAFFIC, format_command(wire, start, data_len, sensitive))
+            _log_line(format_command(wire, start, data_len, sensitive))
             t0 = time.perf_counter()
         try:
             raw = self.transport.transmit(wire)
@@ -367,7 +367,7 @@ class Channel:
             raise
         self.apdu_count += 1
         if log:
-            traffic_logger.log(TRAFFIC, format_response(raw, sensitive, time.perf_counter() - t0))
+            _log_line(format_response(raw, sensitive, time.perf_counter() - t0))
         if len(raw) < 2:
             raise MalformedResponseError(
                 f"response of {len(raw)} byte(s) has no status word (to {wire[:4].hex().upper()})"
@@ -375,8 +375,7 @@ class Channel:
         return raw
 
     def _note_extra(self, n: int, ne: int | None) -> None:
-        if session_logger.isEnabledFor(10):
-            session_logger.debug("card answered %d data bytes where Ne was %s", n, ne or 0)
+        note("card answered %d data bytes where Ne was %s", n, ne or 0)
 
     # -- transactions and reconnects --------------------------------------------------------
 

@@ -16,37 +16,85 @@ RETRY COUNTER, PUT DATA of the reset code, key import) is replaced by its length
 of a chain; the data of their responses is redacted as well.
 
 The send path calls :func:`enabled` once per APDU and formats nothing when it is off.
+
+:mod:`logging` is imported only when it is used: by :func:`enable`, by the first use of
+:data:`logger` or :data:`session_logger`, or by :func:`enabled` once another module has imported
+:mod:`logging` (until then no one can have configured a logger, so nothing is wanted). A
+command line without ``-v`` does not load :mod:`logging` at all (issue #15).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import logging
+
+    #: One line per APDU and response (the ``apdu.traffic`` logger).
+    logger: logging.Logger
+    #: Chaining events worth a note (the ``apdu.channel`` logger: a card answering more than
+    #: asked, a 6Cxx resend).
+    session_logger: logging.Logger
 
 __all__ = [
     "TRAFFIC",
     "logger",
     "session_logger",
     "enabled",
+    "emit",
+    "note",
     "format_command",
     "format_response",
     "enable",
 ]
 
-#: Log level of the traffic lines (below DEBUG = 10).
+#: Log level of the traffic lines (below DEBUG = 10), registered as "TRAFFIC".
 TRAFFIC = 5
-logging.addLevelName(TRAFFIC, "TRAFFIC")
+_DEBUG = 10
 
-#: One line per APDU and response.
-logger = logging.getLogger("apdu.traffic")
-#: Chaining events worth a note (a card answering more than asked, a 6Cxx resend).
-session_logger = logging.getLogger("apdu.channel")
+_modules = sys.modules
+_loggers: tuple[logging.Logger, logging.Logger] | None = None
+
+
+def _get() -> tuple[logging.Logger, logging.Logger]:
+    """The traffic and session loggers (importing :mod:`logging` the first time)."""
+    global _loggers
+    if _loggers is None:
+        import logging
+
+        logging.addLevelName(TRAFFIC, "TRAFFIC")
+        _loggers = (logging.getLogger("apdu.traffic"), logging.getLogger("apdu.channel"))
+    return _loggers
+
+
+if not TYPE_CHECKING:  # type checkers see the two loggers declared above
+
+    def __getattr__(name: str) -> object:
+        if name == "logger":
+            return _get()[0]
+        if name == "session_logger":
+            return _get()[1]
+        raise AttributeError(f"module 'apdu.log' has no attribute {name!r}")
 
 
 def enabled() -> bool:
-    """Whether traffic lines are wanted (cheap: the logging module caches the answer)."""
-    return logger.isEnabledFor(TRAFFIC)
+    """Whether traffic lines are wanted (cheap: False while :mod:`logging` is not imported,
+    then the logging module's cached answer)."""
+    return "logging" in _modules and _get()[0].isEnabledFor(TRAFFIC)
+
+
+def emit(line: str) -> None:
+    """Log one traffic line (check :func:`enabled` first)."""
+    _get()[0].log(TRAFFIC, line)
+
+
+def note(message: str, *args: object) -> None:
+    """A session note (DEBUG on ``apdu.channel``), when someone asked for them."""
+    if "logging" in _modules:
+        session = _get()[1]
+        if session.isEnabledFor(_DEBUG):
+            session.debug(message, *args)
 
 
 def format_command(wire: bytes, data_start: int, data_len: int, sensitive: bool) -> str:
@@ -83,9 +131,11 @@ def enable(stream: TextIO | None = None, level: int = TRAFFIC) -> logging.Handle
     A convenience for command-line tools and debugging; returns the handler so the caller can
     remove it again.
     """
+    import logging
+
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    for lg in (logger, session_logger):
+    for lg in _get():
         lg.addHandler(handler)
         lg.setLevel(level)
     return handler
