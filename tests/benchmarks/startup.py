@@ -289,6 +289,39 @@ def serve_first_slot_list(argv: list[str], env: dict[str, str]) -> tuple[float, 
 
 
 @dataclass
+class Process:
+    """One command as a process: called, it runs once and returns (seconds, stdout)."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+    def __call__(self) -> tuple[float, bytes]:
+        return timed_process(self.argv, self.env)
+
+
+def import_profile(python: Path, process: Process, top: int) -> str:
+    """Where the command's imports go (``-X importtime``, bytecode cached): the total, and the
+    self time summed per top-level package, largest first."""
+    argv = process.argv[1:] if process.argv[0] == str(python) else process.argv
+    proc = subprocess.run(
+        [str(python), "-X", "importtime", *argv], capture_output=True, env=process.env, check=False
+    )
+    per_package: dict[str, int] = {}
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        if not self_us.isdigit():
+            continue
+        package = name.split(".")[0]
+        per_package[package] = per_package.get(package, 0) + int(self_us)
+    total = sum(per_package.values())
+    largest = sorted(per_package.items(), key=lambda item: -item[1])[:top]
+    parts = ", ".join(f"{name} {us / 1000:.1f}" for name, us in largest)
+    return f"imports {total / 1000:.1f} ms: {parts}"
+
+
+@dataclass
 class Row:
     name: str
     run: Callable[[], tuple[float, bytes]]
@@ -320,6 +353,11 @@ def main() -> int:
     ap.add_argument("--shared-pcscd", action="store_true", help="use the machine's pcscd")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--keep", type=Path, help="build the venv in DIR and keep it")
+    ap.add_argument(
+        "--importtime",
+        action="store_true",
+        help="also print where each command's imports go (-X importtime, per package, ms)",
+    )
     args = ap.parse_args()
     if args.n < 1:
         ap.error("-n must be at least 1")
@@ -348,6 +386,13 @@ def main() -> int:
                 env["PCSCLITE_CSOCK_NAME"] = os.environ["PCSCLITE_CSOCK_NAME"]
             with emulator(port, work, apdu_log), gnupg_home(work, env) as genv:
                 rows = measure(args.n, python, bindir, env, genv, pin_file, message, apdu_log)
+                profiles = [
+                    f"{row.name}: {import_profile(python, row.run, 8)}"
+                    for row in rows
+                    if args.importtime
+                    and isinstance(row.run, Process)
+                    and Path(row.run.argv[0]).parent == bindir  # Python, not the C tools
+                ]
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -363,6 +408,8 @@ def main() -> int:
     for note in notes:
         print(f"note: {note}")
     print(table(rows, markdown=args.markdown))
+    for profile in profiles:
+        print(profile)
     return 0
 
 
@@ -380,11 +427,8 @@ def measure(
     opcard = [str(bindir / "opcard")]
     at = [*opcard, "--reader", READER]
 
-    def proc(
-        argv: list[str], extra: dict[str, str] | None = None
-    ) -> Callable[[], tuple[float, bytes]]:
-        e = dict(env, **(extra or {}))
-        return lambda: timed_process(argv, e)
+    def proc(argv: list[str], extra: dict[str, str] | None = None) -> Process:
+        return Process(argv, dict(env, **(extra or {})))
 
     def floor(name: str, *fargs: str) -> Callable[[], tuple[float, bytes]]:
         return proc([py, str(FLOORS / f"floor_{name}.py"), *fargs])
