@@ -775,9 +775,12 @@ class Session:
         try:
             return command(applet, data)
         except apdu_errors.SecurityStatusNotSatisfiedError:
-            if not self._reverify(pw):
-                raise
-            return command(applet, data)
+            # one PC/SC transaction: another program's SELECT or logout (its start or end) cannot
+            # land between the VERIFY and the command it is for (pcscd holds its commands back)
+            with self.card.channel.transaction():
+                if not self._reverify(pw):
+                    raise
+                return command(applet, data)
 
     def decrypt(
         self,

@@ -537,3 +537,64 @@ def test_two_stdio_applications_share_the_card_not_the_login(installed: Installe
         agent.terminate()
         agent.wait(10)
     assert pw1_tries(installed.emu) == tries == 3
+
+
+#: another program: SELECTs the OpenPGP applet on its own PC/SC connection until told to stop
+SELECTING = """
+import os, sys
+from smartcard import scard
+hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+hr, card, protocol = scard.SCardConnect(ctx, sys.argv[1], scard.SCARD_SHARE_SHARED, 3)
+assert hr == 0, hr
+pci = scard.SCARD_PCI_T1 if protocol == 2 else scard.SCARD_PCI_T0
+select = list(bytes.fromhex("00A4040006D27600012401"))
+print("selecting", flush=True)
+n = 0
+while not os.path.exists(sys.argv[2]):
+    hr, answer = scard.SCardTransmit(card, pci, select)
+    assert hr == 0 and answer[-2:] == [0x90, 0], (hr, answer)
+    n += 1
+print(n)
+"""
+SIGNATURES = 40
+
+
+def test_a_login_survives_other_programs_on_the_card(card: Emulator) -> None:
+    """What another application's ``opcard serve --stdio`` does to this one's login: its start
+    SELECTs the applet and its logout sends VERIFY P1=FF, and either makes the card forget
+    the user PIN between this process's commands. The session verifies again with the PIN it
+    holds, and that VERIFY and the command it is for go in one PC/SC transaction, so that no
+    third command lands between them. Here a second connection SELECTs the applet without
+    pause while this one signs: every signature is made and verifies, no PIN try is used."""
+    import opcard
+
+    aut = demo("demo-ecc")["aut"]
+    tries = pw1_tries(card)
+    failures = []
+    stop = card.workdir / "stop-selecting"
+    stop.unlink(missing_ok=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", SELECTING, card.reader, str(stop)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline() == b"selecting\n", other.stderr
+        with opcard.open_card(reader=card.reader) as opened, opened.session() as session:
+            session.login(PW1)
+            for i in range(SIGNATURES):
+                message = f"signature {i} beside another program".encode()
+                try:
+                    raw = session.sign("aut", hashlib.sha256(message).digest())
+                except opcard.OpcardError as e:
+                    failures.append(repr(e))
+                    continue
+                der = utils.encode_dss_signature(int.from_bytes(raw[:32]), int.from_bytes(raw[32:]))
+                aut.public.verify(der, message, ec.ECDSA(hashes.SHA256()))
+    finally:
+        stop.touch()
+        out, err = other.communicate(timeout=20)
+    selects = int(out.split()[-1])
+    assert selects > SIGNATURES, (out, err)  # the other program did run between them
+    assert failures == [], failures
+    assert pw1_tries(card) == tries == 3
