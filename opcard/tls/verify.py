@@ -11,7 +11,9 @@ tests/tls/test_tls_parity.py compares the two on a table of chains):
 - the chain must lead from the server's certificate, through the intermediates it sent (and
   any non-root certificates of the CA file), to a self-issued certificate of the CA file; a
   self-signed server certificate given as its own trust anchor is accepted, as OpenSSL does;
-- every certificate must be valid now; CAs must say CA:TRUE (critical or not), their keyUsage,
+- every certificate must be valid now; CAs must say CA:TRUE (critical or not) — a trust
+  anchor may instead lack basicConstraints when its keyUsage allows keyCertSign, as OpenSSL's
+  check_ca (not strict) takes it —; their keyUsage,
   when present, must allow keyCertSign (a CA without keyUsage is accepted), their
   extendedKeyUsage, when present, must allow serverAuth; path lengths and name constraints
   hold; signatures verify with the web PKI algorithms (no SHA-1, no Ed25519 signatures);
@@ -22,8 +24,11 @@ tests/tls/test_tls_parity.py compares the two on a table of chains):
 - the host name is checked as OpenSSL's ``X509_check_host`` does for Python's ``ssl``: the
   DNS names of subjectAltName, or the common name when there is no DNS name; a wildcard only
   as the whole leftmost label, matching one label, over at least two more labels (no partial
-  wildcards, as Python's ``ssl`` and curl); an IP address only against the IP addresses of
-  subjectAltName.
+  wildcards, as Python's ``ssl`` and curl); a trailing dot is compared like any other
+  character (``localhost.`` matches only ``localhost.``, never a wildcard); an IP address only
+  against the IP addresses of subjectAltName;
+- with :meth:`ServerVerifier.with_revocation`: CRLs and a stapled OCSP answer
+  (:mod:`opcard.tls.revocation`).
 
 :class:`ServerVerifier` does it; :class:`ServerCertificateError` says why a chain was refused
 and carries the TLS alert the client sends before closing, and its ``cause`` (for hints).
@@ -43,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
@@ -227,9 +233,12 @@ class ServerVerifier:
                 AlertCode.UnknownCa,
                 "no_ca",
             )
+        stand_ins = {id(r): _stand_in(r) for r in roots if _bare_anchor(r)}
+        real = {s.fingerprint(hashes.SHA256()): r for i, s in stand_ins.items() for r in roots
+                if id(r) == i}  # fmt: skip
         builder = (
             verification.PolicyBuilder()
-            .store(verification.Store(roots))
+            .store(verification.Store([stand_ins.get(id(r), r) for r in roots]))
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
         )
         try:
@@ -244,6 +253,7 @@ class ServerVerifier:
         if not _names_match(leaf, subject):
             raise _name_error(leaf, host)
         validated = list(path.chain)
+        validated[-1] = real.get(validated[-1].fingerprint(hashes.SHA256()), validated[-1])
         if self.crl_check is not None or self.require_ocsp:
             from opcard.tls import revocation
 
@@ -281,6 +291,48 @@ def _ca_basic_constraints(
         _refuse("basicConstraints.cA is not asserted in a CA certificate")
 
 
+def _bare_anchor(certificate: x509.Certificate) -> bool:
+    """A trust anchor OpenSSL's check_ca (not strict, its default) takes as a CA although it
+    has no basicConstraints: its keyUsage is present and allows keyCertSign. (Intermediates
+    must say CA:TRUE: "X509_V_FLAG_X509_STRICT is implicit for intermediate CAs".)"""
+    try:
+        certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        return bool(
+            certificate.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+        )
+    except x509.ExtensionNotFound:
+        return False
+
+
+_STAND_IN_KEY: list[ec.EllipticCurvePrivateKey] = []
+
+
+def _stand_in(anchor: x509.Certificate) -> x509.Certificate:
+    """The anchor with basicConstraints CA:TRUE added, for cryptography's verifier (which
+    requires the extension on every CA): same subject, key, validity and other extensions.
+    Trust anchors are not checked by their own signature (by OpenSSL neither), so a
+    throw-away key signs it; the path returned names the real anchor again."""
+    if not _STAND_IN_KEY:
+        _STAND_IN_KEY.append(ec.generate_private_key(ec.SECP256R1()))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(anchor.subject)
+        .issuer_name(anchor.issuer)
+        .public_key(anchor.public_key())
+        .serial_number(anchor.serial_number)
+        .not_valid_before(anchor.not_valid_before_utc)
+        .not_valid_after(anchor.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    for extension in anchor.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(_STAND_IN_KEY[0], hashes.SHA256())
+
+
 def _ca_key_usage(_policy: object, _cert: x509.Certificate, ext: x509.KeyUsage | None) -> None:
     # absent: any use (RFC 5280 and OpenSSL); present: it must allow signing certificates
     if ext is not None and not ext.key_cert_sign:
@@ -311,8 +363,8 @@ def _any(_policy: object, _cert: x509.Certificate, _ext: object) -> None:
 _CA_POLICY = (
     verification.ExtensionPolicy.webpki_defaults_ca()
     .may_be_present(x509.AuthorityKeyIdentifier, _AGNOSTIC, _any)
-    # cryptography requires the extension on every CA (OpenSSL also takes a root without it
-    # whose keyUsage allows keyCertSign: opcard refuses such a root, see docs/tls.md)
+    # cryptography requires the extension on every CA; a trust anchor without it that OpenSSL
+    # takes goes in as a stand-in with it (_bare_anchor, _stand_in)
     .require_present(x509.BasicConstraints, _AGNOSTIC, _ca_basic_constraints)
     .may_be_present(x509.KeyUsage, _AGNOSTIC, _ca_key_usage)
     .may_be_present(x509.ExtendedKeyUsage, _AGNOSTIC, _ca_eku)
@@ -364,9 +416,13 @@ def _names_match(leaf: x509.Certificate, subject: verification.Subject) -> bool:
 
 
 def _dns_match(pattern: str, host: str) -> bool:
-    pattern = pattern.lower().rstrip(".")
+    # a trailing dot is compared like any other character, as X509_check_host does:
+    # "localhost." matches only "localhost.", and a wildcard never matches a name with one
+    pattern = pattern.lower()
     if pattern == host:
         return True
+    if pattern.endswith(".") or host.endswith("."):
+        return False
     first, _, rest = pattern.partition(".")
     # a wildcard only as the whole leftmost label, over at least two more labels, matching
     # exactly one label (OpenSSL's rules with X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, the flag
@@ -402,10 +458,11 @@ def server_subject(host: str) -> verification.Subject:
         return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
         pass
-    name = text.rstrip(".")
+    name = text[:-1] if text.endswith(".") else text  # one trailing dot: a rooted name
     if not _DNS_NAME.fullmatch(name) or len(name) > 253:
         raise TlsError(f"{host!r} is neither a DNS name nor an IP address")
-    return x509.DNSName(name)
+    # the dot is kept: the certificate must name the host as given (OpenSSL's comparison)
+    return x509.DNSName(text)
 
 
 _DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")

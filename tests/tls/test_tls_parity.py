@@ -400,6 +400,30 @@ def _rows() -> list[Row]:
         [make("localhost", r_eku, san=["localhost"])], [r_eku])  # fmt: skip
     add("leaf keyUsage keyEncipherment only", True,
         [make("localhost", r, san=["localhost"], ku=("key_encipherment",))])  # fmt: skip
+    # OpenSSL's check_ca without X509_V_FLAG_X509_STRICT: a trust anchor without
+    # basicConstraints is a CA when its keyUsage allows keyCertSign
+    bare = root("root without basicConstraints, keyCertSign", ca=None, key="ec-bare")
+    add("root without basicConstraints, keyCertSign", True,
+        [make("localhost", bare, san=["localhost"])], [bare])  # fmt: skip
+    add("root without basicConstraints, keyCertSign, via an intermediate", True,
+        [make("localhost", ib := make("intermediate under a bare root", bare, ca=True, ku=CA_KU,
+              eku=None), san=["localhost"]), ib], [bare])  # fmt: skip
+    bare_ds = root("root without basicConstraints, digitalSignature", ca=None,
+                   ku=("digital_signature",), key="ec-bare")  # fmt: skip
+    add("root without basicConstraints, keyUsage without keyCertSign", False,
+        [make("localhost", bare_ds, san=["localhost"])], [bare_ds])  # fmt: skip
+    # a trailing dot is one more character for X509_check_host
+    for names, host, ok in (
+        (["localhost"], "localhost.", False),
+        (["localhost."], "localhost", False),
+        (["localhost."], "localhost.", True),
+        (["*.example.test"], "a.example.test.", False),
+        (["*.example.test."], "a.example.test.", False),
+    ):
+        add(f"trailing dot: {names[0]} for {host}", ok,
+            [make("localhost", r, san=names)], host=host)  # fmt: skip
+    add("trailing dot: CN localhost. (no SAN) for localhost.", True,
+        [make("localhost.", r)], host="localhost.")  # fmt: skip
     return rows
 
 
@@ -548,19 +572,6 @@ def test_refusals_name_their_cause(rows: list[Row]) -> None:
         assert info.value.cause == cause, (name, str(info.value))
 
 
-def test_known_difference_root_without_basic_constraints(tmp_path: Path) -> None:
-    """The one difference found: OpenSSL 3.0 (not strict) takes a trust anchor without
-    basicConstraints when its keyUsage allows keyCertSign; cryptography's verifier requires
-    basicConstraints on every CA, so opcard refuses it (fail closed; docs/tls.md says so).
-    Should either side change, this test says so."""
-    bare = root("root without basicConstraints, keyCertSign", ca=None)
-    row = Row("root without basicConstraints", "localhost", [bare],
-              [make("localhost", bare, san=["localhost"])], False)  # fmt: skip
-    assert openssl_verdict(row, tmp_path)[0] is True
-    assert python_ssl_verdict(row, tmp_path)[0] is True
-    assert opcard_verdict(row)[0] is False
-
-
 def test_known_difference_partial_wildcard(tmp_path: Path) -> None:
     """``openssl verify -verify_hostname`` takes a partial wildcard (``a*.example.test`` for
     ``ab.example.test``); Python's ssl (X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS) and curl do not,
@@ -571,18 +582,3 @@ def test_known_difference_partial_wildcard(tmp_path: Path) -> None:
     assert openssl_verdict(row, tmp_path)[0] is True
     assert python_ssl_verdict(row, tmp_path)[0] is False
     assert opcard_verdict(row)[0] is False
-
-
-def test_known_difference_trailing_dot(tmp_path: Path) -> None:
-    """opcard (like curl) takes ``localhost.`` and ``localhost`` as the same name, on either
-    side; OpenSSL's X509_check_host, and so ``openssl verify`` and Python's ssl, compare them
-    as different strings. The one difference on the accepting side: the same DNS name."""
-    r = root()
-    for names, host in ((["localhost"], "localhost."), (["localhost."], "localhost")):
-        row = Row("trailing dot", host, [r], [make("localhost", r, san=names)], True)
-        assert openssl_verdict(row, tmp_path)[0] is False
-        assert python_ssl_verdict(row, tmp_path)[0] is False
-        assert opcard_verdict(row)[0] is True
-    other = Row("trailing dot, other name", "other.test.", [r],
-                [make("localhost", r, san=["localhost."])], False)  # fmt: skip
-    assert opcard_verdict(other)[0] is False
