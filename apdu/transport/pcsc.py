@@ -49,13 +49,13 @@ from __future__ import annotations
 import _socket
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-from smartcard import scard
 
 from apdu.errors import (
     AmbiguousReaderError,
@@ -83,6 +83,43 @@ __all__ = [
     "list_readers",
     "wait_for_card",
 ]
+
+
+def _import_scard() -> ModuleType:
+    """pyscard's ``smartcard.scard`` (the SCard* calls), without running the ``smartcard``
+    package's ``__init__`` first when nothing has imported it yet.
+
+    That ``__init__`` loads pyscard's object layer (Session, System, the reader factories,
+    the observer machinery: about 5 ms, a tenth of a command's start-up) which this module does
+    not use. The package is registered unexecuted, its ``__init__`` runs the first time someone
+    asks it for an attribute (PEP 562: ``import smartcard; smartcard.listReaders()`` or
+    ``from smartcard import Session`` work as always), and its ``scard`` sub-package is
+    imported as usual.
+    """
+    if "smartcard" not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.find_spec("smartcard")
+        loader = spec.loader if spec is not None else None
+        if spec is not None and loader is not None and spec.submodule_search_locations:
+            package = importlib.util.module_from_spec(spec)
+            lock = threading.Lock()
+
+            def finish_import(name: str) -> object:
+                with lock:
+                    if package.__dict__.pop("__getattr__", None) is not None:
+                        loader.exec_module(package)
+                return getattr(package, name)
+
+            package.__dict__["__getattr__"] = finish_import
+            sys.modules["smartcard"] = package
+    import smartcard.scard as module  # the attribute: bound by the import, no __getattr__
+
+    assert isinstance(module, ModuleType)
+    return module
+
+
+scard = _import_scard()
 
 #: Seconds a command may take before the card counts as not answering ($OPCARD_CARD_TIMEOUT).
 DEFAULT_TIMEOUT: Final = 30.0
