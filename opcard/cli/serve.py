@@ -24,6 +24,7 @@ from opcard.cli.errors import CliError
 from opcard.cli.pin_input import USER, read_pin, user_pin_options
 
 if TYPE_CHECKING:
+    from opcard.serve.confirm import Confirmation
     from opcard.serve.pcsc import PcscMonitor
     from opcard.serve.slots import Registry
 
@@ -115,6 +116,31 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     "give way when places run out].",
 )
 @click.option(
+    "--confirm",
+    type=click.Choice(["never", "forwarded", "all"], case_sensitive=False),
+    default="never",
+    show_default=True,
+    help="Ask before every use of a private key (signature, decryption, ECDH) by these "
+    "connections: forwarded = those relayed by ssh/sshd (a socket forwarded with ssh -R). "
+    "The --confirm-command is run with the prompt; only exit status 0 allows it, anything "
+    "else is CKR_FUNCTION_REJECTED and no APDU (docs/serve.md, Over ssh).",
+)
+@click.option(
+    "--confirm-command",
+    metavar="COMMAND",
+    help="The program asked (split into words; the prompt is added as its last argument, "
+    "SSH_ASKPASS_PROMPT=confirm is set, as ssh-agent does for ssh-add -c) [default: "
+    "$SSH_ASKPASS, else ssh-askpass].",
+)
+@click.option(
+    "--confirm-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time the confirmation command has to answer; no answer is a refusal.",
+)
+@click.option(
     "--stdio",
     is_flag=True,
     help="Serve one client on standard input/output instead of a socket: for p11-kit, which "
@@ -172,6 +198,9 @@ def serve(
     max_per_process: int,
     frame_timeout: float,
     idle_timeout: float | None,
+    confirm: str,
+    confirm_command: str | None,
+    confirm_timeout: float,
     stdio: bool,
     install: bool,
     shared: bool,
@@ -222,6 +251,7 @@ def serve(
                 readers, serials, socket_path or default_socket_path(), shared, systemd_units
             )
         return
+    confirmation = _confirmation(confirm, confirm_command, confirm_timeout)
     if stdio and socket_path is not None:
         raise click.UsageError("--stdio serves standard input/output, not a --socket")
     if stdio and login and pin is None and pin_file is None and not os.environ.get("OPCARD_PIN"):
@@ -270,7 +300,16 @@ def serve(
             idle_timeout=idle_timeout,
             slow_after=min(SLOW_AFTER, frame_timeout / 2),
         )
-        server = Server(registry, socket_path or default_socket_path(), limits=limits)
+        server = Server(
+            registry, socket_path or default_socket_path(), limits=limits, confirmation=confirmation
+        )
+        if confirmation is not None:
+            logging.getLogger("opcard.serve").info(
+                "every private-key use of %s connections asks %s (%g s to answer)",
+                confirmation.when.value,
+                confirmation.command[0],
+                confirmation.timeout,
+            )
         if stream is not None:
             if monitor is not None:
                 monitor.start()
@@ -315,6 +354,39 @@ def serve(
                 server.stop()
         finally:
             restore_logging()
+
+
+def _confirmation(when: str, command: str | None, timeout: float) -> Confirmation | None:
+    """``--confirm``/``--confirm-command``/``--confirm-timeout`` as a policy (None: never)."""
+    import shlex
+    import shutil
+
+    from opcard.serve.confirm import Confirmation, ConfirmWhen
+
+    policy = ConfirmWhen(when.lower())
+    if policy is ConfirmWhen.NEVER:
+        if command is not None:
+            raise click.UsageError("--confirm-command needs --confirm forwarded or all")
+        return None
+    if command is None:
+        command = os.environ.get("SSH_ASKPASS") or shutil.which("ssh-askpass")
+        if not command:
+            raise click.UsageError(
+                f"--confirm {policy.value} needs a command to ask: give --confirm-command "
+                "(no $SSH_ASKPASS set and no ssh-askpass on the PATH)"
+            )
+        words = [command]  # a path, as ssh-agent takes $SSH_ASKPASS: not split
+    else:
+        try:
+            words = shlex.split(command)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--confirm-command") from e
+    if not words or shutil.which(words[0]) is None:
+        raise click.BadParameter(
+            f"{words[0] if words else command!r} is not an executable program",
+            param_hint="--confirm-command",
+        )
+    return Confirmation(policy, tuple(words), timeout)
 
 
 def _status(path: Path) -> None:

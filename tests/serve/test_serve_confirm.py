@@ -14,12 +14,14 @@ import contextlib
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from serve_support import (
@@ -36,6 +38,9 @@ from serve_support import (
     u64,
 )
 
+import opcard
+from opcard.cli.app import cli
+from opcard.cli.backend import ReaderEntry, use_backend
 from opcard.pkcs11 import Attribute as A
 from opcard.pkcs11 import Mechanism as M
 from opcard.pkcs11 import ObjectClass, ReturnValue
@@ -71,7 +76,9 @@ class Asker:
     def __post_init__(self) -> None:
         self.script.write_text(
             "#!/bin/sh\n"
-            f'printf "%s\\n" "$1" >> {self.directory}/prompts\n'
+            "for last; do :; done\n"  # the prompt: the last argument
+            f'printf "%s\\n" "$last" >> {self.directory}/prompts\n'
+            f'printf "%s\\n" "$*" >> {self.directory}/argv\n'
             f'printf "%s %s %s %s %s\\n" "$SSH_ASKPASS_PROMPT" "$OPCARD_CONFIRM_OPERATION" '
             f'"$OPCARD_CONFIRM_KEY" "$OPCARD_CONFIRM_SERIAL" "$OPCARD_CONFIRM_FORWARDED" '
             f">> {self.directory}/env\n"
@@ -301,3 +308,100 @@ def test_no_answer_refuses_and_does_not_hold_up_others(tmp_path: Path) -> None:
                 not Path(f"/proc/{pid}").exists()
                 or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
             )
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+class LoggedCard:
+    """A backend with one emulated card whose APDUs are kept (``sent``)."""
+
+    def __init__(self) -> None:
+        self.card = emulated_card("demo-rsa")
+
+    def open_card(self, *, serial: str | None, reader: str | None) -> opcard.Card:
+        return self.card.card
+
+    def readers(self) -> list[ReaderEntry]:
+        return []
+
+
+def serve_cli(
+    args: list[str], env: dict[str, str | None] | None = None, input: str | None = None
+) -> Result:
+    env = {"SSH_ASKPASS": None, **(env or {})}
+    return CliRunner().invoke(cli, ["serve", *args], env=env, input=input)
+
+
+def test_cli_confirm_needs_a_command(tmp_path: Path) -> None:
+    socket_path = str(tmp_path / "sock" / "pkcs11")
+    with use_backend(LoggedCard()):
+        result = serve_cli(
+            ["--socket", socket_path, "--confirm", "forwarded"], {"PATH": str(tmp_path)}
+        )
+        assert result.exit_code == 2, result.output
+        assert "--confirm forwarded needs a command to ask" in result.output
+        result = serve_cli(["--socket", socket_path, "--confirm-command", "/bin/true"])
+        assert result.exit_code == 2, result.output
+        assert "--confirm-command needs --confirm forwarded or all" in result.output
+        result = serve_cli(
+            ["--socket", socket_path, "--confirm", "all", "--confirm-command", "/no/such ask"]
+        )
+        assert result.exit_code == 2, result.output
+        assert "'/no/such' is not an executable program" in result.output
+    assert not (tmp_path / "sock").exists()
+
+
+def test_cli_confirm_all_asks_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``opcard serve --confirm all --confirm-command '…'`` (in a thread): a signature is
+    refused by the command, with no APDU; the command got its words and the prompt."""
+    asker = Asker(tmp_path)
+    stop = threading.Event()
+    monkeypatch.setattr("opcard.cli.serve._wait_for_a_signal", lambda: stop.wait(30))
+    directory = private_dir("opcard-confirm-cli-")
+    socket_path = directory / "pkcs11"
+    backend = LoggedCard()
+    results: list[Result] = []
+    with use_backend(backend):
+        thread = threading.Thread(
+            target=lambda: results.append(
+                serve_cli(
+                    [
+                        "--socket", str(socket_path), "--pin-file", "-", "--confirm", "all",
+                        "--confirm-command", f"{asker.script} --ignored-word",
+                        "--confirm-timeout", "5",
+                    ],
+                    {"OPCARD_PIN": None},
+                    f"{PW1}\n",
+                )
+            ),
+            daemon=True,
+        )  # fmt: skip
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not socket_path.exists():
+                assert thread.is_alive(), results[0].output if results else "?"
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            with RawClient(socket_path) as c:
+                c.initialize()
+                (slot,) = c.slots()
+                session = c.open(slot)
+                sign_init(c, session, key_handle(c, session, 3))
+                before = len(backend.card.sent)
+                rv = rv_of(lambda: c.call(43, u64(session) + ay(SIG_INPUT) + u32(256)))
+                assert rv == ReturnValue.FUNCTION_REJECTED
+                assert len(backend.card.sent) == before
+        finally:
+            stop.set()
+            thread.join(15)
+            shutil.rmtree(directory, ignore_errors=True)
+    assert results and results[0].exit_code == 0, results[0].output if results else "?"
+    (prompt,) = asker.prompts()
+    assert (tmp_path / "argv").read_text() == f"--ignored-word {prompt}\n"
+    assert prompt.startswith("opcard: allow a signature with the Authentication key (AUT)")
+    # the start-up line says it
+    assert f"every private-key use of all connections asks {asker.script} (5 s" in (
+        results[0].output
+    )
