@@ -26,9 +26,33 @@ def test_examples_are_found() -> None:
     assert len(blocks("python")) >= 2 and len(blocks("console")) == 1
 
 
+def demo_crl() -> bytes:
+    """An empty CRL of the demo CA (current), for the revocation example's "crl.pem"."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca = x509.load_pem_x509_certificate(DEMO_CA.read_bytes())
+    key = serialization.load_pem_private_key((DEMO_CA.parent / "ca-key.pem").read_bytes(), None)
+    now = datetime.datetime.now(datetime.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - datetime.timedelta(hours=1))
+        .next_update(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_python_example(
-    index: int, card_rig: object, openssl_server: object, monkeypatch: pytest.MonkeyPatch
+    index: int,
+    card_rig: object,
+    openssl_server: object,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     assert callable(card_rig) and callable(openssl_server)
     source = blocks("python")[index]
@@ -37,6 +61,9 @@ def test_python_example(
     rig: CardRig = card_rig(variant)
     server = openssl_server()
     source = source.replace("8443", str(server.port)).replace('"ca.pem"', repr(str(DEMO_CA)))
+    if '"crl.pem"' in source:
+        (tmp_path / "crl.pem").write_bytes(demo_crl())
+        source = source.replace('"crl.pem"', repr(str(tmp_path / "crl.pem")))
     exec(compile(source, f"{DOC}:python-{index}", "exec"), {"card": rig.card})
 
 
