@@ -653,6 +653,8 @@ class TlsClient:
         if unfit is not None:
             return None, None, None, unfit
         path: list[x509.Certificate] | None = None
+        if why is None and self.verifier is not None and self.verifier.require_ocsp:
+            why = "an OCSP answer is required (ocsp_status) and a resumed handshake carries none"
         if why is None and self.verifier is not None:
             try:
                 path = self.verifier.verify(candidate.server_chain, name)

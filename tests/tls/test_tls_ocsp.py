@@ -411,3 +411,32 @@ def test_cli_status_and_crlfile(
     assert usage.exit_code == 2 and "--crl-check-all needs --crlfile" in usage.stderr
     usage = none("--no-verify", "--status", ca=False)
     assert usage.exit_code == 2 and "contradict" in usage.stderr
+
+
+def test_status_makes_every_handshake_a_full_one(
+    material: Material, card_rig: object, openssl_server: object
+) -> None:
+    """A resumed handshake carries no staple: with ocsp_status a cached session is not
+    offered, the next connection is a full handshake (the card signs again) and says why."""
+    from opcard.tls.sessions import SessionCache
+
+    assert callable(card_rig) and callable(openssl_server)
+    rig: CardRig = card_rig("demo-ecc")
+    creds = _Creds(material.path("leaf.pem"), material.path("leaf-key.pem"))
+    server = openssl_server(
+        credentials=creds, extra=("-tls1_2", "-status_file", str(material.path("good.der")))
+    )
+    cache = SessionCache()
+    with rig.card.session() as session:
+        session.login(PW1)
+        client = TlsClient(
+            session, cafile=material.path("ca.pem"), ocsp_status=True, session_cache=cache
+        )
+        for round_ in range(2):
+            mark = rig.mark()
+            with client.connect("127.0.0.1", server.port, server_name="localhost") as conn:
+                assert not conn.resumed and conn.ocsp_response == material.answers["good"]
+                assert _signed(rig, mark) == 1
+                if round_:
+                    assert conn.session_refused is not None
+                    assert "a resumed handshake carries none" in conn.session_refused
