@@ -539,7 +539,8 @@ def test_two_stdio_applications_share_the_card_not_the_login(installed: Installe
     assert pw1_tries(installed.emu) == tries == 3
 
 
-#: another program: SELECTs the OpenPGP applet on its own PC/SC connection until told to stop
+#: another program: on its own PC/SC connection, SELECTs the OpenPGP applet and logs out
+#: (VERIFY P1=FF, as an application's opcard does when it ends after a login) until told to stop
 SELECTING = """
 import os, sys
 from smartcard import scard
@@ -547,11 +548,11 @@ hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
 hr, card, protocol = scard.SCardConnect(ctx, sys.argv[1], scard.SCARD_SHARE_SHARED, 3)
 assert hr == 0, hr
 pci = scard.SCARD_PCI_T1 if protocol == 2 else scard.SCARD_PCI_T0
-select = list(bytes.fromhex("00A4040006D27600012401"))
+commands = [list(bytes.fromhex(c)) for c in ("00A4040006D27600012401", "0020FF82")]
 print("selecting", flush=True)
 n = 0
 while not os.path.exists(sys.argv[2]):
-    hr, answer = scard.SCardTransmit(card, pci, select)
+    hr, answer = scard.SCardTransmit(card, pci, commands[n % 2])
     assert hr == 0 and answer[-2:] == [0x90, 0], (hr, answer)
     n += 1
 print(n)
@@ -561,11 +562,11 @@ SIGNATURES = 40
 
 def test_a_login_survives_other_programs_on_the_card(card: Emulator) -> None:
     """What another application's ``opcard serve --stdio`` does to this one's login: its start
-    SELECTs the applet and its logout sends VERIFY P1=FF, and either makes the card forget
-    the user PIN between this process's commands. The session verifies again with the PIN it
-    holds, and that VERIFY and the command it is for go in one PC/SC transaction, so that no
-    third command lands between them. Here a second connection SELECTs the applet without
-    pause while this one signs: every signature is made and verifies, no PIN try is used."""
+    SELECTs the applet, and its logout (VERIFY P1=FF) makes the card forget the user PIN
+    between this process's commands. The session verifies again with the PIN it holds, and
+    that VERIFY and the command it is for go in one PC/SC transaction, so that no third
+    command lands between them. Here another process SELECTs and logs out without pause while
+    this one signs: every signature is made and verifies, no PIN try is used."""
     import opcard
 
     aut = demo("demo-ecc")["aut"]
@@ -577,12 +578,14 @@ def test_a_login_survives_other_programs_on_the_card(card: Emulator) -> None:
         [sys.executable, "-c", SELECTING, card.reader, str(stop)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+    logged = len(card.log_entries())
     try:
         assert other.stdout is not None
         assert other.stdout.readline() == b"selecting\n", other.stderr
         with opcard.open_card(reader=card.reader) as opened, opened.session() as session:
             session.login(PW1)
             for i in range(SIGNATURES):
+                time.sleep(0.01)  # back to back, pcscd would not let the other program in
                 message = f"signature {i} beside another program".encode()
                 try:
                     raw = session.sign("aut", hashlib.sha256(message).digest())
@@ -595,6 +598,8 @@ def test_a_login_survives_other_programs_on_the_card(card: Emulator) -> None:
         stop.touch()
         out, err = other.communicate(timeout=20)
     selects = int(out.split()[-1])
-    assert selects > SIGNATURES, (out, err)  # the other program did run between them
+    assert selects >= 10, (out, err)
+    verifies = [e.text for e in card.log_entries()[logged:] if e.text.startswith("00200082")]
+    assert len(verifies) >= 2, verifies  # the login, then again after the other's logouts
     assert failures == [], failures
     assert pw1_tries(card) == tries == 3
