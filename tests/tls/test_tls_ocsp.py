@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -440,3 +441,41 @@ def test_status_makes_every_handshake_a_full_one(
                 if round_:
                     assert conn.session_refused is not None
                     assert "a resumed handshake carries none" in conn.session_refused
+
+
+def test_status_request_keeps_psk_binders_valid(tmp_path: Path) -> None:
+    """The status_request extension goes before a pre_shared_key extension (which must stay
+    last) and the PSK binders, which sign the ClientHello, are computed again: a TLS 1.3
+    external-PSK handshake with ``openssl s_server -psk`` succeeds with and without it (a
+    stale binder makes s_server answer illegal_parameter)."""
+    import socket
+
+    from tls_support import _Process, free_port
+
+    from opcard.tls.client import _CardTLSConnection
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tlslite.handshakesettings import HandshakeSettings
+
+    key = bytes(range(32))
+    port = free_port()
+    server = _Process(
+        [require_tool("openssl"), "s_server", "-accept", f"127.0.0.1:{port}", "-tls1_3",
+         "-psk", key.hex(), "-psk_identity", "opcard-test", "-nocert", "-www"],
+        tmp_path / "s_server.log",
+    )  # fmt: skip
+    server._spawn()
+    try:
+        server.wait_for("ACCEPT")
+        for status in (False, True):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                tls = _CardTLSConnection(sock, None)
+                tls.opcard_status_request = status
+                settings = HandshakeSettings()
+                settings.minVersion = (3, 4)
+                settings.pskConfigs = [(b"opcard-test", key, "sha256")]
+                tls.handshakeClientCert(settings=settings, serverName="localhost")
+                assert tls.version == (3, 4) and tls.session.cipherSuite
+    finally:
+        server.stop()
