@@ -51,12 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
-from benchrig import OPENSC_CONF, card_present, wait_for  # noqa: E402
-
-try:  # moved to benchrig with the serve benchmarks; in peers before
-    from benchrig import private_pcscd
-except ImportError:  # pragma: no cover
-    from peers import private_pcscd
+from benchrig import OPENSC_CONF, card_present, private_pcscd, wait_for  # noqa: E402
 
 FLOORS = HERE / "floors"
 READER = "Virtual PCD 00 00"
