@@ -16,7 +16,13 @@ keep the command line's start-up short must not silently become eager again.
 - ``opcard.cli.cert`` (``cert export``) does not load the PIN input: ``cert import`` and
   ``cert delete`` are in ``opcard.cli.cert_admin``, loaded when one of them is used;
 - ``opcard --help`` lists the sub-commands from ``opcard.cli.app.SUMMARIES`` without importing
-  their modules, and the listing is the one the commands themselves give.
+  their modules, and the listing is the one the commands themselves give;
+- ``import opcard`` and ``import apdu`` load nothing else (their names resolve on first use;
+  ``opcard._ERRORS`` is ``opcard.errors.__all__``), ``import apdu.errors`` not the commands;
+- nothing on the card path uses :mod:`dataclasses` (value classes are ``apdu.record.Record``);
+- ``apdu.log`` and the channel do not load :mod:`logging` until someone else has;
+- ``apdu.transport.pcsc`` loads pyscard's ``smartcard.scard`` without the ``smartcard``
+  package's object layer, which still loads (and works) on first use.
 
 The modules loaded by ``opcard cert export`` against a card are checked in
 tests/cli/test_cli_pcsc.py.
@@ -208,3 +214,82 @@ def test_root_help_lists_what_the_commands_say(width: int, monkeypatch: pytest.M
     assert fast.exit_code == slow.exit_code == 0
     assert "Commands:" in fast.output and "serve" in fast.output
     assert fast.output == slow.output
+
+
+def test_package_inits_load_nothing() -> None:
+    assert {m for m in loaded_after("import opcard") if m.startswith(("opcard", "apdu"))} == {
+        "opcard"
+    }
+    assert {m for m in loaded_after("import apdu") if m.startswith("apdu")} == {"apdu"}
+    assert not loaded_after("import apdu.errors") & {"apdu.command", "apdu.record"}
+    code = (
+        "import apdu, opcard\n"
+        "from apdu.command import Command\n"
+        "from opcard.errors import WrongPinError, translated\n"
+        "assert apdu.Command is Command and opcard.WrongPinError is WrongPinError\n"
+        "assert opcard.translated is translated\n"
+        "assert set(apdu.__all__) <= set(dir(apdu)) and set(opcard.__all__) <= set(dir(opcard))\n"
+        "for package in (apdu, opcard):\n"
+        "    try:\n"
+        "        package.NoSuchName\n"
+        "    except AttributeError as e:\n"
+        "        assert 'NoSuchName' in str(e)\n"
+        "    else:\n"
+        "        raise SystemExit('no AttributeError')\n"
+    )
+    loaded_after(code)
+
+
+def test_opcard_exports_every_error() -> None:
+    import opcard
+    from opcard import errors
+
+    assert sorted(opcard._ERRORS) == sorted(errors.__all__), (
+        "opcard/__init__.py _ERRORS must list opcard.errors.__all__"
+    )
+    for name in errors.__all__:
+        assert getattr(opcard, name) is getattr(errors, name)
+        assert name in opcard.__all__
+
+
+def test_card_path_does_not_load_dataclasses() -> None:
+    modules = loaded_after("import opcard.card, apdu.transport.pcsc, opcard.cli.backend")
+    assert not modules & {"dataclasses", "inspect"}
+
+
+def test_logging_only_when_someone_loads_it() -> None:
+    assert "logging" not in loaded_after("import apdu.channel")
+    code = (
+        "import io, sys\n"
+        "from apdu import log\n"
+        "assert not log.enabled() and 'logging' not in sys.modules\n"
+        "import logging\n"
+        "stream = io.StringIO()\n"
+        "logging.basicConfig(stream=stream, level=1, format='%(levelname)s %(name)s %(message)s')\n"
+        "assert log.enabled()\n"
+        "log.emit('> 00a4')\n"
+        "log.note('card answered %d', 3)\n"
+        "lines = stream.getvalue().splitlines()\n"
+        "assert lines == ['TRAFFIC apdu.traffic > 00a4', 'DEBUG apdu.channel card answered 3']\n"
+        "assert log.logger is logging.getLogger('apdu.traffic')\n"
+        "assert log.session_logger is logging.getLogger('apdu.channel')\n"
+    )
+    assert "logging" in loaded_after(code)
+
+
+def test_pyscard_object_layer_loads_on_first_use() -> None:
+    modules = loaded_after("import apdu.transport.pcsc")
+    assert {"smartcard", "smartcard.scard"} <= modules
+    assert not modules & {"smartcard.Session", "smartcard.System", "smartcard.CardConnection"}
+    code = (
+        "import apdu.transport.pcsc as pcsc\n"
+        "import smartcard\n"
+        "from smartcard import Session\n"
+        "from smartcard.System import readers\n"
+        "assert callable(smartcard.listReaders) and 'Session' in smartcard.__all__\n"
+        "assert smartcard.scard is pcsc.scard and '__getattr__' not in vars(smartcard)\n"
+    )
+    assert {"smartcard.Session", "smartcard.System"} <= loaded_after(code)
+    # imported the usual way first: the transport uses that package as it is
+    code = "import smartcard\nimport apdu.transport.pcsc as p\nassert p.scard is smartcard.scard\n"
+    assert "smartcard.Session" in loaded_after(code)
