@@ -405,3 +405,13 @@ def test_cli_confirm_all_asks_the_command(tmp_path: Path, monkeypatch: pytest.Mo
     assert f"every private-key use of all connections asks {asker.script} (5 s" in (
         results[0].output
     )
+
+
+def test_the_prompt_shown_in_the_docs() -> None:
+    """docs/serve.md (*Confirming each use*) shows a prompt: it is the one the daemon makes."""
+    from conftest import REPO
+
+    use = KeyUse("sign", "AUT", "Authentication key", "Jane Doe", "10000001")
+    command = "ssh -R /home/jane/.opcard.sock:/run/user/1000/opcard/pkcs11 jane@server.example"
+    text = prompt_text(use, PeerProcess(4242, "/usr/bin/ssh", command), forwarded=True)
+    assert f"\n{text}\n" in (REPO / "docs" / "serve.md").read_text()
