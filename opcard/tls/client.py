@@ -218,6 +218,7 @@ class _CardTLSConnection(TLSConnection):  # type: ignore[misc]  # tlslite has no
             if (
                 self.opcard_status_request
                 and self.opcard_staple is None
+                and self.opcard_verified is None  # before the chain check: after Certificate
                 and self.version <= (3, 3)
                 and header.type == ContentType.handshake
                 and parser.bytes[:1] == bytes([HandshakeType.certificate_status])

@@ -285,7 +285,10 @@ def _matches(
 ) -> bool:
     if single.serial_number != leaf.serial_number:
         return False
-    algorithm = single.hash_algorithm
+    try:
+        algorithm = single.hash_algorithm
+    except UnsupportedAlgorithm:  # a CertID hashed with an algorithm cryptography lacks
+        return False
     name = hashes.Hash(algorithm)
     name.update(issuer.subject.public_bytes())
     key = issuer.public_key().public_bytes(
