@@ -69,6 +69,9 @@ MAX_FILE_SIZE = 256 * 1024
 TLS1_2 = 0x0303
 TLS1_3 = 0x0304
 
+# taking a TLS 1.3 ticket out of a session (used once) is atomic across threads
+_OFFER_LOCK = threading.Lock()
+
 
 @dataclass(frozen=True, slots=True)
 class SessionKey:
@@ -203,6 +206,10 @@ class TlsSession:
     def _offer(self) -> Any:
         """The tlslite session to hand to ``handshakeClientCert``: a copy; a TLS 1.3 ticket
         it uses is taken out of this session (a ticket is used once)."""
+        with _OFFER_LOCK:
+            return self._offer_locked()
+
+    def _offer_locked(self) -> Any:
         now = time.time()
         offered = self._session._clone()
         if self.version == TLS1_3:

@@ -77,6 +77,35 @@ def test_openssl_s_server_resumes(
         assert len(cache) >= 1
 
 
+@pytest.mark.parametrize("tickets", [True, False], ids=["ticket", "session-id"])
+def test_tls12_by_ticket_and_by_session_id(
+    tickets: bool, card_rig: object, pki: Pki, openssl_server: object
+) -> None:
+    """OpenSSL issues a TLS 1.2 ticket (RFC 5077) by default; with -no_ticket the session ID
+    of its cache resumes. Both: 0 APDUs, and the SIG key's signature counter (PSO:CDS counts
+    its signatures on the card) does not move on a resumption."""
+    assert callable(card_rig) and callable(openssl_server)
+    rig: CardRig = card_rig("demo-ecc")
+    install_client_certificate(rig, pki, "sig")
+    server = openssl_server(extra=() if tickets else ("-no_ticket",))
+    with rig.card.session() as session:
+        client = _client(session, pki, SessionCache(), slot="sig", max_version="1.2")
+        session.login(PW1)
+        client.tls_key()
+        counter = rig.card.signature_counter()
+        resumed, commands, page = _page(client, server.port, rig)
+        assert (resumed, commands) == (False, 1) and "New, TLSv1.2" in page
+        assert rig.card.signature_counter() == counter + 1
+        with client.connect("localhost", server.port) as conn:
+            assert conn.resumed
+            mechanism = repr(conn.session)
+        assert ("TLS 1.2 ticket" in mechanism) is tickets
+        assert ("session ID" in mechanism) is True  # the server's, or ours sent with a ticket
+        resumed, commands, page = _page(client, server.port, rig)
+        assert resumed and commands == 0 and "Reused, TLSv1.2" in page
+        assert rig.card.signature_counter() == counter + 1
+
+
 @pytest.mark.parametrize(("variant", "version"), CASES, ids=IDS)
 def test_gnutls_serv_resumes(
     variant: str, version: str, card_rig: object, pki: Pki, gnutls_server: object
