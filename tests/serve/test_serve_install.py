@@ -274,6 +274,43 @@ def test_ssh_keygen_lists_the_aut_key_through_the_proxy(installed: Installed) ->
     assert blob in out, out
 
 
+def test_ssh_logs_into_sshd_through_the_proxy(installed: Installed, tmp_path: Path) -> None:
+    """``ssh -I p11-kit-proxy.so`` into an sshd on 127.0.0.1 that knows only the card's AUT
+    key (as in test_serve_ssh.py); the PIN through SSH_ASKPASS."""
+    sshd = require_tool("sshd")
+    host_key = tmp_path / "host_ed25519"
+    subprocess.run(
+        [require_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text(demo("demo-ecc")["aut"].openssh + "\n")
+    port = free_port()
+    config = tmp_path / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {authorized}\nStrictModes no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+        f"PidFile {tmp_path / 'sshd.pid'}\nLogLevel VERBOSE\n"
+    )
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    user = os.environ.get("USER", "root") if os.getuid() else "root"
+    with background([sshd, "-D", "-e", "-f", str(config)], tmp_path / "sshd.out", port=port) as s:
+        proc = installed.run(
+            [
+                require_tool("ssh"), "-F", "/dev/null", "-I", PROXY, "-p", str(port),
+                "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp_path / 'kh'}",
+                "-o", "IdentityAgent=none", "-o", "PreferredAuthentications=publickey",
+                f"{user}@127.0.0.1", "echo opcard-installed-ssh-ok",
+            ],
+            **askpass(tmp_path),
+        )  # fmt: skip
+        assert proc.stdout.decode().strip() == "opcard-installed-ssh-ok"
+    log = s.text()
+    assert "Accepted publickey" in log and "ECDSA" in log, log
+
+
 def test_nss_with_p11_kit_proxy_lists_the_certificates(installed: Installed) -> None:
     db = installed.home / f"nssdb-{installed.mode}"
     db.mkdir()
