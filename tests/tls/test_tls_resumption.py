@@ -443,3 +443,16 @@ def test_session_file_is_private_and_parsed_strictly(
             mutated = good[:index] + bytes([value]) + good[index + 1 :]
             with contextlib.suppress(TlsError):
                 TlsSession.from_bytes(mutated)
+    # the same inside the server certificate (tlslite's and cryptography's parsers raise
+    # KeyError, InvalidVersion… for some bytes): a TlsError or a session
+    import base64
+    import json
+
+    document = json.loads(good)
+    der = base64.b64decode(document["server_chain"][0])
+    for index in range(0, len(der), 5):
+        for value in (0x00, 0x07, 0x55, 0xFF):
+            changed = der[:index] + bytes([value]) + der[index + 1 :]
+            document["server_chain"] = [base64.b64encode(changed).decode()]
+            with contextlib.suppress(TlsError):
+                TlsSession.from_bytes(json.dumps(document).encode())
