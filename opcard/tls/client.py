@@ -643,19 +643,22 @@ class TlsClient:
             candidate = self.session_cache.get(wanted, (low, high))
         if candidate is None:
             return None, None, None, None
-        why = candidate.key.describe_difference(wanted)
-        if why is None and not candidate.resumable:
-            why = "it has expired" if candidate.expired() else "it holds no usable ticket"
-        unfit = None  # fits not this client's settings, but may fit another client's
-        if why is None and not low <= candidate.version <= high:
+        # not for this connection (another server, client or trust, this client's versions,
+        # suites or OCSP rule), though perhaps for another: kept in the cache
+        unfit = candidate.key.describe_difference(wanted)
+        if unfit is None and not low <= candidate.version <= high:
             unfit = f"it is a {candidate.version_label} session"
-        if why is None and candidate.cipher_suite not in _offered_suites(self.settings()):
+        if unfit is None and candidate.cipher_suite not in _offered_suites(self.settings()):
             unfit = "its cipher suite is not offered"
+        if unfit is None and self.verifier is not None and self.verifier.require_ocsp:
+            unfit = "an OCSP answer is required (ocsp_status) and a resumed handshake carries none"
         if unfit is not None:
             return None, None, None, unfit
+        # useless now for anyone: dropped from the cache
+        why = None
+        if not candidate.resumable:
+            why = "it has expired" if candidate.expired() else "it holds no usable ticket"
         path: list[x509.Certificate] | None = None
-        if why is None and self.verifier is not None and self.verifier.require_ocsp:
-            why = "an OCSP answer is required (ocsp_status) and a resumed handshake carries none"
         if why is None and self.verifier is not None:
             try:
                 path = self.verifier.verify(candidate.server_chain, name)

@@ -185,6 +185,9 @@ def test_never_across_servers_or_names(card_rig: object, pki: Pki, openssl_serve
             assert not conn.resumed and conn.card_signatures == 1
             assert conn.session_refused is not None
             assert f"localhost:{first.port}, not localhost:{second.port}" in conn.session_refused
+        # still good for its own server: kept in the cache, and resumed there
+        assert other.session in cache.sessions()
+        assert kind("localhost", first.port) == "resumed"
 
 
 def test_never_across_client_certificates(
