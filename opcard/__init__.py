@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from apdu.openpgp.constants import Do, KeySlot, UifMode
+    from opcard.algorithms import KeyAlgorithm
     from opcard.card import Card, CardFeatures, CardInfo, TokenInfo, list_cards, open_card
     from opcard.errors import *  # noqa: F403 - every public exception (opcard.errors.__all__)
     from opcard.objects import CardObject, Certificate, DataObject, PrivateKey, PublicKey
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
         TokenFlag,
         UserType,
     )
-    from opcard.publickeys import KeyAlgorithm
     from opcard.session import DigestSigner, LoginState, Session
 
 #: The public names of opcard.errors (its ``__all__``: tests/unit/test_lazy_imports.py checks
@@ -94,7 +94,7 @@ _LAZY = {
         ("Attribute", "KeyType", "Mechanism", "ObjectClass", "TokenFlag", "UserType"),
         "opcard.pkcs11",
     ),
-    **dict.fromkeys(("KeyAlgorithm",), "opcard.publickeys"),
+    **dict.fromkeys(("KeyAlgorithm",), "opcard.algorithms"),
     **dict.fromkeys(("DigestSigner", "LoginState", "Session"), "opcard.session"),
 }
 

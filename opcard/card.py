@@ -60,14 +60,15 @@ from opcard.errors import (
 )
 
 if TYPE_CHECKING:
+    from opcard.algorithms import KeyAlgorithm
     from opcard.pkcs11 import TokenFlag
     from opcard.pkcs11.uri import Pkcs11Uri
-    from opcard.publickeys import CardPublicKey, KeyAlgorithm
+    from opcard.publickeys import CardPublicKey
     from opcard.session import Session
 
-# opcard.publickeys (and with it cryptography), opcard.pkcs11.constants and opcard.pkcs11.uri are
-# imported where they are used, so that reading a certificate (opcard cert export) does not pay
-# for them.
+# opcard.publickeys (and with it cryptography), opcard.algorithms, opcard.pkcs11.constants and
+# opcard.pkcs11.uri are imported where they are used, so that reading a certificate (opcard cert
+# export) does not pay for them.
 
 __all__ = [
     "Card",
@@ -707,7 +708,7 @@ class Card:
 
     def algorithm(self, slot: KeySlot | str | int) -> KeyAlgorithm | None:
         """The algorithm the slot declares (C1-C3), or None when opcard does not know it."""
-        from opcard.publickeys import algorithm_of
+        from opcard.algorithms import algorithm_of
 
         return algorithm_of(self.application_data().attributes(arguments.key_slot(slot)))
 
@@ -955,7 +956,7 @@ class Card:
         info = self.algorithm_information()
         if info is None:
             return None
-        from opcard.publickeys import algorithm_of
+        from opcard.algorithms import algorithm_of
 
         result: dict[KeySlot, list[KeyAlgorithm]] = {slot: [] for slot in KeySlot}
         for tag, attributes in info.entries:
@@ -973,7 +974,7 @@ class Card:
         info = self.algorithm_information()
         if info is None:
             return None
-        from opcard.publickeys import algorithm_of
+        from opcard.algorithms import algorithm_of
 
         for tag, attributes in info.entries:
             if KeySlot.from_attributes_tag(tag) is slot and algorithm_of(attributes) == algorithm:

@@ -3,25 +3,36 @@
 The card answers READ PUBLIC KEY with bare material (RSA modulus and exponent, or an EC point);
 which curve the point is on is only told by the slot's algorithm attributes. This module joins
 the two into a :class:`CardPublicKey` that knows its PKCS#11 key type, size and encodings.
+
+The algorithms themselves (:class:`KeyAlgorithm`, :func:`algorithm_of`, :func:`parse_algorithm`,
+:func:`attributes_for`, :data:`RSA_SIZES`) live in :mod:`opcard.algorithms`, which does not
+import ``cryptography``; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from asn1crypto.core import ObjectIdentifier, OctetString  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
-from apdu.openpgp.constants import Curve, KeySlot
+from apdu.openpgp.constants import Curve
 from apdu.openpgp.objects import (
     AlgorithmAttributes,
-    EcAttributes,
     EcPublicKey,
     PublicKeyMaterial,
-    RsaAttributes,
     RsaPublicKey,
+)
+from apdu.record import Record
+from opcard.algorithms import (
+    CRYPTOGRAPHY_CURVE_NAMES,
+    RSA_SIZES,
+    KeyAlgorithm,
+    algorithm_of,
+    attributes_for,
+    curve_algorithm,
+    parse_algorithm,
 )
 from opcard.errors import UnsupportedKeyError
 from opcard.pkcs11 import KeyType
@@ -44,27 +55,6 @@ CryptographyPublicKey: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class KeyAlgorithm:
-    """What kind of key a slot holds: ``rsa2048``, ``nistp256``, ``ed25519``, …"""
-
-    key_type: KeyType
-    bits: int
-    curve: Curve | None = None
-
-    @property
-    def name(self) -> str:
-        if self.curve is None:
-            return f"rsa{self.bits}"
-        return self.curve.openpgp_name
-
-    def __str__(self) -> str:
-        return self.name
-
-
-#: RSA modulus lengths OpenPGP cards take.
-RSA_SIZES = (2048, 3072, 4096)
-
 #: The ``cryptography`` curve of each short-Weierstrass card curve; the 25519 curves are key
 #: types of their own there (Ed25519PublicKey, X25519PublicKey), and in PKCS#11 (CKK_EC_EDWARDS,
 #: CKK_EC_MONTGOMERY). Every other curve fact is a column of :class:`~apdu.openpgp.constants.Curve`.
@@ -77,18 +67,10 @@ _EC_CURVES: dict[Curve, ec.EllipticCurve] = {
     Curve.BRAINPOOL_P384R1: ec.BrainpoolP384R1(),
     Curve.BRAINPOOL_P512R1: ec.BrainpoolP512R1(),
 }
-_KEY_TYPES = {Curve.ED25519: KeyType.EC_EDWARDS, Curve.X25519: KeyType.EC_MONTGOMERY}
 #: X.509 and PKCS#11 3.0 name the 25519 curves by their RFC 8410 OIDs, not by OpenPGP's.
 _RFC8410_OIDS = {Curve.ED25519: "1.3.101.112", Curve.X25519: "1.3.101.110"}
-_CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {c.name: curve for curve, c in _EC_CURVES.items()}
-#: The names :func:`parse_algorithm` takes: OpenPGP's, ``cryptography``'s and a few short ones.
-_CURVE_BY_NAME: dict[str, Curve] = {
-    **{name.lower(): curve for name, curve in _CURVE_OF_CRYPTOGRAPHY.items()},
-    **{curve.openpgp_name.lower(): curve for curve in Curve},
-    "x25519": Curve.X25519,
-    "p256": Curve.NIST_P256,
-    "p384": Curve.NIST_P384,
-    "p521": Curve.NIST_P521,
+_CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {
+    name: curve for curve, name in CRYPTOGRAPHY_CURVE_NAMES.items()
 }
 
 
@@ -120,49 +102,7 @@ def ec_params_der(curve: Curve) -> bytes:
     return bytes(ObjectIdentifier(_RFC8410_OIDS.get(curve, curve.dotted)).dump())
 
 
-def _curve_algorithm(curve: Curve) -> KeyAlgorithm:
-    return KeyAlgorithm(_KEY_TYPES.get(curve, KeyType.EC), curve.bits, curve)
-
-
-def algorithm_of(attributes: AlgorithmAttributes | None) -> KeyAlgorithm | None:
-    """The key algorithm the slot's attributes declare (None when unknown or absent)."""
-    if isinstance(attributes, RsaAttributes):
-        return KeyAlgorithm(KeyType.RSA, attributes.n_bits)
-    if isinstance(attributes, EcAttributes):
-        curve = Curve.from_oid(attributes.oid)
-        return None if curve is None else _curve_algorithm(curve)
-    return None
-
-
-def parse_algorithm(name: str) -> KeyAlgorithm:
-    """``rsa2048`` / ``rsa3072`` / ``rsa4096`` / ``nistp256`` / ``ed25519`` / ``cv25519`` …"""
-    text = name.strip().lower()
-    if text.startswith("rsa") and text[3:].isdigit():
-        bits = int(text[3:])
-        if bits not in RSA_SIZES:
-            raise UnsupportedKeyError(f"RSA-{bits}: OpenPGP cards take RSA 2048, 3072 or 4096")
-        return KeyAlgorithm(KeyType.RSA, bits)
-    curve = _CURVE_BY_NAME.get(text)
-    if curve is None:
-        known = ", ".join([*(f"rsa{bits}" for bits in RSA_SIZES), *(c.openpgp_name for c in Curve)])
-        raise UnsupportedKeyError(f"unknown algorithm {name!r} (one of: {known})")
-    return _curve_algorithm(curve)
-
-
-def attributes_for(algorithm: KeyAlgorithm, *, decryption: bool) -> AlgorithmAttributes:
-    """The algorithm attributes (C1-C3) that declare ``algorithm`` for a slot."""
-    curve = algorithm.curve
-    if curve is None:
-        return RsaAttributes(algorithm.bits, 32)
-    if curve is Curve.ED25519 and decryption:
-        raise UnsupportedKeyError("Ed25519 signs; the decryption slot takes cv25519 (X25519)")
-    if curve is Curve.X25519 and not decryption:
-        raise UnsupportedKeyError("cv25519 (X25519) only decrypts; sign with ed25519")
-    return EcAttributes.for_curve(curve, KeySlot.DEC if decryption else KeySlot.SIG)
-
-
-@dataclass(frozen=True)
-class CardPublicKey:
+class CardPublicKey(Record):
     """A slot's public key: the card's material and the algorithm that interprets it."""
 
     algorithm: KeyAlgorithm
@@ -198,7 +138,7 @@ class CardPublicKey:
             )
         else:
             point = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return cls(_curve_algorithm(curve), EcPublicKey(point))
+        return cls(curve_algorithm(curve), EcPublicKey(point))
 
     @property
     def key_type(self) -> KeyType:

@@ -3,7 +3,8 @@
 - :mod:`opcard.pkcs11.constants` — the PKCS#11 v2.40 / v3.0 constants (object classes,
   attributes, key types, mechanisms, flags) and the table of attribute value types;
 - :mod:`opcard.pkcs11.rv` — :class:`ReturnValue` (CK_RV), on its own so that
-  :mod:`opcard.errors` loads without the other tables;
+  :mod:`opcard.errors` loads without the other tables; :mod:`opcard.pkcs11.keytype` —
+  :class:`KeyType` (CK_KEY_TYPE), likewise for the key algorithms;
 - :mod:`opcard.pkcs11.mechanisms` — what each mechanism does with a card key (hashes,
   DigestInfo, ECDSA encodings, the checks before a signature or decryption);
 - :mod:`opcard.pkcs11.uri` — RFC 7512 ``pkcs11:`` URIs.
@@ -78,9 +79,11 @@ _CONSTANTS = frozenset(__all__) - {"ReturnValue"}
 def __getattr__(name: str) -> object:
     if name not in _CONSTANTS:
         raise AttributeError(f"module 'opcard.pkcs11' has no attribute {name!r}")
-    from opcard.pkcs11 import constants
+    import importlib
 
-    value = getattr(constants, name)
+    # KeyType without the other tables (the same class as constants.KeyType)
+    module = "opcard.pkcs11.keytype" if name == "KeyType" else "opcard.pkcs11.constants"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

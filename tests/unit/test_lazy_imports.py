@@ -293,3 +293,21 @@ def test_pyscard_object_layer_loads_on_first_use() -> None:
     # imported the usual way first: the transport uses that package as it is
     code = "import smartcard\nimport apdu.transport.pcsc as p\nassert p.scard is smartcard.scard\n"
     assert "smartcard.Session" in loaded_after(code)
+
+
+def test_key_algorithms_without_cryptography() -> None:
+    modules = loaded_after("import opcard.algorithms\nfrom opcard.pkcs11 import KeyType")
+    assert not {m for m in modules if m.split(".")[0] in ("cryptography", "asn1crypto")}
+    assert not modules & {"opcard.publickeys", "opcard.pkcs11.constants", "dataclasses"}
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from opcard import algorithms, publickeys
+    from opcard.pkcs11 import KeyType, constants, keytype
+
+    assert KeyType is constants.KeyType is keytype.KeyType
+    assert publickeys.KeyAlgorithm is algorithms.KeyAlgorithm
+    assert publickeys.algorithm_of is algorithms.algorithm_of
+    names = {curve: c.name for curve, c in publickeys._EC_CURVES.items()}
+    assert names == algorithms.CRYPTOGRAPHY_CURVE_NAMES
+    curve = algorithms.parse_algorithm("secp256r1").curve
+    assert curve is not None and isinstance(publickeys._EC_CURVES[curve], ec.SECP256R1)
