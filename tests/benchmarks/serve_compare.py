@@ -6,46 +6,56 @@
 Starts a pcscd of its own (a private mount namespace, as OPCARD_RIG_PRIVATE=1 does for the
 tests; ``--shared-pcscd`` uses the machine's), the emulated card (extended profile, with an
 APDU log), a ``gnutls-serv`` on 127.0.0.1 that requires a client certificate from the demo CA,
-and a private sshd on 127.0.0.1 (throwaway host and user keys). Then five ways to reach the
+and a private sshd on 127.0.0.1 (throwaway host and user keys). Then these ways to reach the
 card, all at once:
 
 - **on demand**: p11-kit starts ``opcard serve --stdio`` itself from a module file
-  ``remote: |python -m opcard.cli serve --stdio --reader …`` in a private HOME; the
-  application loads ``p11-kit-proxy.so`` (no variable). p11-kit reads no user module files in
-  a program running as root, so every client (of every column, for fairness) runs in a user
-  namespace of its own with our uid mapped to 1000 (``unshare --map-user=1000``);
+  ``remote: |python -m opcard.cli serve --stdio --reader …`` in a private HOME (OpenSC's and
+  the trust store's system modules disabled there); GnuTLS loads p11-kit's registered modules
+  itself (it refuses ``p11-kit-proxy.so`` as a ``--provider``), the probe below loads
+  ``p11-kit-proxy.so``; no variable. p11-kit reads no user module files in a program running
+  as root, so every client (of every route, for fairness) runs in a user namespace of its own
+  with our uid mapped to 1000 (``unshare --map-user=1000``);
+- **on demand as before commit 166e6c2**: the same, with the process p11-kit started serving
+  itself (a thread started first keeps ``serve_in_a_child`` from forking), so that the change
+  is measured side by side;
 - **daemon**: ``opcard serve --login`` on a Unix socket, the application loading
   ``p11-kit-client.so`` with ``P11_KIT_SERVER_ADDRESS``;
 - **OpenSC direct**: ``opensc-pkcs11.so`` loaded by the application (file cache off);
 - **p11-kit server + OpenSC**: ``p11-kit server`` wrapping ``opensc-pkcs11.so``, the
   application loading ``p11-kit-client.so``;
 - **daemon over ssh**: the same daemon reached through a socket forwarded by
-  ``ssh -R REMOTE:LOCAL`` into the private sshd (the application uses REMOTE).
+  ``ssh -R REMOTE:LOCAL`` into the private sshd (the application uses REMOTE), once with
+  ``-N`` (no session: a background forward) and once with ``-tt`` and a remote command (a
+  session with a terminal, as an interactive login).
 
-Each round runs, as separate processes and for every column in a rotated order (the first
-round in the order above), three operations:
+Each round runs, as separate processes and for every route in a rotated order (the first
+round in the order above), these operations:
 
-- ``p11tool --provider MODULE --list-all-certs`` (every token of the module: OpenSC shows an
-  OpenPGP card as two tokens);
-- a TLS handshake with client authentication: ``gnutls-cli --provider MODULE`` with
+- ``p11tool [--provider MODULE] --list-all-certs pkcs11:serial=…`` (the card's tokens: OpenSC
+  shows an OpenPGP card as two, "User PIN" and "User PIN (sig)");
+- a TLS handshake with client authentication: ``gnutls-cli [--provider MODULE]`` with
   ``pkcs11:`` URIs for the AUT certificate and key (ECDSA over TLS 1.3 with demo-ecc, RSA over
   TLS 1.2 with demo-rsa); the PIN from GNUTLS_PIN (the daemon holds it already);
-- the time to the first answered C_GetSlotList: a ctypes client (this script with
-  ``--probe``) loading the module and timing C_Initialize, C_GetSlotList and C_Finalize from
-  inside (its own Python start excluded).
+- a ctypes client (this script with ``--probe``) loading the module and timing from inside
+  (its own Python start excluded) C_Initialize + the first C_GetSlotList, then 100 more
+  C_GetSlotList (the cost of one call once connected), then C_Finalize.
 
 The same handshake with the key in a PEM file is the floor (on this machine gnutls-cli against
 gnutls-serv over loopback takes either about 5 ms or about 45 ms, a TCP delayed ACK between
 the two with or without a card: compare minima as well as medians). For the on-demand route
 each round also takes apart the time to the first C_GetSlotList: ``opcard serve --stdio``
 started on a socketpair as p11-kit does (time to the version byte, to the C_GetSlotList
-answer, to the process's exit), the same under ``python -X importtime`` (summed by top-level
-package), ``python -c pass``, and the imports and the PC/SC open (context, card open)
-measured inside a Python process of their own.
+answer, to the serving process's end after the socket closed), the same under ``python -X
+importtime`` (self time summed by top-level package), ``python -c pass``, and the imports and
+the PC/SC open (context, card open) measured inside a Python process of their own. Bytecode
+is cached (in a directory of the run's), as an installed package has it.
 
-Prints, per operation and column, the wall time of the first run, then the median and minimum
-of the others, and the APDUs the card received (from the emulator's APDU log). Everything it
-started is stopped at the end.
+Prints one table: per operation and route the wall time of the first run, then the median
+and minimum of the others, the APDUs the card received (from the emulator's APDU log) and
+the ratios to OpenSC direct; then the ssh forward's extra cost over the plain daemon, the
+early exit's gain, the commands the card saw, and the breakdown. Everything it started is
+stopped at the end.
 """
 
 from __future__ import annotations
@@ -66,20 +76,23 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--probe"]:
     ulong_p = ctypes.POINTER(ctypes.c_ulong)
     # CK_FUNCTION_LIST: a CK_VERSION (2 bytes, padded to a pointer) then the functions in
     # PKCS#11 2.40 order: C_Initialize is index 1, C_Finalize 2, C_GetSlotList 5
-    table = ctypes.cast(functions, ctypes.POINTER(ctypes.c_void_p))
-    initialize = ctypes.CFUNCTYPE(rv_t, ctypes.c_void_p)(table[1])
-    finalize = ctypes.CFUNCTYPE(rv_t, ctypes.c_void_p)(table[2])
-    get_slot_list = ctypes.CFUNCTYPE(rv_t, ctypes.c_ubyte, ulong_p, ulong_p)(table[5])
+    entries = ctypes.cast(functions, ctypes.POINTER(ctypes.c_void_p))
+    initialize = ctypes.CFUNCTYPE(rv_t, ctypes.c_void_p)(entries[1])
+    finalize = ctypes.CFUNCTYPE(rv_t, ctypes.c_void_p)(entries[2])
+    get_slot_list = ctypes.CFUNCTYPE(rv_t, ctypes.c_ubyte, ulong_p, ulong_p)(entries[5])
     rv = initialize(None)
     t1 = time.perf_counter()
     count = ctypes.c_ulong(0)
     rv2 = get_slot_list(1, None, ctypes.byref(count))
     t2 = time.perf_counter()
-    rv3 = finalize(None)
+    calls = 100  # the cost of one call once connected
+    for _ in range(calls):
+        rv2 |= get_slot_list(1, None, ctypes.byref(count))
     t3 = time.perf_counter()
-    print(
-        json.dumps({"rv": [rv, rv2, rv3], "slots": count.value, "t": [t1 - t0, t2 - t0, t3 - t0]})
-    )
+    rv3 = finalize(None)
+    t4 = time.perf_counter()
+    times = [t1 - t0, t2 - t0, (t3 - t2) / calls, t4 - t3]
+    print(json.dumps({"rv": [rv, rv2, rv3], "slots": count.value, "t": times}))
     sys.exit(0 if (rv, rv2, rv3) == (0, 0, 0) and count.value > 0 else 1)
 
 import argparse
@@ -136,7 +149,7 @@ LABELS = {
     "sshtty": "daemon over `ssh -tt -R` socket",
     "floor": "key in a PEM file (floor)",
 }
-OPS = ("list", "tls", "slots")
+OPS = ("list", "tls", "slots", "call")
 CARD_URI = {
     "ondemand": OPCARD_CARD,
     "daemon": OPCARD_CARD,
@@ -197,6 +210,11 @@ class Figures:
 
     times: list[float] = field(default_factory=list)
     apdus: list[int] = field(default_factory=list)
+    counted: bool = True  # False: no APDU count of its own (shown as "-")
+
+    @property
+    def digits(self) -> int:
+        return 1 if max(self.times) >= 0.001 else 3
 
     def add(self, t: float, a: int) -> None:
         self.times.append(t)
@@ -222,11 +240,12 @@ class Figures:
 
     def cells(self) -> list[str]:
         """first ms (APDUs) | median ms | min ms | APDUs after the first (lowest-highest)."""
+        first = f"{self.times[0] * 1000:.{self.digits}f}"
         return [
-            f"{self.times[0] * 1000:.1f} ({self.apdus[0]})",
-            f"{self.median * 1000:.1f}",
-            f"{self.minimum * 1000:.1f}",
-            self.apdu_range,
+            f"{first} ({self.apdus[0]})" if self.counted else first,
+            f"{self.median * 1000:.{self.digits}f}",
+            f"{self.minimum * 1000:.{self.digits}f}",
+            self.apdu_range if self.counted else "-",
         ]
 
 
@@ -474,6 +493,8 @@ class Result:
             "floor": self.floor.times,
             "breakdown": self.breakdown.__dict__,
             "daemon_start": [self.daemon_start_apdus, self.daemon_start_ins],
+            "certs": self.certs,
+            "sequences": {f"{c} {op}": seq for (c, op), seq in self.sequences.items()},
         }
 
 
@@ -592,7 +613,7 @@ def bench(
         "ssh": P11_CLIENT,
         "sshtty": P11_CLIENT,
     }
-    figures = {c: {op: Figures() for op in OPS} for c in COLUMNS}
+    figures = {c: {op: Figures(counted=op != "call") for op in OPS} for c in COLUMNS}
     floor = Figures()
     parts = Breakdown()
     certs: dict[str, int] = {}
@@ -630,7 +651,8 @@ def bench(
         before = log.count()
         _, out = run_checked([*prefix, sys.executable, __file__, "--probe", p], e, '"rv"')
         probe = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
-        card_saw("slots", before, probe["t"][1])
+        card_saw("slots", before, probe["t"][1])  # APDUs: the whole probe, its 100 calls too
+        figures[column]["call"].add(probe["t"][2], 0)
 
     def take_apart() -> None:
         v, s, x, a, ins, _ = stdio_run(sys.executable, reader, env, log, importtime=False)
@@ -691,7 +713,35 @@ def bench(
 
 
 def ms(x: float) -> str:
-    return f"{x * 1000:.1f}"
+    return f"{x * 1000:.1f}" if abs(x) >= 0.001 else f"{x * 1000:.3f}"
+
+
+def table(r: Result, what: str) -> str:
+    """One Markdown table: every operation and route, OpenSC direct as the reference."""
+    titles = {
+        "list": "`p11tool --list-all-certs`",
+        "tls": f"TLS handshake, client auth ({what})",
+        "slots": "first C_GetSlotList (fresh process)",
+        "call": "one more C_GetSlotList (mean of 100)",
+    }
+    opensc = r.figures["opensc"]
+    lines = [
+        "| operation | route | first ms (APDUs) | median ms | min ms | APDUs after the first "
+        "| vs OpenSC direct: median, min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for op, title in titles.items():
+        rows = [(LABELS[c], r.figures[c][op]) for c in COLUMNS]
+        if op == "tls":
+            rows.append((LABELS["floor"], r.floor))
+        for i, (label, f) in enumerate(rows):
+            ratio = f"{f.median / opensc[op].median:.2f}, {f.minimum / opensc[op].minimum:.2f}"
+            lines.append(
+                f"| {title if i == 0 else ''} | {label} | "
+                + " | ".join(f.cells())
+                + f" | {ratio} |"
+            )
+    return "\n".join(lines)
 
 
 def report(
@@ -708,27 +758,8 @@ def report(
         "after the first, columns interleaved (rotated order), each operation a separate "
         f"process. Load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end."
     )
-    titles = {
-        "list": "`p11tool --list-all-certs`",
-        "tls": f"TLS handshake with client authentication ({what})",
-        "slots": "first C_GetSlotList (C_Initialize + C_GetSlotList, in a fresh process)",
-    }
-    opensc = r.figures["opensc"]
-    for op, title in titles.items():
-        print(f"\n{title}\n")
-        print(
-            "| route | first ms (APDUs) | median ms | min ms | APDUs "
-            "| vs OpenSC direct (median, min) |"
-        )
-        print("|---|---|---|---|---|---|")
-        for c in COLUMNS:
-            f = r.figures[c][op]
-            ratio = f"{f.median / opensc[op].median:.2f} / {f.minimum / opensc[op].minimum:.2f}"
-            print(f"| {LABELS[c]} | " + " | ".join(f.cells()) + f" | {ratio} |")
-        if op == "tls":
-            f = r.floor
-            ratio = f"{f.median / opensc[op].median:.2f} / {f.minimum / opensc[op].minimum:.2f}"
-            print(f"| {LABELS['floor']} | " + " | ".join(f.cells()) + f" | {ratio} |")
+    print()
+    print(table(r, what))
     print("\nssh forward, extra over the plain daemon (median / min):")
     for column in ("ssh", "sshtty"):
         for op in OPS:
@@ -736,8 +767,10 @@ def report(
             print(f"  {column} {op}: {ms(s.median - d.median)} / {ms(s.minimum - d.minimum)} ms")
     print("\nthe early exit (166e6c2), on demand, before - after (median / min):")
     for op in OPS:
-        a, b = r.figures["ondemand"][op], r.figures["ondemand0"][op]
-        print(f"  {op}: {ms(b.median - a.median)} / {ms(b.minimum - a.minimum)} ms")
+        after, before = r.figures["ondemand"][op], r.figures["ondemand0"][op]
+        print(
+            f"  {op}: {ms(before.median - after.median)} / {ms(before.minimum - after.minimum)} ms"
+        )
     print(f"\ncertificates listed: {r.certs}")
     print("commands the card saw, last run (INS, and P1P2 of GET DATA / VERIFY):")
     for (column, op), seq in r.sequences.items():
