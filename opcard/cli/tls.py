@@ -179,7 +179,8 @@ def unescape(text: str) -> bytes:
     help="Save the TLS session to FILE (mode 0600, replaced atomically) to resume it with "
     "--sess-in. RISK: the file holds the session's secret (TLS 1.2 master secret, TLS 1.3 "
     "resumption secret): whoever reads it can resume the session as you, without the card "
-    "and without the PIN, until it expires (2 hours after the full handshake at most).",
+    "and without the PIN, for as long as the server accepts it (opcard itself stops "
+    "offering it 2 hours after the full handshake).",
 )
 @click.option(
     "--sess-in",
