@@ -32,7 +32,8 @@ import logging
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opcard.text import escape
@@ -143,11 +144,22 @@ def prompt_text(use: KeyUse, peer: PeerProcess, *, forwarded: bool) -> str:
 
 @dataclass(frozen=True)
 class Confirmation:
-    """A confirmation policy: ``when`` it applies, the ``command`` asked, its ``timeout``."""
+    """A confirmation policy: ``when`` it applies, the ``command`` asked, its ``timeout``.
+    One per server: :meth:`cancel` (the server stopping) refuses every later question too."""
 
     when: ConfirmWhen
     command: tuple[str, ...] = ()
     timeout: float = CONFIRM_TIMEOUT
+    #: The commands running now (for :meth:`cancel`).
+    _running: set[subprocess.Popen[bytes]] = field(
+        default_factory=set, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _cancelled: threading.Event = field(
+        default_factory=threading.Event, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.when is not ConfirmWhen.NEVER and not self.command:
@@ -162,7 +174,10 @@ class Confirmation:
         return self.when is ConfirmWhen.FORWARDED and peer.forwarded
 
     def ask(self, use: KeyUse, peer: PeerProcess) -> bool:
-        """Run the command with the prompt; True only when it exits 0 within the timeout."""
+        """Run the command with the prompt; True only when it exits 0 within the timeout
+        (and :meth:`cancel` was not called)."""
+        if self._cancelled.is_set():
+            return False
         prompt = prompt_text(use, peer, forwarded=peer.forwarded)
         env = dict(os.environ)
         env.update(
@@ -186,11 +201,14 @@ class Confirmation:
         except OSError as e:
             logger.error("cannot run the confirmation command %s: %s", self.command[0], e)
             return False
+        with self._lock:
+            self._running.add(proc)
+            if self._cancelled.is_set():  # the server stopped meanwhile
+                _kill(proc)
         try:
             status = proc.wait(self.timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill(proc)
             proc.wait()
             logger.warning(
                 "%s for pid %d refused: no answer within %g s",
@@ -199,7 +217,10 @@ class Confirmation:
                 self.timeout,
             )
             return False
-        allowed = status == 0
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        allowed = status == 0 and not self._cancelled.is_set()
         logger.info(
             "%s with the %s key for pid %d %s (confirmation command exit status %d)",
             _OPERATIONS.get(use.operation, use.operation),
@@ -209,3 +230,18 @@ class Confirmation:
             status,
         )
         return allowed
+
+    def cancel(self) -> None:
+        """End every confirmation command still running (the server stops): each is taken
+        as a refusal by the operation waiting for it."""
+        with self._lock:
+            self._cancelled.set()
+            running = list(self._running)
+        for proc in running:
+            _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL for the command's process group (it runs in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)

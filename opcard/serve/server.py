@@ -416,6 +416,8 @@ class Server:
                     os.unlink(self.path)
         with self._lock:
             connections = list(self._connections.values())
+        if self.confirmation is not None:
+            self.confirmation.cancel()  # a pending prompt would hold its connection's thread
         for c in connections:
             with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)

@@ -415,3 +415,27 @@ def test_the_prompt_shown_in_the_docs() -> None:
     command = "ssh -R /home/jane/.opcard.sock:/run/user/1000/opcard/pkcs11 jane@server.example"
     text = prompt_text(use, PeerProcess(4242, "/usr/bin/ssh", command), forwarded=True)
     assert f"\n{text}\n" in (REPO / "docs" / "serve.md").read_text()
+
+
+def test_stopping_the_server_ends_a_pending_prompt(tmp_path: Path) -> None:
+    sleeper = tmp_path / "sleeper.sh"
+    sleeper.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\nexec sleep 30\n")
+    sleeper.chmod(0o700)
+    with confirmed(ConfirmWhen.ALL, command=[str(sleeper)], timeout=30) as t:
+        slot_id = t.server.registry.slots()[0].slot_id
+        c = t.connect()
+        session = c.open(slot_id)
+        sign_init(c, session, key_handle(c, session, 3))
+        c.send_frame(u32(43) + byte_array(b"uayfy") + u64(session) + ay(SIG_INPUT) + u32(256))
+        deadline = time.monotonic() + 5
+        while not (tmp_path / "pid").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        pid = int((tmp_path / "pid").read_text())
+        before = len(t.card.sent)
+        start = time.monotonic()
+        t.server.stop()
+        assert time.monotonic() - start < 3.0  # not the prompt's 30 s
+        assert not Path(f"/proc/{pid}").exists()  # killed (and reaped)
+        assert len(t.card.sent) == before
+        c.close()
