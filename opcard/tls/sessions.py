@@ -21,7 +21,8 @@ under a stricter one it would not pass. A session is also never older than its `
 used once (RFC 8446 §C.4).
 
 The secret of a session (the TLS 1.2 master secret, the TLS 1.3 resumption secret) lets
-whoever holds it resume the session as the card's owner, without the card, until it expires:
+whoever holds it resume the session as the card's owner, without the card, for as long as the
+server accepts the session (its timeout or ticket lifetime; opcard's own age limit binds opcard):
 :meth:`TlsSession.save` writes it to a file readable by its owner only (0600, created
 atomically); :meth:`TlsSession.load` refuses a file that others can read or write.
 """
@@ -256,7 +257,7 @@ class TlsSession:
             "format": FILE_FORMAT,
             "format_version": FILE_VERSION,
             "warning": "this file holds a TLS session secret: whoever reads it can resume "
-            "the session as the card's owner, without the card, until it expires",
+            "the session as the card's owner, without the card, while the server accepts it",
             "host": self.key.host,
             "port": self.key.port,
             "server_name": self.key.server_name,
