@@ -367,6 +367,7 @@ def test_gnutls_client_authentication(remote: Remote) -> None:
     out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
     assert "Successfully sent 1 certificate(s) to server" in out, out
     assert "Handshake was completed" in out, out
+    assert "(TLS1.3-X.509)" in out, out
     assert "hello from the far side" in out, out
     log = server.text()
     assert "Client Signature: ECDSA" in log, log
