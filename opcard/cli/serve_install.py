@@ -44,6 +44,7 @@ def install_command(
 ) -> None:
     from opcard.serve.errors import ServeError
     from opcard.serve.install import (
+        SERVICE_UNIT,
         SOCKET_UNIT,
         Systemctl,
         install,
@@ -62,8 +63,17 @@ def install_command(
             "each user's own --install (run it as that user)"
         )
     socket_path = socket_path.absolute()
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if (shared or systemd_units) and not (runtime and socket_path.is_relative_to(runtime)):
+        echo(
+            f"note: {socket_path} is not under $XDG_RUNTIME_DIR (unset here?): the daemon "
+            "checks that its directory is private, systemd's socket unit does not; prefer "
+            "running --install in a login session, or give --socket in a directory of yours",
+            err=True,
+        )
     want_units = (not root and systemd_booted()) if systemd_units is None else systemd_units
     directory = module_directory()
+    before = _texts(unit_directory())
     try:
         units = (
             install_units(daemon_command(readers, serials), socket_path, unit_directory())
@@ -96,7 +106,13 @@ def install_command(
             + (", or start the daemon yourself: opcard serve" if shared else "")
         )
         return
-    for args in (("daemon-reload",), ("enable", "--now", SOCKET_UNIT)):
+    # units of ours that changed (other options, another socket): a running daemon and the
+    # listening socket start again from the new ones
+    changed = bool(before) and before != _texts(unit_directory())
+    steps = [("daemon-reload",), ("enable", "--now", SOCKET_UNIT)]
+    if changed:
+        steps += [("stop", SERVICE_UNIT), ("restart", SOCKET_UNIT)]
+    for args in steps:
         rc, text = systemctl.run(*args)
         if rc != 0:
             raise CliError(f"systemctl --user {' '.join(args)} failed: {text}")
@@ -104,6 +120,20 @@ def install_command(
         f"enabled and started {SOCKET_UNIT} (systemctl --user enable --now): the daemon starts "
         f"with the first connection to {socket_path}"
     )
+    if changed:
+        echo(f"the units changed: stopped {SERVICE_UNIT} and restarted {SOCKET_UNIT}")
+
+
+def _texts(directory: Path) -> dict[str, str]:
+    """Our units' texts in ``directory`` (none when they are not ours)."""
+    from opcard.serve.install import UNITS, ours
+
+    texts = {}
+    for name in UNITS:
+        path = directory / name
+        if ours(path):
+            texts[name] = path.read_text(encoding="utf-8", errors="replace")
+    return texts
 
 
 def _shell_selection(readers: tuple[str, ...], serials: tuple[str, ...]) -> str:

@@ -358,10 +358,17 @@ def test_openssl_engine_signs_through_the_proxy(installed: Installed) -> None:
 
 
 def test_how_the_clients_reached_the_card(installed: Installed) -> None:
-    """On demand: no daemon. Shared: one daemon, started by the first client, served all."""
-    if installed.daemon_log is None:
-        assert installed.mode == "on-demand"
+    """On demand: no daemon (``opcard serve --status`` says so). Shared: one daemon, started by
+    the first client, served all, and ``--status`` finds it on the default socket."""
+    status = installed.run([sys.executable, "-m", "opcard.cli", "serve", "--status"], check=False)
+    out = status.stdout.decode() + status.stderr.decode()
+    if installed.mode == "on-demand":
+        assert installed.daemon_log is None
+        assert status.returncode == 1 and "no daemon is serving" in out, out
         return
+    assert status.returncode == 0, out
+    assert "1 card(s)" in out and "Jane Doe: card 10000001" in out, out
+    assert installed.daemon_log is not None
     text = installed.daemon_log.read_text()
     assert text.count("serving on") == 1, text
     assert "--socket" not in text and "ignored" not in text, text
@@ -422,7 +429,11 @@ def test_install_enables_the_socket_where_a_user_manager_answers(user_home: Path
     assert result.exit_code == 0, result.output
     assert module.read_text() == f"{MARKER}\nremote: unix:path=/run/user/1000/opcard/pkcs11\n"
     assert "--reader" not in (units / SERVICE_UNIT).read_text()  # replaced: ours
-    calls(user_home)
+    # the service's command changed: the running daemon goes, the socket starts again
+    assert calls(user_home)[-2:] == ["--user stop opcard.service", "--user restart opcard.socket"]
+    assert "the units changed" in result.output
+    result = CliRunner().invoke(cli, ["serve", "--install", "--shared"])
+    assert "restart" not in " ".join(calls(user_home))  # the same units: nothing restarted
 
     result = CliRunner().invoke(cli, ["serve", "--uninstall"])
     assert result.exit_code == 0, result.output
@@ -458,10 +469,14 @@ def test_where_systemd_does_not_run_no_units_unless_asked(
     user_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("opcard.serve.install.systemd_booted", lambda: False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR")  # the daemon's default socket: /tmp/opcard-1000/…
     units = user_home / ".config" / "systemd" / "user"
     result = CliRunner().invoke(cli, ["serve", "--install", "--shared"])
     assert result.exit_code == 0, result.output
     assert not units.exists()
+    module = user_home / ".config" / "pkcs11" / "modules" / MODULE_FILE
+    assert module.read_text().endswith("remote: unix:path=/tmp/opcard-1000/pkcs11\n")
+    assert "note: /tmp/opcard-1000/pkcs11 is not under $XDG_RUNTIME_DIR" in result.output
     assert "start the daemon yourself" in result.output and "opcard serve" in result.output
     result = CliRunner().invoke(cli, ["serve", "--install", "--systemd"])
     assert result.exit_code == 0, result.output
