@@ -112,7 +112,7 @@ def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
             if b"-----BEGIN" in data:
                 return x509.load_pem_x509_certificates(data)
             return [x509.load_der_x509_certificate(data)]
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion is no ValueError
         raise TlsError(f"{source}: no X.509 certificate could be read ({e})") from e
 
 
@@ -205,7 +205,7 @@ class ServerVerifier:
             raise ServerCertificateError("the server sent no certificate")
         try:
             certificates = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError as e:
+        except (ValueError, x509.InvalidVersion) as e:  # a hostile server's bytes
             raise ServerCertificateError(f"the server's certificate is malformed: {e}") from e
         leaf, intermediates = certificates[0], certificates[1:]
         if self.pins and spki_sha256(leaf) not in self.pins:

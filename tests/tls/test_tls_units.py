@@ -109,6 +109,11 @@ def test_verifier_refusals(pki: Pki) -> None:
         verifier.verify([], "localhost")
     with pytest.raises(ServerCertificateError, match="malformed"):
         verifier.verify([b"\x30\x03\x02\x01\x00"], "localhost")
+    # a version field cryptography does not know raises InvalidVersion, not a ValueError
+    der = _chain(pki.server.certificate)[0]
+    at = der.index(bytes.fromhex("a003020102")) + 4
+    with pytest.raises(ServerCertificateError, match="malformed"):
+        verifier.verify([der[:at] + b"\x05" + der[at + 1 :]], "localhost")
     with pytest.raises(TlsError, match="neither a DNS name nor an IP address"):
         verifier.verify(_chain(pki.server.certificate), "bad name!")
 
