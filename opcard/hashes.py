@@ -5,8 +5,10 @@ name for it, ``"sha256"``, and the digest size), how people write it (``SHA-256`
 PKCS#11 mechanisms that hash with it before a PKCS#1 v1.5 or an ECDSA signature. What other
 standards number or encode is read off the row where that standard's table lives:
 
-- the PKCS#1 v1.5 DigestInfo (RFC 8017 §9.2): :attr:`Hash.digest_info_prefix`, encoded by
-  asn1crypto from the hash's OID (the DER forms of RFC 8017's note 1);
+- the PKCS#1 v1.5 DigestInfo (RFC 8017 §9.2): :attr:`Hash.digest_info_prefix`, the DER
+  forms of RFC 8017's note 1 written into the rows (tests/unit/opcard/test_mechanisms.py
+  compares them with the RFC's text and with asn1crypto's encoding of each hash's OID; encoding
+  them at import cost every signing command asn1crypto, about 15 ms of start-up);
 - OpenPGP's hash ids (RFC 4880 §9.4): :class:`opcard.openpgp.packets.HashAlgorithm`, whose
   members bear the rows' names;
 - TLS 1.2's hash ids (RFC 5246 §7.4.1.4.1): tlslite's ``HashAlgorithm``, likewise.
@@ -17,18 +19,15 @@ that GnuPG and TLS pair with an ECDSA key of a curve.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from asn1crypto import algos, core  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import hashes
 
+from apdu.record import Record, field
 from opcard.pkcs11.constants import Mechanism
 
 __all__ = ["HASHES", "Hash", "hash_for_curve", "hash_named", "unsupported_hash_message"]
 
 
-@dataclass(frozen=True)
-class Hash:
+class Hash(Record):
     """One hash function and what opcard needs to know of it."""
 
     #: The ``cryptography`` hash; its ``name`` is opcard's name of the hash.
@@ -40,17 +39,7 @@ class Hash:
     #: CKM_ECDSA_SHA…: hash, then ECDSA.
     ecdsa: Mechanism
     #: ``prefix ‖ digest`` is the DER DigestInfo (RFC 8017 §9.2, parameters NULL).
-    digest_info_prefix: bytes = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        empty = bytes(self.digest_size)
-        info = algos.DigestInfo(
-            {
-                "digest_algorithm": {"algorithm": self.name, "parameters": core.Null()},
-                "digest": empty,
-            }
-        )
-        object.__setattr__(self, "digest_info_prefix", bytes(info.dump())[: -len(empty)])
+    digest_info_prefix: bytes = field(repr=False)
 
     @property
     def name(self) -> str:
@@ -66,11 +55,41 @@ class Hash:
 HASHES: dict[str, Hash] = {
     h.name: h
     for h in (
-        Hash(hashes.SHA1(), "SHA-1", Mechanism.SHA1_RSA_PKCS, Mechanism.ECDSA_SHA1),
-        Hash(hashes.SHA224(), "SHA-224", Mechanism.SHA224_RSA_PKCS, Mechanism.ECDSA_SHA224),
-        Hash(hashes.SHA256(), "SHA-256", Mechanism.SHA256_RSA_PKCS, Mechanism.ECDSA_SHA256),
-        Hash(hashes.SHA384(), "SHA-384", Mechanism.SHA384_RSA_PKCS, Mechanism.ECDSA_SHA384),
-        Hash(hashes.SHA512(), "SHA-512", Mechanism.SHA512_RSA_PKCS, Mechanism.ECDSA_SHA512),
+        Hash(
+            hashes.SHA1(),
+            "SHA-1",
+            Mechanism.SHA1_RSA_PKCS,
+            Mechanism.ECDSA_SHA1,
+            bytes.fromhex("30 21 30 09 06 05 2b 0e 03 02 1a 05 00 04 14"),
+        ),
+        Hash(
+            hashes.SHA224(),
+            "SHA-224",
+            Mechanism.SHA224_RSA_PKCS,
+            Mechanism.ECDSA_SHA224,
+            bytes.fromhex("30 2d 30 0d 06 09 60 86 48 01 65 03 04 02 04 05 00 04 1c"),
+        ),
+        Hash(
+            hashes.SHA256(),
+            "SHA-256",
+            Mechanism.SHA256_RSA_PKCS,
+            Mechanism.ECDSA_SHA256,
+            bytes.fromhex("30 31 30 0d 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20"),
+        ),
+        Hash(
+            hashes.SHA384(),
+            "SHA-384",
+            Mechanism.SHA384_RSA_PKCS,
+            Mechanism.ECDSA_SHA384,
+            bytes.fromhex("30 41 30 0d 06 09 60 86 48 01 65 03 04 02 02 05 00 04 30"),
+        ),
+        Hash(
+            hashes.SHA512(),
+            "SHA-512",
+            Mechanism.SHA512_RSA_PKCS,
+            Mechanism.ECDSA_SHA512,
+            bytes.fromhex("30 51 30 0d 06 09 60 86 48 01 65 03 04 02 03 05 00 04 40"),
+        ),
     )
 }
 

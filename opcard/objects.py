@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
-
 from apdu.openpgp.constants import PRIVATE_DOS, Do, KeySlot, KeyStatus, Pw
 from opcard.errors import NotLoggedInError
 from opcard.pkcs11 import (
@@ -32,6 +30,7 @@ from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 from opcard.publickeys import CardPublicKey, ec_params_der
 
 if TYPE_CHECKING:
+    from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
     from cryptography import x509
 
     from opcard.card import Card
@@ -234,6 +233,8 @@ class _KeyObject(CardObject):
             der = self.card.certificate(self.slot)
             if not der:
                 raise KeyError(attribute)
+            from asn1crypto import x509 as asn1_x509
+
             return bytes(asn1_x509.Certificate.load(der).subject.dump())
         raise KeyError(attribute)
 
@@ -400,6 +401,10 @@ class Certificate(CardObject):
         return self.card.certificate(self.slot)
 
     def _parsed(self) -> asn1_x509.Certificate:
+        # asn1crypto's X.509 parser is imported when a certificate is parsed, not by every
+        # command that opens a session (opcard sign)
+        from asn1crypto import x509 as asn1_x509
+
         return asn1_x509.Certificate.load(self.der)
 
     def _value(self, attribute: Attribute) -> AttributeValue:

@@ -6,15 +6,14 @@ the two into a :class:`CardPublicKey` that knows its PKCS#11 key type, size and 
 
 The algorithms themselves (:class:`KeyAlgorithm`, :func:`algorithm_of`, :func:`parse_algorithm`,
 :func:`attributes_for`, :data:`RSA_SIZES`) live in :mod:`opcard.algorithms`, which does not
-import ``cryptography``; they are re-exported here.
+import ``cryptography``; they are re-exported here. ``cryptography``'s serialization and
+asn1crypto are imported by the functions that encode keys (not by a command that only signs).
 """
 
 from __future__ import annotations
 
 from typing import TypeAlias
 
-from asn1crypto.core import ObjectIdentifier, OctetString  # type: ignore[import-untyped]
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
 from apdu.openpgp.constants import Curve
@@ -99,6 +98,8 @@ def public_key_from_point(curve: Curve, point: bytes) -> CryptographyPublicKey:
 def ec_params_der(curve: Curve) -> bytes:
     """CKA_EC_PARAMS: the DER OBJECT IDENTIFIER of the curve (for Ed25519 the RFC 8410 OID
     1.3.101.112, for X25519 1.3.101.110, as PKCS#11 3.0 and OpenSC use)."""
+    from asn1crypto.core import ObjectIdentifier  # type: ignore[import-untyped]
+
     return bytes(ObjectIdentifier(_RFC8410_OIDS.get(curve, curve.dotted)).dump())
 
 
@@ -132,6 +133,8 @@ class CardPublicKey(Record):
         if curve is None:
             assert isinstance(key, ec.EllipticCurvePublicKey)
             raise UnsupportedKeyError(f"curve {key.curve.name} is not an OpenPGP card curve")
+        from cryptography.hazmat.primitives import serialization
+
         if isinstance(key, ec.EllipticCurvePublicKey):
             point = key.public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -184,6 +187,8 @@ class CardPublicKey(Record):
 
     def spki_der(self) -> bytes:
         """SubjectPublicKeyInfo DER (CKA_PUBLIC_KEY_INFO)."""
+        from cryptography.hazmat.primitives import serialization
+
         return self.to_cryptography().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -191,4 +196,6 @@ class CardPublicKey(Record):
     def ec_point_der(self) -> bytes:
         """CKA_EC_POINT: the point as a DER OCTET STRING (what OpenSC and p11-kit clients
         expect)."""
+        from asn1crypto.core import OctetString
+
         return bytes(OctetString(self.point).dump())

@@ -311,3 +311,19 @@ def test_key_algorithms_without_cryptography() -> None:
     assert names == algorithms.CRYPTOGRAPHY_CURVE_NAMES
     curve = algorithms.parse_algorithm("secp256r1").curve
     assert curve is not None and isinstance(publickeys._EC_CURVES[curve], ec.SECP256R1)
+
+
+def test_signing_path_without_asn1crypto_or_serialization() -> None:
+    """opcard sign opens a session and signs: no asn1crypto (the DigestInfo prefixes are
+    written into opcard.hashes; certificates are parsed when asked for) and no cryptography
+    serialization (key encodings import it when used)."""
+    modules = loaded_after("import opcard.session, opcard.hashes, opcard.pkcs11.mechanisms")
+    assert not {m for m in modules if m.split(".")[0] == "asn1crypto"}
+    assert "cryptography.hazmat.primitives.serialization" not in modules
+    code = (
+        "from opcard.objects import Certificate\n"
+        "from opcard.publickeys import CardPublicKey, ec_params_der\n"
+        "from apdu.openpgp.constants import Curve\n"
+        "assert ec_params_der(Curve.NIST_P256).hex() == '06082a8648ce3d030107'\n"
+    )
+    assert "asn1crypto.core" in loaded_after(code)
