@@ -44,13 +44,16 @@ def install_command(
 ) -> None:
     from opcard.serve.errors import ServeError
     from opcard.serve.install import (
+        MODULE_FILE,
         SERVICE_UNIT,
         SOCKET_UNIT,
+        UNITS,
         Systemctl,
         install,
         install_socket,
         install_units,
         module_directory,
+        refuse_foreign,
         systemd_booted,
         unit_directory,
     )
@@ -75,6 +78,10 @@ def install_command(
     directory = module_directory()
     before = _texts(unit_directory())
     try:
+        # nothing is written when any of the files is someone else's
+        refuse_foreign(directory / MODULE_FILE)
+        for name in UNITS if want_units else ():
+            refuse_foreign(unit_directory() / name)
         units = (
             install_units(daemon_command(readers, serials), socket_path, unit_directory())
             if want_units

@@ -50,6 +50,7 @@ __all__ = [
     "install_units",
     "module_directory",
     "ours",
+    "refuse_foreign",
     "systemd_booted",
     "systemd_quote",
     "uninstall",
@@ -100,7 +101,8 @@ def ours(path: Path) -> bool:
         return False
 
 
-def _refuse_foreign(path: Path) -> None:
+def refuse_foreign(path: Path) -> None:
+    """:class:`ServeError` when ``path`` exists and is not a file ``--install`` wrote."""
     if (path.exists() or path.is_symlink()) and not ours(path):
         raise ServeError(
             f"{path} exists and was not written by 'opcard serve --install': remove it "
@@ -139,7 +141,7 @@ def install(command: Sequence[str], directory: Path) -> Path:
     """Write ``directory/opcard.module`` with ``remote: |command`` (the on-demand route,
     replacing a file we wrote before); returns its path."""
     path = directory / MODULE_FILE
-    _refuse_foreign(path)
+    refuse_foreign(path)
     line = shlex.join(command)
     if "\n" in line:
         raise ServeError("the command for the module file must not contain a newline")
@@ -151,7 +153,7 @@ def install_socket(socket_path: Path, directory: Path) -> Path:
     """Write ``directory/opcard.module`` with ``remote: unix:path=SOCKET`` (the shared
     daemon's route, replacing a file we wrote before); returns its path."""
     path = directory / MODULE_FILE
-    _refuse_foreign(path)
+    refuse_foreign(path)
     _check_socket_path(socket_path)
     _write(path, f"{MARKER}\nremote: unix:path={socket_path}\n")
     return path
@@ -235,7 +237,7 @@ def install_units(command: Sequence[str], socket_path: Path, directory: Path) ->
     texts = unit_texts(command, socket_path)
     paths = [directory / name for name in texts]
     for path in paths:
-        _refuse_foreign(path)
+        refuse_foreign(path)
     for path in paths:
         _write(path, texts[path.name])
     return paths

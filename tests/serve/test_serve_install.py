@@ -31,6 +31,7 @@ checked in process (test_install_enables_the_socket_where_a_user_manager_answers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -138,9 +139,17 @@ def credentials(tmp_path_factory: pytest.TempPathFactory) -> ServerCredentials:
 def installed(
     request: pytest.FixtureRequest, card: Emulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Installed]:
-    mode = request.param
+    with installed_home(
+        request.param, card, tmp_path_factory.mktemp(f"home-{request.param}")
+    ) as setup:
+        yield setup
+
+
+@contextlib.contextmanager
+def installed_home(mode: str, card: Emulator, home: Path) -> Iterator[Installed]:
+    """``opcard serve --install`` in ``mode`` into the empty directory ``home``, and (shared)
+    the daemon as its units say; stopped and cleaned up at the end."""
     short = private_dir("opcard-install-")  # the socket path must stay short
-    home = tmp_path_factory.mktemp(f"home-{mode}")
     runtime = short / "runtime"
     runtime.mkdir(mode=0o700)
     # OpenSC's system-wide module, disabled in this HOME: the card is seen through opcard only
@@ -463,6 +472,14 @@ def test_install_never_replaces_a_unit_it_did_not_write(user_home: Path) -> None
     result = CliRunner().invoke(cli, ["serve", "--uninstall"])
     assert result.exit_code == 1 and "left in place" in result.output
     assert (units / SERVICE_UNIT).read_text() == theirs
+    # a module file of someone else's: no unit written either
+    (units / SERVICE_UNIT).unlink()
+    module = user_home / ".config" / "pkcs11" / "modules" / MODULE_FILE
+    module.parent.mkdir(parents=True)
+    module.write_text("remote: unix:path=/elsewhere\n")
+    result = CliRunner().invoke(cli, ["serve", "--install"])
+    assert result.exit_code == 1 and f"{module} exists and was not written" in result.output
+    assert not units.joinpath(SOCKET_UNIT).exists() and not units.joinpath(SERVICE_UNIT).exists()
 
 
 def test_where_systemd_does_not_run_no_units_unless_asked(
