@@ -24,8 +24,12 @@ keep the command line's start-up short must not silently become eager again.
 - ``apdu.transport.pcsc`` loads pyscard's ``smartcard.scard`` without the ``smartcard``
   package's object layer, which still loads (and works) on first use.
 
-The modules loaded by ``opcard cert export`` against a card are checked in
-tests/cli/test_cli_pcsc.py.
+- neither ``opcard --help`` nor shell completion (``_OPCARD_COMPLETE``) loads the protocol layer,
+  pyscard, the library's errors or token layer, or a command module other than the one being
+  completed; ``opcard serve`` loads neither tlslite nor the other commands.
+
+The modules each command (list, status, cert export, sign) loads against a card are checked in
+tests/cli/test_cli_start_up.py (and cert export's also in tests/cli/test_cli_pcsc.py).
 """
 
 from __future__ import annotations
@@ -327,3 +331,79 @@ def test_signing_path_without_asn1crypto_or_serialization() -> None:
         "assert ec_params_der(Curve.NIST_P256).hex() == '06082a8648ce3d030107'\n"
     )
     assert "asn1crypto.core" in loaded_after(code)
+
+
+#: What neither the help nor shell completion may load: the protocol layer, the card, pyscard,
+#: the library's errors and token layer, APDU logging.
+NOT_FOR_HELP = {
+    "apdu",
+    "smartcard",
+    "opcard.errors",
+    "opcard.card",
+    "opcard.session",
+    "opcard.pkcs11",
+    "cryptography",
+    "logging",
+    "json",
+    "dataclasses",
+}
+
+
+def _offending(modules: set[str], forbidden: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in forbidden))
+
+
+def test_root_help_loads_no_library_layer() -> None:
+    assert _offending(loaded_after(CLI_HELP), NOT_FOR_HELP) == []
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected", "allowed_command"),
+    [
+        ("opcard ", 1, "plain,cert", None),
+        ("opcard c", 1, "plain,cert", None),
+        ("opcard cert e", 2, "plain,export", "opcard.cli.cert"),
+    ],
+)
+def test_completion_loads_no_library_layer(
+    words: str, cword: int, expected: str, allowed_command: str | None
+) -> None:
+    from opcard.cli.app import COMMANDS
+
+    code = (
+        "import contextlib, io, os, sys\n"
+        "os.environ.update(_OPCARD_COMPLETE='bash_complete', "
+        f"COMP_WORDS={words!r}, COMP_CWORD='{cword}')\n"
+        "sys.argv = ['opcard']\n"
+        "from opcard.cli import main\n"
+        "raw = io.BytesIO()\n"
+        "out = io.TextIOWrapper(raw, encoding='utf-8')\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code in (0, None), e.code\n"
+        "out.flush()\n"
+        f"assert {expected!r} in raw.getvalue().decode().splitlines(), raw.getvalue()\n"
+    )
+    modules = loaded_after(code)
+    assert "opcard.cli.app" in modules
+    commands = {module for module, _ in COMMANDS.values()} - {allowed_command}
+    assert _offending(modules, NOT_FOR_HELP | commands | {"opcard.cli.pin_input"}) == []
+
+
+def test_serve_loads_no_tls_nor_other_commands() -> None:
+    """What ``opcard serve --stdio`` imports before it answers (the command and the server):
+    not the TLS client (tlslite) nor the other commands' modules."""
+    from opcard.cli.app import COMMANDS
+
+    code = (
+        "import click\n"
+        "from opcard.cli.app import cli\n"
+        "serve = cli.get_command(click.Context(cli), 'serve')\n"
+        "import opcard.serve.server, opcard.serve.pcsc\n"
+    )
+    modules = loaded_after(code)
+    assert {"opcard.cli.serve", "opcard.serve.server"} <= modules
+    others = {module for module, _ in COMMANDS.values()} - {"opcard.cli.serve"}
+    assert _offending(modules, {"tlslite", "opcard.tls", "json", *others}) == []

@@ -1,0 +1,137 @@
+"""What each command imports, run for real (issue #15): the installed command line as a
+subprocess against the emulated card through pcscd + vpcd, with ``sys.modules`` printed when
+the process ends. Each command must not load what it does not use, so that the start-up gains
+cannot silently come back. (Import-only guards, ``--help``, completion and ``serve``:
+tests/unit/test_lazy_imports.py; ``cert export``'s own list: test_cli_pcsc.py.)
+
+One emulator for the module (read-only commands; ``sign`` verifies the PIN, which does not
+change the card).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEFAULT_PORT, PW1, Emulator
+
+pytestmark = [pytest.mark.pcsc]
+
+MODULES_AT_EXIT = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n"))
+from opcard.cli import main
+main()
+"""
+
+#: Never loaded by a command that does not ask for them: APDU logging (-v), JSON output
+#: (--json), pyscard's object layer, TLS and the daemon.
+NEVER = {
+    "logging",
+    "json",
+    "smartcard.Session",
+    "smartcard.System",
+    "smartcard.CardConnection",
+    "tlslite",
+    "opcard.tls",
+    "opcard.serve",
+}
+#: The PKCS#11 tables and the session layer (and the dataclasses some of them use): a command
+#: that does not log in needs none.
+TOKEN_LAYER = {
+    "dataclasses",
+    "opcard.pkcs11.constants",
+    "opcard.pkcs11.mechanisms",
+    "opcard.pkcs11.uri",
+    "opcard.session",
+    "opcard.objects",
+    "opcard.keys",
+}
+#: Each command's forbidden modules (beyond NEVER); a package name forbids its sub-modules.
+FORBIDDEN: dict[str, set[str]] = {
+    "list": TOKEN_LAYER
+    | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"},
+    "cert export": TOKEN_LAYER
+    | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"},
+    # status parses the certificates (cryptography.x509) and hashes them, nothing else of
+    # cryptography: the key algorithms come from opcard.algorithms
+    "status": TOKEN_LAYER
+    | {
+        "asn1crypto",
+        "opcard.publickeys",
+        "cryptography.hazmat.primitives.serialization",
+        "cryptography.hazmat.primitives.ciphers",
+    },
+    "sign": {
+        "asn1crypto",
+        "cryptography.x509",
+        "cryptography.hazmat.primitives.serialization",
+        "cryptography.hazmat.primitives.ciphers",
+        "opcard.openpgp",
+        "opcard.cli.status",
+        "opcard.cli.cert",
+        "opcard.cli.key",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def emu(pcscd: Any, tmp_path_factory: Any) -> Iterator[Emulator]:
+    workdir = tmp_path_factory.mktemp("start-up")
+    emulator = Emulator(
+        workdir,
+        profile="extended",
+        personalize="demo-ecc",
+        port=DEFAULT_PORT,
+        apdu_log=None,
+        opts={},
+    )
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def loaded(run_opcard: Any, *args: str) -> set[str]:
+    result = run_opcard(*args, python_code=MODULES_AT_EXIT)
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("MODULES ")]
+    return set(line.split()[1:])
+
+
+def offending(modules: set[str], forbidden: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in forbidden))
+
+
+@pytest.mark.parametrize("command", list(FORBIDDEN))
+def test_command_loads_only_what_it_uses(
+    command: str, emu: Emulator, run_opcard: Any, tmp_path: Path
+) -> None:
+    args = ["--reader", emu.reader, *command.split()]
+    if command == "cert export":
+        args += ["--slot", "aut", "--format", "der"]
+    if command == "sign":
+        (tmp_path / "pin").write_text(PW1 + "\n")
+        (tmp_path / "data").write_bytes(b"hello")
+        args += ["--pin-file", str(tmp_path / "pin"), "--output", str(tmp_path / "sig")]
+        args.append(str(tmp_path / "data"))
+    modules = loaded(run_opcard, *args)
+    assert {"opcard.card", "apdu.transport.pcsc", "smartcard.scard"} <= modules  # it ran
+    assert offending(modules, NEVER | FORBIDDEN[command]) == []
+    if command == "sign":
+        assert (tmp_path / "sig").read_bytes()[:1] == b"\x30"  # an ECDSA signature (DER)
+
+
+def test_log_apdus_still_logs(emu: Emulator, run_opcard: Any) -> None:
+    """-v loads logging (the only way in) and the traffic lines come out."""
+    result = run_opcard(
+        "-v", "--reader", emu.reader, "cert", "export", "--format", "der",
+        python_code=MODULES_AT_EXIT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "apdu.traffic: > 00a4040006 d27600012401" in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("MODULES ")]
+    assert "logging" in line.split()
