@@ -106,6 +106,7 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -267,17 +268,23 @@ class Log:
         time.sleep(0.05)  # the emulator writes its log after answering
 
 
-def run_checked(
-    argv: list[str], env: dict[str, str], expect: str, stdin: bytes | None = b""
-) -> tuple[float, str]:
+def run_checked(argv: list[str], env: dict[str, str], expect: str) -> tuple[float, str]:
     """Run ``argv`` to its exit; (wall time, standard output). Its output goes to files, not
     pipes: the time ends when the program exits, not when every process that inherited its
-    output (``opcard serve --stdio``'s serving child) has closed it."""
+    output (``opcard serve --stdio``'s serving child) has closed it. The wait is a blocking
+    waitpid (a timer kills a program stuck for 60 s): ``subprocess.run(timeout=…)`` with no
+    pipe to read polls with sleeps doubling from 0.5 ms to 50 ms, which rounds every time up
+    to 15.5, 31.5, 63.5, 113.5 … ms."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            argv, env=env, stdout=out, stderr=err, input=stdin, timeout=60, check=False
-        )
+        # standard input at its end: gnutls-cli exits after the handshake
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        watchdog = threading.Timer(60, proc.kill)
+        watchdog.start()
+        try:
+            proc.wait()
+        finally:
+            watchdog.cancel()
         elapsed = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
