@@ -55,8 +55,8 @@ FORBIDDEN: dict[str, set[str]] = {
     | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"},
     "cert export": TOKEN_LAYER
     | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"},
-    # status parses the certificates (cryptography.x509) and hashes them, nothing else of
-    # cryptography: the key algorithms come from opcard.algorithms
+    # status parses the certificates (cryptography.x509, which loads hashlib) and hashes them,
+    # nothing else of cryptography: the key algorithms come from opcard.algorithms
     "status": TOKEN_LAYER
     | {
         "asn1crypto",
