@@ -292,6 +292,9 @@ class Session:
         self.card = card
         #: What this session has verified and the PINs it keeps (:class:`LoginState`).
         self.login_state = LoginState()
+        #: Tries left per PIN (Secret) when this session's login was accepted, as the cached C4
+        #: says (no I/O): a kept PIN is not sent again once the card's counter is lower.
+        self._tries_at_login: dict[Secret, int] = {}
         self._closed = False
 
     @property
@@ -358,9 +361,11 @@ class Session:
             value = _pin_bytes(pin, Secret.PW3, "admin PIN")
             self._verify(Pw.PW3, value, "admin PIN")
             state.verified(Pw.PW3, value if keep_pin else None)
+            self._note_tries(Secret.PW3)
             return
         value = _pin_bytes(pin, Secret.PW1, "user PIN")
         self._verify(Pw.PW1_OTHER, value, "user PIN")
+        self._note_tries(Secret.PW1)
         state.forget(Pw.PW1)  # a new login: PW1 81 is verified again when needed
         state.verified(Pw.PW1_OTHER, value if keep_pin else None)
         if not keep_pin:
@@ -445,13 +450,47 @@ class Session:
             self._verify(Pw.PW1, pin, "user PIN", held=True)
             state.verified(Pw.PW1, pin)
 
+    def _note_tries(self, secret: Secret) -> None:
+        """Remember the tries left for ``secret`` after a login the card accepted: from the
+        cached C4 (no I/O; read before the login, so at most what the card has now)."""
+        status = self.card.pw_status()
+        if status is not None:
+            self._tries_at_login[secret] = status.retries(secret)
+
+    def _check_tries(self, pw: Pw) -> None:
+        """Before a kept PIN goes to the card again (GET DATA C4, one APDU, only on this rare
+        path): when its retry counter is lower than at our login, some program was refused a
+        PIN since — most likely the PIN was changed while this session kept the old one, and
+        every process keeping it would use a try until the PIN blocks. Then the session
+        forgets the PIN and raises :class:`NotLoggedInError`: nothing is sent."""
+        secret = Secret.for_pw(pw)
+        before = self._tries_at_login.get(secret)
+        if before is None:
+            return
+        with translated("reading the PIN status (C4)"):
+            now = self.card.applet.get_pw_status().retries(secret)
+        if now >= before:
+            return
+        kind = _PIN_KIND[pw]
+        self.login_state.forget(pw)
+        self.card.pin_tried(pw, accepted=False)  # C4 is read again for tries/flags
+        raise NotLoggedInError(
+            f"the card forgot this session's {kind.label} verification and its retry "
+            f"counter went down from {before} to {now} since the login: some program was "
+            "refused a PIN (was it changed?). The kept PIN was not sent again (no try used); "
+            "log in again",
+            pin=kind,
+        )
+
     def _reverify(self, pw: Pw) -> bool:
         """After 6982 on an operation: verify again with the PIN we hold (it was right before:
-        the card was reset or another process dropped the verification). False when we hold
-        no PIN for it."""
+        the card was reset or another process dropped the verification), unless the card's
+        retry counter went down since our login (:meth:`_check_tries`). False when we hold no
+        PIN for it."""
         pin = self.login_state._kept_pin(pw)
         if pin is None:
             return False
+        self._check_tries(pw)
         self._verify(pw, pin, "admin PIN" if pw is Pw.PW3 else "user PIN", held=True)
         self.login_state.verified(pw, pin)
         return True

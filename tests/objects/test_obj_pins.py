@@ -31,6 +31,7 @@ from opcard.pkcs11 import ReturnValue, TokenFlag
 
 # INS bytes
 VERIFY, PSO, INTERNAL_AUTHENTICATE, SELECT = 0x20, 0x2A, 0x88, 0xA4
+GET_DATA = 0xCA
 READ_PUBLIC_KEY = 0x47
 
 WRONG = "654321"
@@ -304,7 +305,13 @@ def test_reverify_after_6982_only_with_the_held_pin(rig: Callable[..., Rig]) -> 
         start = len(r.sent)
         d = digest("sha256", b"after reset")
         verify_digest(public, signer.sign_digest(d, "sha256"), "sha256", d)
-        assert r.ins_since(start) == [INTERNAL_AUTHENTICATE, VERIFY, INTERNAL_AUTHENTICATE]
+        # C4 first: the retry counter is where it was at the login
+        assert r.ins_since(start) == [
+            INTERNAL_AUTHENTICATE,
+            GET_DATA,
+            VERIFY,
+            INTERNAL_AUTHENTICATE,
+        ]
         start = len(r.sent)
         signer.sign_digest(d, "sha256")
         assert r.ins_since(start) == [INTERNAL_AUTHENTICATE]
@@ -314,11 +321,42 @@ def test_reverify_after_6982_only_with_the_held_pin(rig: Callable[..., Rig]) -> 
         start = len(r.sent)
         with pytest.raises(WrongPinError):
             signer.sign_digest(d, "sha256")
-        assert r.ins_since(start) == [INTERNAL_AUTHENTICATE, VERIFY]
+        assert r.ins_since(start) == [INTERNAL_AUTHENTICATE, GET_DATA, VERIFY]
         with r.count() as n, pytest.raises(NotLoggedInError):
             signer.sign_digest(d, "sha256")
         assert n[0] == 0
         assert r.tries()[0] == 2
+
+
+def test_a_changed_pin_costs_one_try_not_one_per_session(rig: Callable[..., Rig]) -> None:
+    """Several sessions (on-demand serve processes, each its own) keep the user PIN; it is
+    changed elsewhere and the card forgets the verification: the first session's VERIFY with
+    the old PIN is refused (one try), the others see the counter went down and send nothing."""
+    r = rig("extended", "demo-ecc")
+    sessions = [r.card.session() for _ in range(3)]
+    signers = []
+    for s in sessions:
+        s.login(PW1)
+        signers.append(s.digest_signer("aut"))
+    _change_pin_behind_the_back(r, NEW_PIN.encode())
+    assert r.emu.transmit(bytes.fromhex("0020FF82"))[-2:] == b"\x90\x00"
+    d = digest("sha256", b"after the change")
+    with pytest.raises(WrongPinError):
+        signers[0].sign_digest(d, "sha256")
+    for s, signer in zip(sessions[1:], signers[1:], strict=True):
+        start = len(r.sent)
+        with pytest.raises(NotLoggedInError, match="went down from 3 to 2") as info:
+            signer.sign_digest(d, "sha256")
+        assert r.ins_since(start) == [INTERNAL_AUTHENTICATE, GET_DATA]  # no VERIFY
+        assert "no try used" in str(info.value) and PW1 not in str(info.value)
+        assert not s.user_logged_in
+    assert r.tries()[0] == 2
+    # a new login with the new PIN works, and its baseline is the counter now
+    sessions[1].login(NEW_PIN)
+    public = r.demo["aut"].public
+    verify_digest(public, sessions[1].sign_digest("aut", d, "sha256"), "sha256", d)
+    for s in sessions:
+        s.close()
 
 
 def test_card_reset_mid_session(rig: Callable[..., Rig], profile: str) -> None:
@@ -339,8 +377,8 @@ def test_card_reset_mid_session(rig: Callable[..., Rig], profile: str) -> None:
             single_use = slot == "sig" and r.emu.state.pw1_single_use
             if single_use:  # the session verifies before each PSO:CDS anyway
                 assert r.ins_since(start) == [SELECT, VERIFY, op]
-            else:
-                assert r.ins_since(start) == [SELECT, op, VERIFY, op]
+            else:  # C4 read before the held PIN goes again (its retry counter unchanged)
+                assert r.ins_since(start) == [SELECT, op, GET_DATA, VERIFY, op]
             start = len(r.sent)
             verify_digest(public, signer.sign_digest(d, "sha256"), "sha256", d)
             assert r.ins_since(start) == ([VERIFY, op] if single_use else [op])

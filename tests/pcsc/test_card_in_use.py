@@ -322,8 +322,9 @@ def test_turns_with_a_shared_client_and_pin_state(emulator: Any, pcsc_connect: A
             _verify_ecdsa(card, KeySlot.AUT, signature, digest)
             assert waited > 0.15, waited  # it waited for the other client's turn
             sent = [e.text[:4].upper() for e in emu.log_entries() if e.direction == ">"]
-            # INTERNAL AUTHENTICATE → 6982, VERIFY 82 (our own PIN), INTERNAL AUTHENTICATE
-            assert sent[before:] == ["0088", "0020", "0088"], sent[before:]
+            # INTERNAL AUTHENTICATE → 6982, GET DATA C4 (tries as at our login), VERIFY 82
+            # (our own PIN), INTERNAL AUTHENTICATE
+            assert sent[before:] == ["0088", "00CA", "0020", "0088"], sent[before:]
             assert _pw1_tries(other) == 3
         # another program verifies PW1; a session that did not log in must not use it
         assert other.transmit(bytes.fromhex("0020008206") + PW1.encode())[-2:] == b"\x90\x00"
@@ -353,9 +354,9 @@ def test_card_reset_by_another_program_between_signatures(emulator: Any, pcsc_co
         before = emu.commands()
         _verify_ecdsa(card, KeySlot.AUT, signer.sign_digest_der(digest, "sha256"), digest)
         sent = [e.text[:4].upper() for e in emu.log_entries() if e.direction == ">"][before:]
-        # SELECT (re-selected after the reconnect), then the signature refused (6982), VERIFY
-        # with opcard's own PIN, the signature again
-        assert sent[0] == "00A4" and sent[-3:] == ["0088", "0020", "0088"], sent
+        # SELECT (re-selected after the reconnect), then the signature refused (6982), C4,
+        # VERIFY with opcard's own PIN, the signature again
+        assert sent[0] == "00A4" and sent[-4:] == ["0088", "00CA", "0020", "0088"], sent
         assert session.pin_status()["user"] == 3
 
 

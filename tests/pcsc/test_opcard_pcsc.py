@@ -127,8 +127,9 @@ def test_card_restarted_mid_session(emulator: Any) -> None:
         digest = hashlib.sha256(b"after").digest()
         verify_p256(card, signer.sign_digest(digest, "sha256"), digest)
         after = ins_list(commands(emu)[before:])
-        # SELECT, INTERNAL AUTHENTICATE (6982: the fresh card forgot PW1), VERIFY, again
-        assert after == ["A4", INTERNAL_AUTHENTICATE, "20", INTERNAL_AUTHENTICATE]
+        # SELECT, INTERNAL AUTHENTICATE (6982: the fresh card forgot PW1), GET DATA C4 (tries
+        # as at the login), VERIFY, again
+        assert after == ["A4", INTERNAL_AUTHENTICATE, "CA", "20", INTERNAL_AUTHENTICATE]
         before = len(commands(emu))
         signer.sign_digest(digest, "sha256")
         assert ins_list(commands(emu)[before:]) == [INTERNAL_AUTHENTICATE]

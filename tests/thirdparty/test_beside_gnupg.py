@@ -279,8 +279,9 @@ def test_shared_scdaemon_and_opcard_take_turns(
             before = emu.commands()
             verify_signature(aut, signer.sign_digest(digest, "sha256"), digest)
             sent = [e.text[:4].upper() for e in emu.log_entries() if e.direction == ">"]
-            # INTERNAL AUTHENTICATE → 6982; VERIFY 82 with opcard's own PIN; again → signed
-            assert sent[before:] == ["0088", "0020", "0088"], sent[before:]
+            # INTERNAL AUTHENTICATE → 6982; GET DATA C4 (tries as at our login); VERIFY 82
+            # with opcard's own PIN; again → signed
+            assert sent[before:] == ["0088", "00CA", "0020", "0088"], sent[before:]
             # gpg signs (it verifies PW1 itself), then opcard again, then gpg again
             reply = g.pksign(digest)
             assert reply.ok, reply.error
