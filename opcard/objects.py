@@ -26,7 +26,6 @@ from opcard.pkcs11 import (
 )
 from opcard.pkcs11.mechanisms import KeyInfo
 from opcard.pkcs11.template import matches_template
-from opcard.pkcs11.uri import ObjectType, Pkcs11Uri
 from opcard.publickeys import CardPublicKey, ec_params_der
 
 if TYPE_CHECKING:
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
 
     from opcard.card import Card
     from opcard.keys import CardPrivateKey, CardSigningKey
+    from opcard.pkcs11.uri import Pkcs11Uri
     from opcard.publickeys import CryptographyPublicKey
     from opcard.session import Session
 
@@ -159,6 +159,8 @@ class CardObject:
     @property
     def uri(self) -> Pkcs11Uri:
         """The RFC 7512 URI of this object (token, object label, type, id)."""
+        from opcard.pkcs11.uri import ObjectType, Pkcs11Uri  # not loaded to sign (2 ms)
+
         info = self.session.token_info()
         obj_id = self.get(Attribute.ID)
         return Pkcs11Uri(

@@ -66,6 +66,7 @@ FORBIDDEN: dict[str, set[str]] = {
     },
     "sign": {
         "asn1crypto",
+        "opcard.pkcs11.uri",
         "cryptography.x509",
         "cryptography.hazmat.primitives.serialization",
         "cryptography.hazmat.primitives.ciphers",

@@ -10,6 +10,8 @@ keep the command line's start-up short must not silently become eager again.
   ``opcard.pkcs11.constants`` table; ``opcard.card`` loads ``opcard.pkcs11.constants`` and
   ``opcard.pkcs11.uri`` only for the token view;
 - ``opcard`` and ``opcard.errors`` do not load tlslite (only ``opcard.tls`` does);
+- ``opcard.session`` and ``opcard.objects`` load ``opcard.pkcs11.uri`` only when a URI is
+  parsed or shown;
 - ``opcard.cli.app`` does not load ``json``;
 - ``apdu.transport.pcsc`` loads neither ``socket`` (nor its ``selectors``) nor ``queue``: the
   watchdog uses the C socket type, and the worker mode's queues come with the first worker link;
@@ -331,6 +333,14 @@ def test_signing_path_without_asn1crypto_or_serialization() -> None:
         "assert ec_params_der(Curve.NIST_P256).hex() == '06082a8648ce3d030107'\n"
     )
     assert "asn1crypto.core" in loaded_after(code)
+
+
+def test_signing_path_without_uris() -> None:
+    """The pkcs11: URI parser (2 ms) is loaded by what parses or shows a URI, not by a session
+    that signs (CardObject.uri and Session.find_uri import it: tests/objects/test_obj_objects.py
+    uses both)."""
+    modules = loaded_after("import opcard.session, opcard.objects, opcard.pkcs11.mechanisms")
+    assert "opcard.pkcs11.uri" not in modules
 
 
 #: What neither the help nor shell completion may load: the protocol layer, the card, pyscard,
