@@ -13,15 +13,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from opcard.cli.common import State, echo, pass_state
 from opcard.cli.errors import CliError
 from opcard.cli.pin_input import USER, read_pin, user_pin_options
+from opcard.serve.stdio import EscapingFormatter as _EscapingFormatter  # noqa: F401 (tests)
 
 if TYPE_CHECKING:
     from opcard.serve.confirm import Confirmation
@@ -69,9 +69,9 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 @click.option(
     "--log-level",
     type=click.Choice(["error", "warning", "info", "debug"], case_sensitive=False),
-    default="info",
-    show_default=True,
-    help="What to log on standard error (debug: every call; never a PIN or data).",
+    default=None,
+    help="What to log on standard error (debug: every call; never a PIN or data) "
+    "[default: info; warning with --stdio: errors and warnings only].",
 )
 @click.option(
     "--poll",
@@ -145,7 +145,8 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     is_flag=True,
     help="Serve one client on standard input/output instead of a socket: for p11-kit, which "
     "starts this command itself from a module file line 'remote: |opcard serve --stdio' "
-    "(docs/serve.md). Exits when that client disconnects. Logs go to standard error.",
+    "(docs/serve.md; --install writes the faster 'python3 -m opcard.serve --stdio'). Exits "
+    "when that client disconnects. Logs go to standard error.",
 )
 @click.option(
     "--install",
@@ -192,7 +193,7 @@ def serve(
     login: bool,
     pin: str | None,
     pin_file: str | None,
-    log_level: str,
+    log_level: str | None,
     poll: float,
     max_connections: int,
     max_per_process: int,
@@ -219,11 +220,12 @@ def serve(
       ssh -I /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so host
     """
     from opcard.cli.backend import PcscBackend, current
-    from opcard.serve.activation import listen_sockets, serve_in_a_child, stdio_socket
+    from opcard.serve.activation import listen_sockets
     from opcard.serve.errors import SocketError
     from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
     from opcard.serve.server import Server, default_socket_path
     from opcard.serve.slots import Registry
+    from opcard.serve.stdio import configure_logging, operator_login
 
     if max_per_process > max_connections:
         raise click.BadParameter(
@@ -259,21 +261,23 @@ def serve(
             "--stdio cannot ask for the PIN (standard input is the protocol): give --pin-file "
             "or OPCARD_PIN with --login, or let the client log in"
         )
-    # taken first: standard output must carry nothing but the protocol from here on
-    try:
-        stream = stdio_socket() if stdio else None
-        activated = None if stdio else listen_sockets()
-    except SocketError as e:
-        raise CliError(str(e)) from e
-    if stream is not None:
-        serve_in_a_child()  # p11-kit's C_Finalize then waits for nobody (no PC/SC yet)
-    if activated is not None and len(activated) != 1:
-        raise CliError(f"socket activation passed {len(activated)} sockets: opcard serve takes one")
-    restore_logging = _configure_logging(log_level)
     if state.reader:
         readers = (*readers, state.reader)
     if state.serial:
         serials = (*serials, state.serial)
+    if stdio:
+        _serve_stdio(
+            readers, serials, log_level, poll, frame_timeout, idle_timeout, confirmation,
+            login, pin, pin_file,
+        )  # fmt: skip
+        return
+    try:
+        activated = listen_sockets()
+    except SocketError as e:
+        raise CliError(str(e)) from e
+    if activated is not None and len(activated) != 1:
+        raise CliError(f"socket activation passed {len(activated)} sockets: opcard serve takes one")
+    restore_logging = configure_logging(log_level or "info")
     registry = Registry()
     monitor: PcscMonitor | None = None
     server: Server | None = None
@@ -291,7 +295,7 @@ def serve(
                 in_use = monitor.in_use_error()  # nothing to log in to: say why
                 if in_use is not None:
                     raise in_use
-            _operator_login(registry, read_pin(USER, pin, pin_file, prompt="User PIN"))
+            operator_login(registry, read_pin(USER, pin, pin_file, prompt="User PIN"))
         limits = Limits(
             max_connections=max_connections,
             max_per_process=max_per_process,
@@ -310,15 +314,6 @@ def serve(
                 confirmation.command[0],
                 confirmation.timeout,
             )
-        if stream is not None:
-            if monitor is not None:
-                monitor.start()
-            present = len(registry.slots(present_only=True))
-            logging.getLogger("opcard.serve").info(
-                "serving %d card(s) on standard input/output", present
-            )
-            server.serve_stream(stream)
-            return
         try:
             server.start(activated[0] if activated else None)
         except SocketError as e:
@@ -403,39 +398,44 @@ def _status(path: Path) -> None:
         echo(f"  {t.label}: card {t.serial} ({t.model}, {t.manufacturer}), slot {t.slot:#x}")
 
 
-class _EscapingFormatter(logging.Formatter):
-    """Log lines with control and format characters escaped (:func:`opcard.text.escape`):
-    reader names, card text and client data never reach the terminal or the log raw, and a
-    newline in them cannot forge a log line. Tracebacks keep their lines."""
+def _serve_stdio(
+    readers: tuple[str, ...],
+    serials: tuple[str, ...],
+    log_level: str | None,
+    poll: float,
+    frame_timeout: float,
+    idle_timeout: float | None,
+    confirmation: Confirmation | None,
+    login: bool,
+    pin: str | None,
+    pin_file: str | None,
+) -> None:
+    """``--stdio``: :func:`opcard.serve.stdio.serve_stdio`, the same function as ``python -m
+    opcard.serve --stdio`` (the command line adds the PIN options, ``--confirm`` and its
+    backend's cards in tests and embedders)."""
+    from opcard.cli.backend import PcscBackend, current
+    from opcard.serve.errors import SocketError
+    from opcard.serve.stdio import STDIO_LOG_LEVEL, serve_stdio, stdio_limits
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        from opcard.text import escape
+    def login_pin() -> str:
+        return read_pin(USER, pin, pin_file, prompt="User PIN")
 
-        return escape(super().formatMessage(record))
+    def attach(registry: Registry) -> None:
+        _attach_backend_cards(registry, readers, serials)
 
-    def formatException(self, ei: Any) -> str:
-        from opcard.text import escape
-
-        return escape(super().formatException(ei), keep="\n")
-
-
-def _configure_logging(level: str) -> Callable[[], None]:
-    """The server's log on standard error; returns what undoes it (for embedders and tests
-    running the command in process)."""
-    logger = logging.getLogger("opcard.serve")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_EscapingFormatter("%(asctime)s opcard serve: %(message)s"))
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-
-    def restore() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
-
-    return restore
+    try:
+        serve_stdio(
+            readers,
+            serials,
+            log_level=log_level or STDIO_LOG_LEVEL,
+            poll=poll,
+            limits=stdio_limits(frame_timeout, idle_timeout),
+            confirmation=confirmation,
+            login_pin=login_pin if login or pin is not None or pin_file is not None else None,
+            attach=None if isinstance(current(), PcscBackend) else attach,
+        )
+    except SocketError as e:
+        raise CliError(str(e)) from e
 
 
 def _attach_backend_cards(
@@ -448,16 +448,6 @@ def _attach_backend_cards(
     wanted += [(None, r) for r in readers]
     for serial, reader in wanted or [(None, None)]:
         registry.attach(backend.open_card(serial=serial, reader=reader))
-
-
-def _operator_login(registry: Registry, pin: str) -> None:
-    from opcard.errors import NoCardError
-
-    slots = registry.slots(present_only=True)
-    if not slots:
-        raise NoCardError("no card to log in to")
-    for slot in slots:
-        slot.login_operator(pin)
 
 
 def _wait_for_a_signal() -> None:

@@ -25,9 +25,10 @@ def _selection(readers: tuple[str, ...], serials: tuple[str, ...]) -> list[str]:
 
 
 def stdio_command(readers: tuple[str, ...], serials: tuple[str, ...]) -> list[str]:
-    """The module file's ``remote: |`` command: this Python with ``-m opcard.cli`` (works from
-    a virtual environment and whatever the applications' PATH)."""
-    return [sys.executable, "-m", "opcard.cli", "serve", "--stdio", *_selection(readers, serials)]
+    """The module file's ``remote: |`` command: this Python with ``-m opcard.serve --stdio``
+    (works from a virtual environment and whatever the applications' PATH; the same server as
+    ``opcard serve --stdio`` without loading the command line, :mod:`opcard.serve.stdio`)."""
+    return [sys.executable, "-m", "opcard.serve", "--stdio", *_selection(readers, serials)]
 
 
 def daemon_command(readers: tuple[str, ...], serials: tuple[str, ...]) -> list[str]:
@@ -96,7 +97,10 @@ def install_command(
     if shared:
         echo(f"wrote {path}: p11-kit connects every application to the daemon on {socket_path}")
     else:
-        echo(f"wrote {path}: p11-kit starts 'opcard serve --stdio' for every application")
+        echo(
+            f"wrote {path}: p11-kit starts 'opcard serve --stdio' (python -m opcard.serve "
+            "--stdio) for every application"
+        )
     if not units:
         if shared:
             echo(

@@ -2,9 +2,11 @@
 
 The registration is one p11-kit module file, ``opcard.module``, in one of two forms:
 
-- **on demand** (the default): ``remote: |… serve --stdio`` makes p11-kit start
-  ``opcard serve --stdio`` for every application that loads p11-kit's modules (docs/serve.md,
-  *Without a daemon*);
+- **on demand** (the default): ``remote: |PYTHON -m opcard.serve --stdio …`` makes p11-kit
+  start ``opcard serve --stdio``'s server (:mod:`opcard.serve.stdio`, without the command
+  line's start-up) for every application that loads p11-kit's modules (docs/serve.md,
+  *Without a daemon*); installing again replaces the line of an earlier ``--install`` (older
+  ones wrote ``PYTHON -m opcard.cli serve --stdio``, which still works);
 - **shared** (``--shared``): ``remote: unix:path=SOCKET`` points p11-kit at the socket of one
   daemon, which systemd starts on the first connection (socket activation).
 

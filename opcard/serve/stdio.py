@@ -1,0 +1,366 @@
+"""``--stdio``: serve one p11-kit client on standard input/output (the on-demand route).
+
+p11-kit runs the command of a module file line ``remote: |command`` for every application that
+loads its modules, with one end of a socketpair as the command's standard input and output.
+Two commands do it, and both run :func:`serve_stdio`, so that they cannot drift apart:
+
+- ``python -m opcard.serve --stdio [options]`` (:func:`main`): what ``opcard serve --install``
+  writes. It parses its few options itself (argparse) and loads neither click nor the command
+  line: it starts some 25 ms sooner, for every application;
+- ``opcard serve --stdio`` (:mod:`opcard.cli.serve`), which also takes ``--login`` with a PIN
+  file and the ``--confirm`` options.
+
+The order is the one p11-kit needs: the socket is taken from standard input first (standard
+output then carries nothing but the protocol), the process p11-kit started exits at once and a
+child serves (:func:`~opcard.serve.activation.serve_in_a_child`), then the log goes to
+standard error, the cards are attached, and the client is served until it disconnects.
+The log level is ``warning`` unless asked otherwise: every application using the card would
+otherwise print the server's start and end on its standard error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from opcard.serve.confirm import Confirmation
+    from opcard.serve.limits import Limits
+    from opcard.serve.slots import Registry
+
+__all__ = [
+    "LOG_LEVELS",
+    "STDIO_LOG_LEVEL",
+    "EscapingFormatter",
+    "configure_logging",
+    "main",
+    "serve_stdio",
+    "stdio_limits",
+]
+
+#: The levels ``--log-level`` takes.
+LOG_LEVELS = ("error", "warning", "info", "debug")
+#: ``--stdio``'s default log level: errors and warnings only (the daemon's is ``info``).
+STDIO_LOG_LEVEL = "warning"
+
+#: The program name in messages (``python -m opcard.serve``).
+PROG = "python -m opcard.serve"
+
+
+class EscapingFormatter(logging.Formatter):
+    """Log lines with control and format characters escaped (:func:`opcard.text.escape`):
+    reader names, card text and client data never reach the terminal or the log raw, and a
+    newline in them cannot forge a log line. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from opcard.text import escape
+
+        return escape(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        from opcard.text import escape
+
+        return escape(super().formatException(ei), keep="\n")
+
+
+def configure_logging(level: str) -> Callable[[], None]:
+    """The server's log on standard error; returns what undoes it (for embedders and tests
+    running the command in process)."""
+    logger = logging.getLogger("opcard.serve")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s opcard serve: %(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+    return restore
+
+
+def stdio_limits(frame_timeout: float, idle_timeout: float | None) -> Limits:
+    """The limits of a ``--stdio`` server (one connection: only the timeouts matter), as
+    ``opcard serve`` derives them from ``--frame-timeout`` and ``--idle-timeout``."""
+    from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
+
+    return Limits(
+        handshake_timeout=min(HANDSHAKE_TIMEOUT, frame_timeout / 2),
+        frame_timeout=frame_timeout,
+        idle_timeout=idle_timeout,
+        slow_after=min(SLOW_AFTER, frame_timeout / 2),
+    )
+
+
+def serve_stdio(
+    readers: Sequence[str],
+    serials: Sequence[str],
+    *,
+    log_level: str = STDIO_LOG_LEVEL,
+    poll: float = 0.5,
+    limits: Limits | None = None,
+    confirmation: Confirmation | None = None,
+    login_pin: Callable[[], str] | None = None,
+    attach: Callable[[Registry], None] | None = None,
+) -> None:
+    """Serve the p11-kit client on standard input/output until it disconnects.
+
+    ``readers``/``serials`` choose the cards (none: every card), ``poll`` is how often cards
+    coming and going are looked for. ``login_pin``, when given, is asked for the user PIN once
+    the cards are attached, and every card present is logged in with it (an operator login:
+    the client's C_Logout keeps it). ``attach`` replaces the PC/SC readers by the caller's
+    cards (the command line's backend in tests and embedders): it attaches them to the
+    registry itself.
+
+    Raises :class:`~opcard.serve.errors.SocketError` when standard input is not a stream
+    socket (before anything else happens); the library's errors (no card to log in to, a
+    wrong PIN, pcscd not running) after the started process has exited and its child goes on.
+    """
+    from opcard.serve.activation import serve_in_a_child, stdio_socket
+
+    # taken first: standard output must carry nothing but the protocol from here on
+    stream = stdio_socket()
+    serve_in_a_child()  # p11-kit's C_Finalize then waits for nobody (no PC/SC yet)
+    restore_logging = configure_logging(log_level)
+    from opcard.serve.pcsc import PcscMonitor
+    from opcard.serve.server import Server, default_socket_path
+    from opcard.serve.slots import Registry
+
+    log = logging.getLogger("opcard.serve")
+    registry = Registry()
+    monitor: PcscMonitor | None = None
+    server: Server | None = None
+    try:
+        if attach is None:
+            monitor = PcscMonitor(
+                registry, readers=tuple(readers), serials=tuple(serials), interval=poll
+            )
+            monitor.scan()
+        else:
+            attach(registry)
+        if login_pin is not None:
+            if monitor is not None and not registry.slots(present_only=True):
+                in_use = monitor.in_use_error()  # nothing to log in to: say why
+                if in_use is not None:
+                    raise in_use
+            operator_login(registry, login_pin())
+        server = Server(
+            registry,
+            default_socket_path(),
+            limits=limits or stdio_limits(10.0, None),
+            confirmation=confirmation,
+        )
+        if confirmation is not None:
+            log.info(
+                "every private-key use of %s connections asks %s (%g s to answer)",
+                confirmation.when.value,
+                confirmation.command[0],
+                confirmation.timeout,
+            )
+        if monitor is not None:
+            monitor.start()
+        log.info(
+            "serving %d card(s) on standard input/output", len(registry.slots(present_only=True))
+        )
+        server.serve_stream(stream)
+    finally:
+        try:
+            if monitor is not None:
+                monitor.stop()
+            # the cards first: an operation a card does not answer is aborted after a grace
+            # period, so that no connection is left waiting for it when the server stops
+            registry.close()
+            if server is not None:
+                server.stop()
+        finally:
+            restore_logging()
+
+
+def operator_login(registry: Registry, pin: str) -> None:
+    """Log in every card present with the user PIN (:class:`~opcard.errors.NoCardError`
+    when there is none)."""
+    from opcard.errors import NoCardError
+
+    slots = registry.slots(present_only=True)
+    if not slots:
+        raise NoCardError("no card to log in to")
+    for slot in slots:
+        slot.login_operator(pin)
+
+
+# -- python -m opcard.serve ----------------------------------------------------------------------
+
+
+def _number(low: float, high: float | None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if value != value or value < low or (high is not None and value > high):
+            bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+            raise ValueError(f"{text} is not {bound}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its message
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+            # the type's own message ("… is not between 0.05 and 60"), not argparse's
+            try:
+                return super()._get_value(action, arg_string)
+            except argparse.ArgumentError:
+                try:
+                    assert action.type is not None and callable(action.type)
+                    action.type(arg_string)
+                except ValueError as e:
+                    raise argparse.ArgumentError(action, str(e)) from None
+                raise
+
+    parser = Parser(
+        prog=PROG,
+        allow_abbrev=False,
+        description="Serve the OpenPGP cards as PKCS#11 tokens to the one p11-kit client on "
+        "standard input/output: the command of a p11-kit module file line 'remote: |python3 -m "
+        "opcard.serve --stdio', which 'opcard serve --install' writes (docs/serve.md). Exits "
+        "when that client disconnects; logs go to standard error. The same as 'opcard serve "
+        "--stdio', without the command line's start-up; --login, --pin-file and --confirm "
+        "are there.",
+    )
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        required=True,
+        help="Serve the client on standard input/output (required: the daemon is 'opcard serve').",
+    )
+    parser.add_argument(
+        "--reader",
+        dest="readers",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Serve only the cards in this reader (a name or part of one; repeatable). "
+        "Default: every reader.",
+    )
+    parser.add_argument(
+        "--serial",
+        dest="serials",
+        action="append",
+        default=[],
+        metavar="SERIAL",
+        help="Serve only the card with this serial number (8 hex digits; repeatable).",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=STDIO_LOG_LEVEL,
+        help=f"What to log on standard error (debug: every call; never a PIN or data) "
+        f"[default: {STDIO_LOG_LEVEL}].",
+    )
+    parser.add_argument(
+        "--card-timeout",
+        type=_number(0, None),
+        metavar="SECONDS",
+        help="How long to wait for the card's answer to a command (0: for ever) "
+        "[default: $OPCARD_CARD_TIMEOUT, else 30].",
+    )
+    parser.add_argument(
+        "--poll",
+        type=_number(0.05, 60),
+        default=0.5,
+        metavar="SECONDS",
+        help="How often to look for cards inserted and removed [default: 0.5].",
+    )
+    parser.add_argument(
+        "--frame-timeout",
+        type=_number(0.05, 3600),
+        default=10.0,
+        metavar="SECONDS",
+        help="Time a request has from its first byte to its last [default: 10].",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_number(0.05, None),
+        metavar="SECONDS",
+        help="Close the connection after this long without a call [default: never].",
+    )
+    return parser
+
+
+#: The exit codes of ``opcard`` (opcard.cli.exitcodes.ExitCode, which this layer may not
+#: import; a test compares them) for what can fail here.
+EXIT_ERROR, EXIT_USAGE, EXIT_NO_CARD, EXIT_CARD_ERROR, EXIT_CARD_IN_USE, EXIT_NOT_ANSWERING = (
+    1, 2, 3, 9, 12, 13
+)  # fmt: skip
+EXIT_INTERRUPTED = 130
+
+
+def _classify(exc: BaseException) -> tuple[int, str, str]:
+    """(exit code, message, hint) as ``opcard serve`` reports the errors of this route (a
+    serving child's: nothing is logged in here, so no PIN error can happen)."""
+    from opcard import errors as e
+
+    if isinstance(exc, e.CardNotAnsweringError):
+        return EXIT_NOT_ANSWERING, str(exc), "remove the card and insert it again"
+    if isinstance(exc, e.CardInUseError):
+        return EXIT_CARD_IN_USE, exc.problem, exc.remedy
+    if isinstance(exc, e.PcscUnavailableError):
+        return EXIT_NO_CARD, str(exc), "start pcscd (e.g. 'systemctl start pcscd.socket')"
+    if isinstance(exc, e.NoCardError):
+        return EXIT_NO_CARD, str(exc), ""
+    if isinstance(exc, e.CardError):
+        return EXIT_CARD_ERROR, str(exc), ""
+    if isinstance(exc, e.OpcardError | OSError):
+        return EXIT_ERROR, str(exc), ""
+    return EXIT_ERROR, f"internal error: {type(exc).__name__}: {exc}", "report it"
+
+
+def _fail(code: int, message: str, hint: str = "") -> int:
+    from opcard.text import escape
+
+    print(f"opcard: error: {escape(message, keep=chr(10))}", file=sys.stderr)
+    if hint:
+        print(f"opcard: {escape(hint, keep=chr(10))}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m opcard.serve --stdio …``: the exit code (2 for a usage error, 1 when
+    standard input is not a socket; after the fork the started process has exited 0 and a
+    failure of the serving child is its exit code with the command line's message)."""
+    args = _parser().parse_args(argv)  # exits 2 with the usage on standard error
+    if args.card_timeout is not None:
+        # the PC/SC transport and the card monitor read their time bound from there
+        os.environ["OPCARD_CARD_TIMEOUT"] = f"{args.card_timeout:g}"
+    from opcard.serve.errors import SocketError
+
+    try:
+        serve_stdio(
+            args.readers,
+            args.serials,
+            log_level=args.log_level,
+            poll=args.poll,
+            limits=stdio_limits(args.frame_timeout, args.idle_timeout),
+        )
+    except SocketError as e:
+        return _fail(EXIT_ERROR, str(e))
+    except KeyboardInterrupt:
+        return _fail(EXIT_INTERRUPTED, "interrupted")
+    except Exception as exc:  # one or two lines and the command line's exit code
+        code, message, hint = _classify(exc)
+        return _fail(code, message, hint)
+    return 0
