@@ -20,7 +20,6 @@ decrypts (RSA, PSO:DECIPHER) or derives (ECDH, PSO:DECIPHER with the peer's poin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum, unique
 from typing import NamedTuple
 
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from apdu.openpgp.constants import KeySlot
+from apdu.record import Record
 from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
 from opcard.hashes import HASHES, Hash, hash_named, unsupported_hash_message
 from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
@@ -78,8 +78,7 @@ class SignatureFormat(IntEnum):
     EDDSA = 3  # R‖S, 64 bytes for Ed25519
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
+class KeyInfo(Record):
     """What the mechanism rules need to know about a card key.
 
     ``bits``: the RSA modulus length, or the bit length of the curve order for ECC keys (256
