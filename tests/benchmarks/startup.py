@@ -19,10 +19,11 @@ What it does, in one run:
 3. Checks once that each opcard command and its floor (tests/benchmarks/floors/) print the same
    bytes, and counts the APDUs of each command in the emulator's log.
 4. Runs every command N times, interleaved (one of each per round, the order rotated every
-   round), timing the wall time of each process run (``serve --stdio``: from the start of the
-   process to the answer of its first C_GetSlotList, sent over the socketpair p11-kit gives it
-   by a small client of p11-kit's RPC protocol here), and prints median and minimum, and the
-   ratios to the floors with the targets of issue #15.
+   round), timing the wall time of each process run (``serve --stdio``, both ``opcard serve
+   --stdio`` and ``python -m opcard.serve --stdio``, the line ``opcard serve --install``
+   writes: from the start of the process to the answer of its first C_GetSlotList, sent over
+   the socketpair p11-kit gives it by a small client of p11-kit's RPC protocol here), and
+   prints median and minimum, and the ratios to the floors with the targets of issue #15.
 
 Everything it started is stopped at the end (emulator, gpg-agent and scdaemon, the private
 pcscd); the venv and wheel are removed (``--keep DIR`` keeps them there).
@@ -235,7 +236,7 @@ def _recv(sock: socket.socket, n: int) -> bytes:
     while len(out) < n:
         chunk = sock.recv(n - len(out))
         if not chunk:
-            raise SystemExit("opcard serve --stdio closed the connection")
+            raise SystemExit("serve --stdio closed the connection")
         out += chunk
     return out
 
@@ -249,14 +250,12 @@ def _call(sock: socket.socket, code: int, call: int, signature: bytes, args: byt
     _recv(sock, options)
     reply = _recv(sock, length)
     if got != code or struct.unpack(">I", reply[:4])[0] != call:
-        raise SystemExit(
-            f"opcard serve --stdio: unexpected reply to call {call}: {reply[:16].hex()}"
-        )
+        raise SystemExit(f"serve --stdio: unexpected reply to call {call}: {reply[:16].hex()}")
     return reply
 
 
 def serve_first_slot_list(argv: list[str], env: dict[str, str]) -> tuple[float, bytes]:
-    """Start ``opcard serve --stdio`` on a socketpair as p11-kit does and time it to the answer
+    """Start ``argv`` (a serve --stdio) on a socketpair as p11-kit does and time it to the answer
     of its first C_GetSlotList (after the version byte and C_Initialize); returns the slot
     list's reply body."""
     ours, theirs = socket.socketpair()
@@ -279,7 +278,7 @@ def serve_first_slot_list(argv: list[str], env: dict[str, str]) -> tuple[float, 
         ours.close()
         _, err = proc.communicate(timeout=30)
     if proc.returncode != 0:
-        raise SystemExit(f"opcard serve --stdio exited {proc.returncode}: {err.decode()[-2000:]}")
+        raise SystemExit(f"{argv} exited {proc.returncode}: {err.decode()[-2000:]}")
     return elapsed, slots
 
 
@@ -466,6 +465,14 @@ def measure(
             1.5,
         ),
         Row(
+            "python -m opcard.serve --stdio → 1st C_GetSlotList",
+            lambda: serve_first_slot_list(
+                [py, "-m", "opcard.serve", "--stdio", "--reader", READER], env
+            ),
+            "floor open card",
+            1.5,
+        ),
+        Row(
             "import opcard; open_card()",
             proc([py, "-c", f"import opcard; opcard.open_card(reader={READER!r}).close()"]),
             "floor open card",
@@ -511,10 +518,12 @@ def measure(
             raise SystemExit(
                 f"{a!r} and {b!r} printed different output:\n{outputs[a]!r}\n{outputs[b]!r}"
             )
-    slot_reply = outputs["opcard serve --stdio → 1st C_GetSlotList"]
-    # call id, signature "au", then the array: a valid flag, the count, the slot ids (u64)
-    if slot_reply[4:10] != b"\0\0\0\x02au" or struct.unpack(">I", slot_reply[11:15])[0] != 1:
-        raise SystemExit(f"C_GetSlotList did not list the card's slot: {slot_reply.hex()}")
+    for name in outputs:
+        if name.endswith("1st C_GetSlotList"):
+            # call id, signature "au", then the array: a valid flag, the count, the ids (u64)
+            reply = outputs[name]
+            if reply[4:10] != b"\0\0\0\x02au" or struct.unpack(">I", reply[11:15])[0] != 1:
+                raise SystemExit(f"{name}: C_GetSlotList did not list the card: {reply.hex()}")
     if genv is not None and b"10000001" not in outputs["gpg --card-status (agent running)"]:
         raise SystemExit("gpg --card-status does not show the card's serial")
     if outputs["completion: opcard cert export --slot <TAB>"].split() != [
