@@ -5,7 +5,8 @@ One module-scoped set-up per mode, each in a private HOME with OpenSC's system m
 disabled there (the card is seen through opcard only):
 
 - **on demand**: ``opcard serve --install --no-systemd`` writes the module file
-  ``remote: |… serve --stdio``; p11-kit starts an ``opcard serve --stdio`` per application;
+  ``remote: |PYTHON -m opcard.serve --stdio --reader …``; p11-kit starts that (``opcard serve
+  --stdio``'s server without the command line) per application;
 - **shared**: ``opcard serve --install --shared --systemd`` writes the module file
   ``remote: unix:path=…`` and the user units ``opcard.socket`` / ``opcard.service``;
   ``systemd-analyze --user verify`` checks them, and the daemon runs as the units say: the
@@ -178,6 +179,9 @@ def installed_home(mode: str, card: Emulator, home: Path) -> Iterator[Installed]
         if mode == "on-demand":
             out = setup.run([*opcard, "--no-systemd"]).stdout.decode()
             assert "p11-kit starts 'opcard serve --stdio'" in out, out
+            module = home / ".config" / "pkcs11" / "modules" / MODULE_FILE
+            line = shlex.join([sys.executable, "-m", "opcard.serve", "--stdio", "--reader", READER])
+            assert module.read_text() == f"{MARKER}\nremote: |{line}\n"
             assert not (home / ".config" / "systemd").exists()
         else:
             out = setup.run([*opcard, "--shared", "--systemd"]).stdout.decode()
@@ -418,10 +422,17 @@ def calls(home: Path) -> list[str]:
 def test_install_enables_the_socket_where_a_user_manager_answers(user_home: Path) -> None:
     units = user_home / ".config" / "systemd" / "user"
     module = user_home / ".config" / "pkcs11" / "modules" / MODULE_FILE
+    # the line an earlier --install wrote (through the command line) is replaced: ours
+    module.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text(f"{MARKER}\nremote: |{sys.executable} -m opcard.cli serve --stdio\n")
     result = CliRunner().invoke(cli, ["serve", "--install", "--reader", "Reader 1"])
     assert result.exit_code == 0, result.output
     # on demand: the module file starts opcard itself; the units give a daemon all the same
-    assert module.read_text().startswith(f"{MARKER}\nremote: |{sys.executable} -m opcard.cli")
+    assert module.read_text() == (
+        f"{MARKER}\nremote: |"
+        + shlex.join([sys.executable, "-m", "opcard.serve", "--stdio", "--reader", "Reader 1"])
+        + "\n"
+    )
     socket_unit, service = (units / SOCKET_UNIT).read_text(), (units / SERVICE_UNIT).read_text()
     assert unit_value(socket_unit, "ListenStream") == "/run/user/1000/opcard/pkcs11"
     assert unit_value(service, "ExecStart") == systemd_quote(
@@ -475,7 +486,7 @@ def test_install_never_replaces_a_unit_it_did_not_write(user_home: Path) -> None
     # a module file of someone else's: no unit written either
     (units / SERVICE_UNIT).unlink()
     module = user_home / ".config" / "pkcs11" / "modules" / MODULE_FILE
-    module.parent.mkdir(parents=True)
+    module.parent.mkdir(parents=True, exist_ok=True)
     module.write_text("remote: unix:path=/elsewhere\n")
     result = CliRunner().invoke(cli, ["serve", "--install"])
     assert result.exit_code == 1 and f"{module} exists and was not written" in result.output

@@ -29,6 +29,10 @@ keep the command line's start-up short must not silently become eager again.
 - neither ``opcard --help`` nor shell completion (``_OPCARD_COMPLETE``) loads the protocol layer,
   pyscard, the library's errors or token layer, or a command module other than the one being
   completed; ``opcard serve`` loads neither tlslite nor the other commands.
+- ``python -m opcard.serve --stdio`` (the on-demand route ``opcard serve --install`` writes)
+  loads neither click nor ``opcard.cli``, tlslite, ``cryptography.x509`` or asn1crypto up to
+  its first answered C_GetSlotList (here without a reader; with a card in
+  tests/serve/test_serve_stdio.py).
 
 The modules each command (list, status, cert export, sign) loads against a card are checked in
 tests/cli/test_cli_start_up.py (and cert export's also in tests/cli/test_cli_pcsc.py).
@@ -417,3 +421,85 @@ def test_serve_loads_no_tls_nor_other_commands() -> None:
     assert {"opcard.cli.serve", "opcard.serve.server"} <= modules
     others = {module for module, _ in COMMANDS.values()} - {"opcard.cli.serve"}
     assert _offending(modules, {"tlslite", "opcard.tls", "json", *others}) == []
+
+
+def test_serve_starts_without_subprocess() -> None:
+    """The server loads neither subprocess nor signal (1 ms of start-up for each on-demand
+    process): the confirmation policy imports them when it runs its command
+    (tests/serve/test_serve_confirm.py runs one)."""
+    code = "import opcard.serve.stdio, opcard.serve.server, opcard.serve.pcsc, opcard.serve.confirm"
+    assert not loaded_after(code) & {"subprocess", "signal"}
+    code = (
+        "import sys\n"
+        "from opcard.serve.confirm import Confirmation, ConfirmWhen, KeyUse, PeerProcess\n"
+        "peer = PeerProcess(1, '/usr/bin/ssh', 'ssh host')\n"
+        "use = KeyUse('sign', 'AUT', 'Authentication key', 'Token', '0001')\n"
+        "for status, allowed in ((0, True), (1, False)):\n"
+        "    command = (sys.executable, '-c', f'raise SystemExit({status})')\n"
+        "    assert Confirmation(ConfirmWhen.ALL, command).ask(use, peer) is allowed\n"
+    )
+    assert "subprocess" in loaded_after(code)
+
+
+def test_on_demand_serve_loads_no_command_line() -> None:
+    """``python -m opcard.serve --stdio`` on a socketpair, as p11-kit starts it: C_Initialize
+    and C_GetSlotList answered (no reader matches), then the modules the serving child loaded
+    (printed when it ends; the process started exits at once, through os._exit)."""
+    import os
+    import socket
+    import struct
+    from pathlib import Path
+
+    def frame(code: int, call: int, signature: bytes, args: bytes) -> bytes:
+        body = struct.pack(">II", call, len(signature)) + signature + args
+        return struct.pack(">III", code, 0, len(body)) + body
+
+    def ay(data: bytes) -> bytes:
+        return b"\x01" + struct.pack(">I", len(data)) + data
+
+    def answer(sock: socket.socket) -> bytes:
+        data, olen, blen = b"", 0, 0
+        while len(data) < 12 + olen + blen:
+            chunk = sock.recv(12 + olen + blen - len(data))
+            assert chunk, "the server closed the connection"
+            data += chunk
+            if len(data) >= 12:
+                _, olen, blen = struct.unpack(">III", data[:12])
+        return data[12 + olen :]
+
+    script = (
+        "import runpy, sys\n"
+        "try:\n"
+        "    runpy.run_module('opcard.serve', run_name='__main__', alter_sys=True)\n"
+        "finally:\n"
+        "    print('MODULES', sorted(sys.modules), file=sys.stderr)\n"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "--stdio", "--reader", "no such reader"],
+        stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, cwd=repo,
+        env=dict(os.environ, PYTHONPATH=repo),
+    )  # fmt: skip
+    theirs.close()
+    try:
+        ours.settimeout(30)
+        ours.sendall(b"\x00")
+        assert ours.recv(1) == b"\x00"
+        handshake = b"PRIVATE-GNOME-KEYRING-PKCS11-PROTOCOL-V-1"
+        ours.sendall(frame(1, 1, b"ayyay", ay(handshake) + b"\x00" + ay(b"\x00")))
+        assert answer(ours)[:4] == struct.pack(">I", 1)  # C_Initialize, not an error (0)
+        ours.sendall(frame(2, 4, b"yfu", b"\x00" + struct.pack(">I", 16)))  # C_GetSlotList
+        reply = answer(ours)
+        assert reply[:4] == struct.pack(">I", 4), reply.hex()
+    finally:
+        ours.close()
+    _, err = proc.communicate(timeout=60)  # to its end: the serving child holds the pipe
+    lines = err.decode().splitlines()
+    assert lines and lines[-1].startswith("MODULES "), lines
+    modules = set(ast.literal_eval(lines[-1].removeprefix("MODULES ")))
+    assert {"opcard.serve.stdio", "opcard.serve.server", "opcard.serve.pcsc"} <= modules
+    offending = _offending(
+        modules, {"click", "opcard.cli", "tlslite", "cryptography.x509", "asn1crypto"}
+    )
+    assert offending == []
