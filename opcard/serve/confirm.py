@@ -30,13 +30,15 @@ import contextlib
 import enum
 import logging
 import os
-import signal
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opcard.text import escape
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "CONFIRM_TIMEOUT",
@@ -190,6 +192,8 @@ class Confirmation:
                 "OPCARD_CONFIRM_FORWARDED": "1" if peer.forwarded else "0",
             }
         )
+        import subprocess  # only when a confirmation runs (with signal: 1 ms of start-up)
+
         try:
             proc = subprocess.Popen(
                 [*self.command, prompt],
@@ -243,5 +247,7 @@ class Confirmation:
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL for the command's process group (it runs in a session of its own)."""
+    import signal
+
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
