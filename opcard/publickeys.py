@@ -12,9 +12,7 @@ asn1crypto are imported by the functions that encode keys (not by a command that
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+from typing import TYPE_CHECKING, TypeAlias
 
 from apdu.openpgp.constants import Curve
 from apdu.openpgp.objects import (
@@ -49,23 +47,52 @@ __all__ = [
     "public_key_from_point",
 ]
 
-CryptographyPublicKey: TypeAlias = (
-    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | x25519.X25519PublicKey
-)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+    CryptographyPublicKey: TypeAlias = (
+        rsa.RSAPublicKey
+        | ec.EllipticCurvePublicKey
+        | ed25519.Ed25519PublicKey
+        | x25519.X25519PublicKey
+    )
 
 
-#: The ``cryptography`` curve of each short-Weierstrass card curve; the 25519 curves are key
-#: types of their own there (Ed25519PublicKey, X25519PublicKey), and in PKCS#11 (CKK_EC_EDWARDS,
-#: CKK_EC_MONTGOMERY). Every other curve fact is a column of :class:`~apdu.openpgp.constants.Curve`.
-_EC_CURVES: dict[Curve, ec.EllipticCurve] = {
-    Curve.NIST_P256: ec.SECP256R1(),
-    Curve.NIST_P384: ec.SECP384R1(),
-    Curve.NIST_P521: ec.SECP521R1(),
-    Curve.SECP256K1: ec.SECP256K1(),
-    Curve.BRAINPOOL_P256R1: ec.BrainpoolP256R1(),
-    Curve.BRAINPOOL_P384R1: ec.BrainpoolP384R1(),
-    Curve.BRAINPOOL_P512R1: ec.BrainpoolP512R1(),
-}
+def __getattr__(name: str) -> object:
+    # CryptographyPublicKey imports cryptography's key modules (3 ms) when asked for: a
+    # command that only signs (opcard sign) does not load them.
+    if name != "CryptographyPublicKey":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+    alias = (
+        rsa.RSAPublicKey
+        | ec.EllipticCurvePublicKey
+        | ed25519.Ed25519PublicKey
+        | x25519.X25519PublicKey
+    )
+    globals()[name] = alias
+    return alias
+
+
+def _ec_curves() -> dict[Curve, ec.EllipticCurve]:
+    """The ``cryptography`` curve of each short-Weierstrass card curve; the 25519 curves are
+    key types of their own there (Ed25519PublicKey, X25519PublicKey), and in PKCS#11
+    (CKK_EC_EDWARDS, CKK_EC_MONTGOMERY). Every other curve fact is a column of
+    :class:`~apdu.openpgp.constants.Curve`."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return {
+        Curve.NIST_P256: ec.SECP256R1(),
+        Curve.NIST_P384: ec.SECP384R1(),
+        Curve.NIST_P521: ec.SECP521R1(),
+        Curve.SECP256K1: ec.SECP256K1(),
+        Curve.BRAINPOOL_P256R1: ec.BrainpoolP256R1(),
+        Curve.BRAINPOOL_P384R1: ec.BrainpoolP384R1(),
+        Curve.BRAINPOOL_P512R1: ec.BrainpoolP512R1(),
+    }
+
+
 #: X.509 and PKCS#11 3.0 name the 25519 curves by their RFC 8410 OIDs, not by OpenPGP's.
 _RFC8410_OIDS = {Curve.ED25519: "1.3.101.112", Curve.X25519: "1.3.101.110"}
 _CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {
@@ -76,6 +103,8 @@ _CURVE_OF_CRYPTOGRAPHY: dict[str, Curve] = {
 def curve_of(key: CryptographyPublicKey) -> Curve | None:
     """The card curve of a ``cryptography`` public key; None for RSA or a curve no OpenPGP
     card has."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+
     if isinstance(key, ed25519.Ed25519PublicKey):
         return Curve.ED25519
     if isinstance(key, x25519.X25519PublicKey):
@@ -88,11 +117,13 @@ def curve_of(key: CryptographyPublicKey) -> Curve | None:
 def public_key_from_point(curve: Curve, point: bytes) -> CryptographyPublicKey:
     """The ``cryptography`` public key of ``point`` on ``curve`` (an uncompressed or compressed
     point, or the 32 raw bytes of a 25519 key); ValueError when it is not one."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+
     if curve is Curve.ED25519:
         return ed25519.Ed25519PublicKey.from_public_bytes(point)
     if curve is Curve.X25519:
         return x25519.X25519PublicKey.from_public_bytes(point)
-    return ec.EllipticCurvePublicKey.from_encoded_point(_EC_CURVES[curve], point)
+    return ec.EllipticCurvePublicKey.from_encoded_point(_ec_curves()[curve], point)
 
 
 def ec_params_der(curve: Curve) -> bytes:
@@ -124,6 +155,8 @@ class CardPublicKey(Record):
 
     @classmethod
     def from_cryptography(cls, key: CryptographyPublicKey) -> CardPublicKey:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         if isinstance(key, rsa.RSAPublicKey):
             numbers = key.public_numbers()
             n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
@@ -173,6 +206,8 @@ class CardPublicKey(Record):
 
     def to_cryptography(self) -> CryptographyPublicKey:
         """The key as a ``cryptography`` public key object."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         curve = self.algorithm.curve
         try:
             if curve is None:

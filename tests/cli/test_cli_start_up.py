@@ -70,6 +70,11 @@ FORBIDDEN: dict[str, set[str]] = {
         "cryptography.x509",
         "cryptography.hazmat.primitives.serialization",
         "cryptography.hazmat.primitives.ciphers",
+        # the card's public key is read, not made a cryptography key
+        "cryptography.hazmat.primitives.asymmetric.ec",
+        "cryptography.hazmat.primitives.asymmetric.rsa",
+        "cryptography.hazmat.primitives.asymmetric.ed25519",
+        "cryptography.hazmat.primitives.asymmetric.x25519",
         "opcard.openpgp",
         "opcard.cli.status",
         "opcard.cli.cert",

@@ -11,7 +11,9 @@ keep the command line's start-up short must not silently become eager again.
   ``opcard.pkcs11.uri`` only for the token view;
 - ``opcard`` and ``opcard.errors`` do not load tlslite (only ``opcard.tls`` does);
 - ``opcard.session`` and ``opcard.objects`` load ``opcard.pkcs11.uri`` only when a URI is
-  parsed or shown;
+  parsed or shown, and ``cryptography``'s key modules (``ec``, ``rsa``, …) only when a
+  ``cryptography`` key is made or read (``opcard.publickeys``);
+- the server loads ``subprocess`` and ``signal`` only when a confirmation command runs;
 - ``opcard.cli.app`` does not load ``json``;
 - ``apdu.transport.pcsc`` loads neither ``socket`` (nor its ``selectors``) nor ``queue``: the
   watchdog uses the C socket type, and the worker mode's queues come with the first worker link;
@@ -317,24 +319,34 @@ def test_key_algorithms_without_cryptography() -> None:
     assert KeyType is constants.KeyType is keytype.KeyType
     assert publickeys.KeyAlgorithm is algorithms.KeyAlgorithm
     assert publickeys.algorithm_of is algorithms.algorithm_of
-    names = {curve: c.name for curve, c in publickeys._EC_CURVES.items()}
+    names = {curve: c.name for curve, c in publickeys._ec_curves().items()}
     assert names == algorithms.CRYPTOGRAPHY_CURVE_NAMES
     curve = algorithms.parse_algorithm("secp256r1").curve
-    assert curve is not None and isinstance(publickeys._EC_CURVES[curve], ec.SECP256R1)
+    assert curve is not None and isinstance(publickeys._ec_curves()[curve], ec.SECP256R1)
 
 
 def test_signing_path_without_asn1crypto_or_serialization() -> None:
     """opcard sign opens a session and signs: no asn1crypto (the DigestInfo prefixes are
-    written into opcard.hashes; certificates are parsed when asked for) and no cryptography
-    serialization (key encodings import it when used)."""
+    written into opcard.hashes; certificates are parsed when asked for), no cryptography
+    serialization (key encodings import it when used) nor its key modules (opcard.publickeys
+    imports them where it makes or reads a cryptography key)."""
     modules = loaded_after("import opcard.session, opcard.hashes, opcard.pkcs11.mechanisms")
     assert not {m for m in modules if m.split(".")[0] == "asn1crypto"}
     assert "cryptography.hazmat.primitives.serialization" not in modules
+    keys = {f"cryptography.hazmat.primitives.asymmetric.{k}" for k in ("ec", "rsa", "ed25519")}
+    assert not modules & keys  # opcard.publickeys imports them where it makes such keys
     code = (
         "from opcard.objects import Certificate\n"
         "from opcard.publickeys import CardPublicKey, ec_params_der\n"
         "from apdu.openpgp.constants import Curve\n"
         "assert ec_params_der(Curve.NIST_P256).hex() == '06082a8648ce3d030107'\n"
+        "from opcard.publickeys import CryptographyPublicKey, public_key_from_point\n"
+        "from cryptography.hazmat.primitives.asymmetric import ec, rsa\n"
+        "assert CryptographyPublicKey.__args__[:2] == (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)"
+        "\n"
+        "key = ec.generate_private_key(ec.SECP256R1()).public_key()\n"
+        "point = CardPublicKey.from_cryptography(key).point\n"
+        "assert public_key_from_point(Curve.NIST_P256, point) == key\n"
     )
     assert "asn1crypto.core" in loaded_after(code)
 
