@@ -9,16 +9,17 @@ APDU log), a ``gnutls-serv`` on 127.0.0.1 that requires a client certificate fro
 and a private sshd on 127.0.0.1 (throwaway host and user keys). Then these ways to reach the
 card, all at once:
 
-- **on demand**: p11-kit starts ``opcard serve --stdio`` itself from a module file
-  ``remote: |python -m opcard.cli serve --stdio --reader …`` in a private HOME (OpenSC's and
+- **on demand**: p11-kit starts ``python -m opcard.serve --stdio`` itself from a module file
+  ``remote: |python -m opcard.serve --stdio --reader …`` (as ``opcard serve --install`` writes
+  it) in a private HOME (OpenSC's and
   the trust store's system modules disabled there); GnuTLS loads p11-kit's registered modules
   itself (it refuses ``p11-kit-proxy.so`` as a ``--provider``), the probe below loads
   ``p11-kit-proxy.so``; no variable. p11-kit reads no user module files in a program running
   as root, so every client (of every route, for fairness) runs in a user namespace of its own
   with our uid mapped to 1000 (``unshare --map-user=1000``);
-- **on demand as before commit 166e6c2**: the same, with the process p11-kit started serving
-  itself (a thread started first keeps ``serve_in_a_child`` from forking), so that the change
-  is measured side by side;
+- **on demand through the command line**: the same with ``remote: |python -m opcard.cli serve
+  --stdio --reader …`` (what ``--install`` wrote before 46f1b7e: the same server, after
+  click and the command line are loaded), so that the change is measured side by side;
 - **daemon**: ``opcard serve --login`` on a Unix socket, the application loading
   ``p11-kit-client.so`` with ``P11_KIT_SERVER_ADDRESS``;
 - **OpenSC direct**: ``opensc-pkcs11.so`` loaded by the application (file cache off);
@@ -44,12 +45,13 @@ round in the order above), these operations:
 The same handshake with the key in a PEM file is the floor (on this machine gnutls-cli against
 gnutls-serv over loopback takes either about 5 ms or about 45 ms, a TCP delayed ACK between
 the two with or without a card: compare minima as well as medians). For the on-demand route
-each round also takes apart the time to the first C_GetSlotList: ``opcard serve --stdio``
-started on a socketpair as p11-kit does (time to the version byte, to the C_GetSlotList
-answer, to the serving process's end after the socket closed), the same under ``python -X
-importtime`` (self time summed by top-level package), ``python -c pass``, and the imports and
-the PC/SC open (context, card open) measured inside a Python process of their own. Bytecode
-is cached (in a directory of the run's), as an installed package has it.
+each round also takes apart the time to the first C_GetSlotList: ``python -m opcard.serve
+--stdio`` (and to that answer ``python -m opcard.cli serve --stdio``) started on a socketpair
+as p11-kit does (time to the version byte, to the C_GetSlotList answer, to the serving
+process's end after the socket closed), the same under ``python -X importtime`` (self time
+summed by top-level package), ``python -c pass``, and the imports and the PC/SC open
+(context, card open) measured inside a Python process of their own. Bytecode is cached (in a
+directory of the run's), as an installed package has it.
 
 Prints one table: per operation and route the wall time of the first run, then the median
 and minimum of the others, the APDUs the card received (from the emulator's APDU log) and
@@ -139,13 +141,13 @@ KEY_URI = "pkcs11:id=%03"
 #: when a module has several tokens.
 OPCARD_CARD, OPENSC_CARD = "pkcs11:serial=10000001", "pkcs11:serial=ff0010000001"
 
-COLUMNS = ("ondemand", "ondemand0", "daemon", "opensc", "p11kit", "ssh", "sshtty")
+COLUMNS = ("ondemand", "ondemandcli", "daemon", "opensc", "p11kit", "ssh", "sshtty")
 LABELS = {
-    "ondemand": "on demand (`--stdio` from the module file)",
+    "ondemand": "on demand (`-m opcard.serve --stdio` from the module file)",
     "daemon": "daemon (`opcard serve --login`)",
     "opensc": "OpenSC's module direct",
     "p11kit": "p11-kit server + OpenSC",
-    "ondemand0": "on demand, the started process serving (before 166e6c2)",
+    "ondemandcli": "on demand (`-m opcard.cli serve --stdio`, before 46f1b7e)",
     "ssh": "daemon over `ssh -N -R` socket",
     "sshtty": "daemon over `ssh -tt -R` socket",
     "floor": "key in a PEM file (floor)",
@@ -156,16 +158,16 @@ CARD_URI = {
     "daemon": OPCARD_CARD,
     "opensc": OPENSC_CARD,
     "p11kit": OPENSC_CARD,
-    "ondemand0": OPCARD_CARD,
+    "ondemandcli": OPCARD_CARD,
     "ssh": OPCARD_CARD,
     "sshtty": OPCARD_CARD,
 }
 
-#: What ``opcard serve --stdio`` imports, for the in-process measure of the imports.
+#: What ``python -m opcard.serve --stdio`` imports, for the in-process measure of the imports.
 SERVE_IMPORTS = (
-    "opcard.cli.app",
-    "opcard.cli.serve",
-    "opcard.cli.backend",
+    "argparse",
+    "logging",
+    "opcard.serve.stdio",
     "opcard.serve.activation",
     "opcard.serve.errors",
     "opcard.serve.limits",
@@ -175,13 +177,11 @@ SERVE_IMPORTS = (
     "opcard.serve.functions",
 )
 
-#: The ``--stdio`` command as before commit 166e6c2 (the process p11-kit started serves): a
-#: thread running first makes ``serve_in_a_child`` leave the process as it is.
-NO_FORK = (
-    "import runpy, threading, time; "
-    "threading.Thread(target=time.sleep, args=(1e6,), daemon=True).start(); "
-    'runpy.run_module("opcard.cli", run_name="__main__", alter_sys=True)'
-)
+#: The two ``--stdio`` entries: as ``--install`` writes it, and through the command line.
+ENTRY = {
+    "new": ["-m", "opcard.serve", "--stdio"],
+    "cli": ["-m", "opcard.cli", "serve", "--stdio"],
+}
 
 #: Run by ``python -c`` in a process of its own: the imports, then the PC/SC context, then the
 #: monitor's first look (connect, SELECT, GET DATA 6E); times in seconds as JSON.
@@ -354,6 +354,7 @@ class Breakdown:
 
     version: list[float] = field(default_factory=list)  # spawn → version byte answered
     slots: list[float] = field(default_factory=list)  # spawn → C_GetSlotList answered
+    slots_cli: list[float] = field(default_factory=list)  # the same, ``-m opcard.cli``
     exit: list[float] = field(default_factory=list)  # socket closed → process gone
     apdus: list[int] = field(default_factory=list)
     ins: list[str] = field(default_factory=list)
@@ -365,14 +366,14 @@ class Breakdown:
 
 
 def stdio_run(
-    python: str, reader: str, env: dict[str, str], log: Log, importtime: bool
+    python: str, reader: str, env: dict[str, str], log: Log, importtime: bool, entry: str = "new"
 ) -> tuple[float, float, float, int, str, str]:
-    """``opcard serve --stdio`` on a socketpair: (to the version byte, to the C_GetSlotList
-    answer, exit after close, APDUs, INS sequence, stderr)."""
+    """``serve --stdio`` (:data:`ENTRY`) on a socketpair: (to the version byte, to the
+    C_GetSlotList answer, exit after close, APDUs, INS sequence, stderr)."""
     ours, theirs = socket.socketpair()
     before = log.count()
     argv = [python, *(["-X", "importtime"] if importtime else [])]
-    argv += ["-m", "opcard.cli", "serve", "--stdio", "--reader", reader, "--log-level", "warning"]
+    argv += [*ENTRY[entry], "--reader", reader, "--log-level", "warning"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, env=env, cwd=REPO
@@ -521,12 +522,10 @@ def bench(
     }
     # private HOMEs: the on-demand route's module file, and the system's modules (OpenSC,
     # the trust store) disabled there, so that p11-kit-proxy.so loads opcard only. The second
-    # runs the same command with a thread started first, which keeps the process p11-kit
-    # started serving (as before commit 166e6c2: serve_in_a_child does not fork then)
-    stdio_args = ["serve", "--stdio", "--reader", reader]
+    # starts the same server through the command line (what --install wrote before 46f1b7e)
     lines = {
-        "home": [sys.executable, "-m", "opcard.cli", *stdio_args],
-        "home0": [sys.executable, "-c", NO_FORK, *stdio_args],
+        "home": [sys.executable, *ENTRY["new"], "--reader", reader],
+        "homecli": [sys.executable, *ENTRY["cli"], "--reader", reader],
     }
     for name, line in lines.items():
         modules = work / name / ".config" / "pkcs11" / "modules"
@@ -604,7 +603,7 @@ def bench(
     pin_env = dict(env, GNUTLS_PIN=PIN)
     envs = {
         "ondemand": pin_env,
-        "ondemand0": dict(pin_env, HOME=str(work / "home0")),
+        "ondemandcli": dict(pin_env, HOME=str(work / "homecli")),
         "daemon": dict(env, P11_KIT_SERVER_ADDRESS=f"unix:path={daemon_sock}"),
         "opensc": pin_env,
         "p11kit": dict(pin_env, P11_KIT_SERVER_ADDRESS=f"unix:path={p11kit_sock}"),
@@ -613,7 +612,7 @@ def bench(
     }
     provider = {
         "ondemand": P11_PROXY,
-        "ondemand0": P11_PROXY,
+        "ondemandcli": P11_PROXY,
         "daemon": P11_CLIENT,
         "opensc": OPENSC,
         "p11kit": P11_CLIENT,
@@ -668,6 +667,7 @@ def bench(
         parts.exit.append(x)
         parts.apdus.append(a)
         parts.ins.append(ins)
+        parts.slots_cli.append(stdio_run(sys.executable, reader, env, log, False, "cli")[1])
         *_, err = stdio_run(sys.executable, reader, env, log, importtime=True)
         parts.importtime.append(importtime_by_package(err))
         t, _ = run_checked([sys.executable, "-c", "pass"], env, "")
@@ -772,9 +772,9 @@ def report(
         for op in OPS:
             d, s = r.figures["daemon"][op], r.figures[column][op]
             print(f"  {column} {op}: {ms(s.median - d.median)} / {ms(s.minimum - d.minimum)} ms")
-    print("\nthe early exit (166e6c2), on demand, before - after (median / min):")
+    print("\non demand, -m opcard.cli serve --stdio - -m opcard.serve --stdio (median / min):")
     for op in OPS:
-        after, before = r.figures["ondemand"][op], r.figures["ondemand0"][op]
+        after, before = r.figures["ondemand"][op], r.figures["ondemandcli"][op]
         print(
             f"  {op}: {ms(before.median - after.median)} / {ms(before.minimum - after.minimum)} ms"
         )
@@ -790,12 +790,13 @@ def report(
         return f"{ms(statistics.median(xs))} (min {ms(min(xs))})"
 
     print("\nOn demand, taken apart (median over all rounds, ms):")
-    print(f"  --stdio on a socketpair: version byte answered {med(b.version)}")
+    print(f"  -m opcard.serve --stdio on a socketpair: version byte answered {med(b.version)}")
     print(f"    C_Initialize + C_GetSlotList answered {med(b.slots)} after the spawn")
+    print(f"    the same through -m opcard.cli serve --stdio: {med(b.slots_cli)}")
     print(f"    exit after the socket closed {med(b.exit)}; APDUs {statistics.median(b.apdus):g}")
     print(f"    commands: {Counter(b.ins).most_common(2)}")
     print(f"  python -c pass: {med(b.bare)}")
-    print(f"  imports of serve --stdio in process: {med(b.imports)}")
+    print(f"  imports of -m opcard.serve --stdio in process: {med(b.imports)}")
     print(f"  PC/SC context (establish + reader states): {med(b.context)}")
     print(f"  card open (connect, SELECT, GET DATA 6E): {med(b.open)}")
     packages = sorted({p for d in b.importtime for p in d})
