@@ -200,37 +200,27 @@ def operator_login(registry: Registry, pin: str) -> None:
 
 
 def _number(low: float, high: float | None) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (argparse shows the message it raises)."""
+
     def parse(text: str) -> float:
+        import argparse
+
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if value != value or value < low or (high is not None and value > high):
             bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
-            raise ValueError(f"{text} is not {bound}")
+            raise argparse.ArgumentTypeError(f"{text} is not {bound}")
         return value
 
-    parse.__name__ = "number"  # argparse names the type in its message
     return parse
 
 
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
-    class Parser(argparse.ArgumentParser):
-        def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
-            # the type's own message ("… is not between 0.05 and 60"), not argparse's
-            try:
-                return super()._get_value(action, arg_string)
-            except argparse.ArgumentError:
-                try:
-                    assert action.type is not None and callable(action.type)
-                    action.type(arg_string)
-                except ValueError as e:
-                    raise argparse.ArgumentError(action, str(e)) from None
-                raise
-
-    parser = Parser(
+    parser = argparse.ArgumentParser(
         prog=PROG,
         allow_abbrev=False,
         description="Serve the OpenPGP cards as PKCS#11 tokens to the one p11-kit client on "

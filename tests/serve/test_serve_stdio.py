@@ -252,8 +252,8 @@ def test_exit_codes_are_the_command_lines() -> None:
 )
 def test_on_demand_options_are_strict(args: list[str], says: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "opcard.serve", *args], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-        input=b"", capture_output=True, timeout=30,
+        [sys.executable, "-m", "opcard.serve", *args], cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)), input=b"", capture_output=True, timeout=30,
     )  # fmt: skip
     err = proc.stderr.decode()
     assert proc.returncode == 2 and proc.stdout == b"", err
