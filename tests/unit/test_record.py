@@ -97,11 +97,59 @@ def test_copy_pickle_and_post_init() -> None:
         replace(d, length=1)
 
 
+class Bag(Record):
+    name: str
+    items: list[int] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set, init=False, repr=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DcBag:
+    name: str
+    items: list[int] = dataclasses.field(default_factory=list)
+    seen: set[int] = dataclasses.field(default_factory=set, init=False, repr=False, compare=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [(("a",), {}), (("a", [1]), {}), ((), {"name": "a", "items": [2]})]
+)
+def test_default_factory_as_dataclass(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+    r, d = Bag(*args, **kwargs), DcBag(*args, **kwargs)  # type: ignore[arg-type]
+    assert repr(r) == repr(d).replace("DcBag", "Bag")
+    assert (r.name, r.items, r.seen) == (d.name, d.items, d.seen)
+    other = Bag(*args, **kwargs)  # type: ignore[arg-type]
+    assert r == other and r.seen is not other.seen  # a new set for each instance
+    r.seen.add(1)
+    assert r == other and other.seen == set()  # not compared, not shared
+    assert Bag("a").items is not Bag("a").items
+    assert replace(r, name="b").items is r.items  # replace passes the field on, as dataclasses
+    assert Bag.__match_args__ == DcBag.__match_args__ == ("name", "items")
+    with pytest.raises(TypeError):
+        DcBag("a", [], set())  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Bag("a", [], set())  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="cannot replace 'seen'"):
+        replace(r, seen=set())
+
+
+def test_default_and_default_factory_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="both default and default_factory"):
+        dataclasses.field(default=0, default_factory=int)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="both default and default_factory"):
+        field(default=0, default_factory=int)
+
+
 def test_field_order_is_checked() -> None:
     with pytest.raises(TypeError, match="without a default"):
 
         class Bad(Record):
             a: int = 1
+            b: int  # type: ignore[misc]
+
+    with pytest.raises(TypeError, match="without a default"):
+
+        class AlsoBad(Record):
+            a: list[int] = field(default_factory=list)
             b: int  # type: ignore[misc]
 
 
