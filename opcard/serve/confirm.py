@@ -31,10 +31,10 @@ import enum
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apdu.record import Record, field
 from opcard.text import escape
 
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ class ConfirmWhen(enum.Enum):
     ALL = "all"
 
 
-@dataclass(frozen=True)
-class PeerProcess:
+class PeerProcess(Record):
     """The process at the other end of a connection, as the daemon sees it at accept."""
 
     pid: int
@@ -110,8 +109,7 @@ def peer_process(pid: int) -> PeerProcess:
     return PeerProcess(pid, exe, command)
 
 
-@dataclass(frozen=True)
-class KeyUse:
+class KeyUse(Record):
     """What a confirmation is asked for."""
 
     #: "sign", "decrypt" or "derive".
@@ -144,8 +142,7 @@ def prompt_text(use: KeyUse, peer: PeerProcess, *, forwarded: bool) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Confirmation:
+class Confirmation(Record):
     """A confirmation policy: ``when`` it applies, the ``command`` asked, its ``timeout``.
     One per server: :meth:`cancel` (the server stopping) refuses every later question too."""
 

@@ -30,7 +30,6 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from enum import IntEnum, unique
 
 from cryptography.hazmat.primitives import hashes
@@ -149,43 +148,97 @@ class OperationKind(IntEnum):
     DECRYPT = 2
 
 
-@dataclass(eq=False)
 class Operation:
     """An active C_SignInit / C_DecryptInit."""
 
-    kind: OperationKind
-    mechanism: int
-    key: KeySlot
-    info: KeyInfo
-    hasher: hashes.Hash | None = None
-    buffer: bytearray = field(default_factory=bytearray)
-    multipart: bool = False
-    #: A decryption done on the card whose result did not fit the caller's buffer: kept for
-    #: the call that comes back with a bigger one (with the same input).
-    result: bytes | None = None
-    result_input: bytes | None = None
-    #: What a confirmation names (``opcard serve --confirm``); None when none is asked.
-    use: KeyUse | None = None
+    __slots__ = (
+        "buffer",
+        "hasher",
+        "info",
+        "key",
+        "kind",
+        "mechanism",
+        "multipart",
+        "result",
+        "result_input",
+        "use",
+    )
+
+    def __init__(
+        self,
+        kind: OperationKind,
+        mechanism: int,
+        key: KeySlot,
+        info: KeyInfo,
+        hasher: hashes.Hash | None = None,
+        buffer: bytearray | None = None,
+        multipart: bool = False,
+        result: bytes | None = None,
+        result_input: bytes | None = None,
+        use: KeyUse | None = None,
+    ) -> None:
+        self.kind = kind
+        self.mechanism = mechanism
+        self.key = key
+        self.info = info
+        self.hasher = hasher
+        #: The data of a multi-part signature so far (C_SignUpdate without a hash to update).
+        self.buffer = bytearray() if buffer is None else buffer
+        self.multipart = multipart
+        #: A decryption done on the card whose result did not fit the caller's buffer: kept
+        #: for the call that comes back with a bigger one (with the same input).
+        self.result = result
+        self.result_input = result_input
+        #: What a confirmation names (``opcard serve --confirm``); None when none is asked.
+        self.use = use
+
+    def __repr__(self) -> str:  # no data nor result: they may be secret
+        return f"<Operation {self.kind.name} mechanism {self.mechanism:#x} key {self.key.name}>"
 
 
-@dataclass(eq=False)
 class ClientSession:
-    handle: int
-    slot: Slot
-    generation: int
-    flags: int
-    found: list[int] | None = None
-    operation: Operation | None = None
+    """A client's open session on a slot (its handle is the client's)."""
+
+    __slots__ = ("flags", "found", "generation", "handle", "operation", "slot")
+
+    def __init__(
+        self,
+        handle: int,
+        slot: Slot,
+        generation: int,
+        flags: int,
+        found: list[int] | None = None,
+        operation: Operation | None = None,
+    ) -> None:
+        self.handle = handle
+        self.slot = slot
+        #: The slot's generation at C_OpenSession: the session is stale once it changes.
+        self.generation = generation
+        self.flags = flags
+        #: The handles C_FindObjectsInit found and C_FindObjects has not returned yet.
+        self.found = found
+        self.operation = operation
+
+    def __repr__(self) -> str:
+        return (
+            f"<ClientSession {self.handle:#x} on slot {self.slot.slot_id:#x} "
+            f"flags {self.flags:#x} operation {self.operation!r}>"
+        )
 
 
-@dataclass(eq=False)
 class SessionObject:
     """A key made by C_DeriveKey: lives in the client's memory until destroyed or the client
     goes away."""
 
-    handle: int
-    slot_id: int
-    attributes: dict[int, AttributeValue]
+    __slots__ = ("attributes", "handle", "slot_id")
+
+    def __init__(self, handle: int, slot_id: int, attributes: dict[int, AttributeValue]) -> None:
+        self.handle = handle
+        self.slot_id = slot_id
+        self.attributes = attributes
+
+    def __repr__(self) -> str:  # not the attributes: CKA_VALUE is a secret
+        return f"<SessionObject {self.handle:#x} on slot {self.slot_id:#x}>"
 
     @property
     def secret(self) -> bool:

@@ -13,8 +13,7 @@ The frame-size bounds themselves are in :mod:`opcard.serve.wire` (``MAX_BODY``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from apdu.record import Record
 from opcard.serve.wire import MAX_BODY
 
 __all__ = [
@@ -72,8 +71,7 @@ SMALL_FRAME = 64 * 1024
 FRAME_BUDGET = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Record):
     """The limits of one server (defaults: the constants above)."""
 
     max_connections: int = MAX_CONNECTIONS

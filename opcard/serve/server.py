@@ -38,10 +38,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from apdu.record import Record, replace
 from opcard.pkcs11 import ReturnValue
 from opcard.serve.confirm import Confirmation, ConfirmWhen, KeyUse, peer_process
 from opcard.serve.errors import FrameError, SocketError
@@ -213,8 +213,7 @@ class FrameBudget:
             self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class ServerStats:
+class ServerStats(Record):
     """What a server holds now and has done (tests, and ``--log-level debug``)."""
 
     connections: int
@@ -326,12 +325,10 @@ class Server:
     ) -> None:
         limits = limits or Limits()
         if max_connections is not None:
-            limits = Limits(
-                **{
-                    **limits.__dict__,
-                    "max_connections": max_connections,
-                    "max_per_process": min(limits.max_per_process, max_connections),
-                }
+            limits = replace(
+                limits,
+                max_connections=max_connections,
+                max_per_process=min(limits.max_per_process, max_connections),
             )
         self.registry = registry
         self.path = Path(path).absolute()

@@ -24,7 +24,6 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from opcard.card import Card
 from opcard.errors import NoCardError, OpcardError
@@ -73,26 +72,52 @@ def held_slot_id(reader: str) -> int:
     return _HELD_SLOT_BASE | zlib.crc32(reader.encode("utf-8", "surrogateescape"))
 
 
-@dataclass(eq=False)
 class Slot:
     """One card's slot. Touch ``card`` and ``session`` only while holding ``lock``."""
 
-    slot_id: int
-    #: Small number (1, 2, …) in attach order: the top byte of the slot's object handles.
-    number: int
-    #: The reader (or transport) name, shown as the slot description.
-    description: str
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    card: Card | None = None
-    session: Session | None = None
-    #: Changes whenever the token goes or comes: sessions opened before are stale.
-    generation: int = 0
-    #: The login was given to the daemon (``opcard serve --login``): C_Logout keeps it.
-    operator_login: bool = False
-    #: The card's version (from its AID), kept while the card is away.
-    version: tuple[int, int] = (0, 0)
-    #: The reader's card is held exclusively by another program (no token until it is free).
-    held: bool = False
+    __slots__ = (
+        "card",
+        "description",
+        "generation",
+        "held",
+        "lock",
+        "number",
+        "operator_login",
+        "session",
+        "slot_id",
+        "version",
+    )
+
+    def __init__(
+        self,
+        slot_id: int,
+        number: int,
+        description: str,
+        lock: threading.RLock | None = None,
+        card: Card | None = None,
+        session: Session | None = None,
+        generation: int = 0,
+        operator_login: bool = False,
+        version: tuple[int, int] = (0, 0),
+        held: bool = False,
+    ) -> None:
+        self.slot_id = slot_id
+        #: Small number (1, 2, …) in attach order: the top byte of the slot's object handles.
+        self.number = number
+        #: The reader (or transport) name, shown as the slot description.
+        self.description = description
+        self.lock = threading.RLock() if lock is None else lock
+        self.card = card
+        self.session = session
+        #: Changes whenever the token goes or comes: sessions opened before are stale.
+        self.generation = generation
+        #: The login was given to the daemon (``opcard serve --login``): C_Logout keeps it.
+        self.operator_login = operator_login
+        #: The card's version (from its AID), kept while the card is away.
+        self.version = version
+        #: The reader's card is held exclusively by another program (no token until it is
+        #: free).
+        self.held = held
 
     @property
     def present(self) -> bool:

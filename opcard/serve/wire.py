@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum, unique
 from typing import TypeAlias
 
+from apdu.record import Record
 from opcard.pkcs11 import Attribute, Mechanism, ReturnValue
 from opcard.serve.errors import FrameError, Pkcs11Error
 
@@ -346,8 +346,7 @@ def wire_type(attribute: int) -> WireType:
 WireValue: TypeAlias = "int | bytes | tuple[int, ...] | list[WireAttribute] | None"
 
 
-@dataclass(frozen=True, slots=True)
-class WireAttribute:
+class WireAttribute(Record):
     """One ``aA`` entry. ``length`` is the sender's ulValueLen; None when it was -1."""
 
     type: int
@@ -355,8 +354,7 @@ class WireAttribute:
     value: WireValue
 
 
-@dataclass(frozen=True, slots=True)
-class EcdhParameters:
+class EcdhParameters(Record):
     """CK_ECDH1_DERIVE_PARAMS: key derivation function, shared data, the peer's public data."""
 
     kdf: int
@@ -369,8 +367,7 @@ class EcdhParameters:
 MechanismParameter: TypeAlias = "bytes | EcdhParameters | tuple[int, ...] | None"
 
 
-@dataclass(frozen=True, slots=True)
-class WireMechanism:
+class WireMechanism(Record):
     """A decoded ``M``: the type (NO_MECHANISM: none) and its parameter."""
 
     type: int

@@ -34,7 +34,8 @@ keep the command line's start-up short must not silently become eager again.
 - ``python -m opcard.serve --stdio`` (the on-demand route ``opcard serve --install`` writes)
   loads neither click nor ``opcard.cli``, tlslite, ``cryptography.x509`` or asn1crypto up to
   its first answered C_GetSlotList (here without a reader; with a card in
-  tests/serve/test_serve_stdio.py).
+  tests/serve/test_serve_stdio.py), nor :mod:`dataclasses` and the ``inspect`` it brings
+  (the server's value classes are records, its mutable ones plain classes with slots).
 
 The modules each command (list, status, cert export, sign) loads against a card are checked in
 tests/cli/test_cli_start_up.py (and cert export's also in tests/cli/test_cli_pcsc.py).
@@ -512,6 +513,8 @@ def test_on_demand_serve_loads_no_command_line() -> None:
     modules = set(ast.literal_eval(lines[-1].removeprefix("MODULES ")))
     assert {"opcard.serve.stdio", "opcard.serve.server", "opcard.serve.pcsc"} <= modules
     offending = _offending(
-        modules, {"click", "opcard.cli", "tlslite", "cryptography.x509", "asn1crypto"}
+        modules,
+        {"click", "opcard.cli", "tlslite", "cryptography.x509", "asn1crypto"}
+        | {"dataclasses", "inspect"},
     )
     assert offending == []
