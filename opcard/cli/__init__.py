@@ -1,7 +1,7 @@
 """The ``opcard`` command line (click): status, certificates, keys, PINs, signatures.
 
 Only this package imports click. :func:`main` is the console entry point; the commands live
-in :mod:`opcard.cli.app` and the modules it registers. Exit codes: :mod:`opcard.cli.exitcodes`.
+in :mod:`opcard.cli.app` and the modules it registers. Exit codes: :mod:`opcard.exitcodes`.
 Tests and embedders choose where cards come from with :func:`opcard.cli.backend.use_backend`.
 """
 

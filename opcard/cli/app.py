@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from opcard.cli.common import State
-from opcard.cli.errors import CliError, classify
-from opcard.cli.exitcodes import ExitCode
+from opcard.cli.errors import CliError
+from opcard.exitcodes import ExitCode, classify
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem

@@ -12,8 +12,8 @@ import click
 
 from opcard.cli.common import echo, pass_state, slot_option, to_slot
 from opcard.cli.errors import CliError
-from opcard.cli.exitcodes import ExitCode
 from opcard.cli.pin_input import ADMIN, admin_pin_options, read_pin
+from opcard.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from opcard.cli.common import State

@@ -9,9 +9,9 @@ import click
 
 from opcard.cli.common import echo, pass_state, slot_option, to_slot, write_output
 from opcard.cli.errors import CliError
-from opcard.cli.exitcodes import ExitCode
 from opcard.cli.pin_input import ADMIN, USER, admin_pin_options, read_pin, user_pin_options
 from opcard.cli.spinner import Spinner
+from opcard.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes

@@ -368,7 +368,7 @@ def _show_handshakes(handshakes: list[dict[str, Any]], reconnect: int) -> None:
 
 def _read_session_file(path: str) -> TlsSession:
     from opcard.cli.errors import CliError
-    from opcard.cli.exitcodes import ExitCode
+    from opcard.exitcodes import ExitCode
     from opcard.tls import TlsError, TlsSession
 
     try:
@@ -381,7 +381,7 @@ def _read_session_file(path: str) -> TlsSession:
 
 def _write_session_file(conn: TlsConnection, path: str, quiet: bool) -> None:
     from opcard.cli.errors import CliError
-    from opcard.cli.exitcodes import ExitCode
+    from opcard.exitcodes import ExitCode
 
     saved = conn.wait_for_session(1.0)
     if saved is None:
@@ -442,7 +442,7 @@ _CERTIFICATE_HINTS = {
 def _explained() -> Iterator[None]:
     """TLS failures as one line and a hint (exit code 1)."""
     from opcard.cli.errors import CliError
-    from opcard.cli.exitcodes import ExitCode
+    from opcard.exitcodes import ExitCode
     from opcard.tls import ClientRejectedError, ServerCertificateError, TlsError
 
     try:

@@ -291,34 +291,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The exit codes of ``opcard`` (opcard.cli.exitcodes.ExitCode, which this layer may not
-#: import; a test compares them) for what can fail here.
-EXIT_ERROR, EXIT_USAGE, EXIT_NO_CARD, EXIT_CARD_ERROR, EXIT_CARD_IN_USE, EXIT_NOT_ANSWERING = (
-    1, 2, 3, 9, 12, 13
-)  # fmt: skip
-EXIT_INTERRUPTED = 130
-
-
-def _classify(exc: BaseException) -> tuple[int, str, str]:
-    """(exit code, message, hint) as ``opcard serve`` reports the errors of this route (a
-    serving child's: nothing is logged in here, so no PIN error can happen)."""
-    from opcard import errors as e
-
-    if isinstance(exc, e.CardNotAnsweringError):
-        return EXIT_NOT_ANSWERING, str(exc), "remove the card and insert it again"
-    if isinstance(exc, e.CardInUseError):
-        return EXIT_CARD_IN_USE, exc.problem, exc.remedy
-    if isinstance(exc, e.PcscUnavailableError):
-        return EXIT_NO_CARD, str(exc), "start pcscd (e.g. 'systemctl start pcscd.socket')"
-    if isinstance(exc, e.NoCardError):
-        return EXIT_NO_CARD, str(exc), ""
-    if isinstance(exc, e.CardError):
-        return EXIT_CARD_ERROR, str(exc), ""
-    if isinstance(exc, e.OpcardError | OSError):
-        return EXIT_ERROR, str(exc), ""
-    return EXIT_ERROR, f"internal error: {type(exc).__name__}: {exc}", "report it"
-
-
 def _fail(code: int, message: str, hint: str = "") -> int:
     from opcard.text import escape
 
@@ -336,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.card_timeout is not None:
         # the PC/SC transport and the card monitor read their time bound from there
         os.environ["OPCARD_CARD_TIMEOUT"] = f"{args.card_timeout:g}"
+    from opcard.exitcodes import ExitCode, classify
     from opcard.serve.errors import SocketError
 
     try:
@@ -347,10 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=stdio_limits(args.frame_timeout, args.idle_timeout),
         )
     except SocketError as e:
-        return _fail(EXIT_ERROR, str(e))
+        return _fail(ExitCode.Error, str(e))
     except KeyboardInterrupt:
-        return _fail(EXIT_INTERRUPTED, "interrupted")
+        return _fail(ExitCode.Interrupted, "interrupted")
     except Exception as exc:  # one or two lines and the command line's exit code
-        code, message, hint = _classify(exc)
-        return _fail(code, message, hint)
+        return _fail(*classify(exc))
     return 0

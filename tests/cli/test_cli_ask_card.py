@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from fixtures.card_state import AUT, DEC
 from fixtures.personalize import demo_files, personalize
-from opcard.cli.exitcodes import ExitCode
+from opcard.exitcodes import ExitCode
 from tests.limited_card import RSA_AND_P256, LimitedCard, limited
 
 ADMIN = {"OPCARD_ADMIN_PIN": "12345678"}

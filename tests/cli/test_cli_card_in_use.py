@@ -13,8 +13,8 @@ from apdu.errors import SharingViolationError
 from apdu.transport.loopback import LoopbackTransport
 from opcard.card import Card
 from opcard.cli.backend import ReaderEntry
-from opcard.cli.exitcodes import EXIT_CODE_DESCRIPTIONS, ExitCode
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError
+from opcard.exitcodes import EXIT_CODE_DESCRIPTIONS, ExitCode
 
 HELD = "Loopback 01"
 ATR = bytes.fromhex("3BDA18FF81B1FE751F030031F573C78A40009000B0")

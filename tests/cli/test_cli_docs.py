@@ -70,7 +70,7 @@ def test_examples_are_found() -> None:
 
 
 def test_exit_code_table_matches_the_code() -> None:
-    from opcard.cli.exitcodes import EXIT_CODE_DESCRIPTIONS
+    from opcard.exitcodes import EXIT_CODE_DESCRIPTIONS
 
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", DOC.read_text(), re.M)
     assert {int(code): text for code, text in rows} == {

@@ -25,7 +25,7 @@ from fixtures.card import OpenPGPCard
 from fixtures.card_state import AUT, DEC, SIG
 from fixtures.personalize import demo_files
 from fixtures.profiles import PROFILES, Profile, personalizations
-from opcard.cli.exitcodes import ExitCode
+from opcard.exitcodes import ExitCode
 
 ADMIN = {"OPCARD_ADMIN_PIN": "12345678"}
 USER = {"OPCARD_PIN": "123456"}

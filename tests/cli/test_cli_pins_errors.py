@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opcard.cli.exitcodes import EXIT_CODE_DESCRIPTIONS, ExitCode
+from opcard.exitcodes import EXIT_CODE_DESCRIPTIONS, ExitCode
 
 WARNING = (
     "opcard: warning: the user PIN on the command line is visible to other users and stays in the "

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fixtures.card import OpenPGPCard
 from fixtures.card_state import AUT, DEC, SIG
 from fixtures.personalize import OCCURRENCE_SLOT, demo_files
-from opcard.cli.exitcodes import ExitCode
+from opcard.exitcodes import ExitCode
 
 SLOT_INDEX = {"sig": SIG, "dec": DEC, "aut": AUT}
 VARIANTS = ["demo-rsa", "demo-ecc", "demo-25519"]

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fixtures.card_state import AUT, DEC, SIG
 from fixtures.personalize import demo_files
-from opcard.cli.exitcodes import ExitCode
 from opcard.cli.spinner import Spinner
+from opcard.exitcodes import ExitCode
 
 ADMIN = {"OPCARD_ADMIN_PIN": "12345678"}
 USER = {"OPCARD_PIN": "123456"}

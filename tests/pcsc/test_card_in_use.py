@@ -37,8 +37,8 @@ from apdu.openpgp.constants import KeySlot
 from fixtures.personalize import demo_files
 from opcard.card import scan_cards
 from opcard.cli.app import cli
-from opcard.cli.exitcodes import ExitCode
 from opcard.errors import CardInUseError, NoCardError, NotLoggedInError
+from opcard.exitcodes import ExitCode
 from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.pcsc import PcscMonitor
 from opcard.serve.slots import Registry, held_slot_id
@@ -381,7 +381,7 @@ def test_a_roaming_card_that_moves_into_a_held_reader(emulator: Any, pcsc_connec
         assert f"another program holds the card in '{moved.reader}' exclusively" in str(
             raised.value
         )
-        from opcard.cli.errors import classify
+        from opcard.exitcodes import classify
 
         assert classify(raised.value)[0] is ExitCode.CardInUse
         holder.close()

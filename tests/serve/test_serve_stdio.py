@@ -225,20 +225,6 @@ def test_on_demand_loads_no_command_line_and_logs_nothing(emulator: Callable[...
     assert not found, sorted(found)
 
 
-def test_exit_codes_are_the_command_lines() -> None:
-    from opcard.cli.exitcodes import ExitCode
-    from opcard.serve import stdio
-
-    ours = (
-        stdio.EXIT_ERROR, stdio.EXIT_USAGE, stdio.EXIT_NO_CARD, stdio.EXIT_CARD_ERROR,
-        stdio.EXIT_CARD_IN_USE, stdio.EXIT_NOT_ANSWERING, stdio.EXIT_INTERRUPTED,
-    )  # fmt: skip
-    assert ours == (
-        ExitCode.Error, ExitCode.Usage, ExitCode.NoCard, ExitCode.CardError,
-        ExitCode.CardInUse, ExitCode.NotAnswering, ExitCode.Interrupted,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("args", "says"),
     [

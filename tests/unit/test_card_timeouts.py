@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from apdu.errors import CardNotAnsweringError, TransportError
 from apdu.transport import pcsc
-from opcard.cli.errors import classify
-from opcard.cli.exitcodes import ExitCode
 from opcard.errors import CardError
+from opcard.exitcodes import ExitCode, classify
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,6 @@ from apdu.transport.loopback import LoopbackTransport
 from fixtures.card import OpenPGPCard
 from fixtures.personalize import personalize
 from opcard.card import Card, CardScan, scdaemon_running
-from opcard.cli.errors import classify
-from opcard.cli.exitcodes import ExitCode
 from opcard.errors import (
     CARD_IN_USE_REMEDY,
     CardError,
@@ -22,6 +20,7 @@ from opcard.errors import (
     NoCardError,
     translate_error,
 )
+from opcard.exitcodes import ExitCode, classify
 from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.slots import Registry, held_slot_id, slot_id_of
 

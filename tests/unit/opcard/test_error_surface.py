@@ -23,9 +23,8 @@ from fixtures.card import OpenPGPCard
 from fixtures.personalize import personalize
 from opcard import errors
 from opcard.card import Card
-from opcard.cli.errors import classify
-from opcard.cli.exitcodes import ExitCode
 from opcard.errors import PinKind, translate_error, translated
+from opcard.exitcodes import ExitCode, classify
 from opcard.pkcs11 import ReturnValue
 
 #: Exceptions outside opcard.errors, private to their module (their docstrings say so).
