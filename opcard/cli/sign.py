@@ -80,9 +80,9 @@ def sign(
     if padding.lower() == "pss":
         # the mechanism rules refuse it with the reason (no RSA-PSS on OpenPGP cards)
         from opcard.pkcs11 import MechanismFlag
-        from opcard.pkcs11.mechanisms import KeyInfo, check_mechanism
+        from opcard.pkcs11.mechanisms import check_mechanism
 
-        info = KeyInfo(key_slot, public.key_type, public.bits)
+        info = state.session().key_info(key_slot)
         check_mechanism(Mechanism[f"{name.upper()}_RSA_PKCS_PSS"], info, MechanismFlag.SIGN)
         raise AssertionError("the mechanism rules accepted RSA-PSS")  # pragma: no cover
     session = state.session()
