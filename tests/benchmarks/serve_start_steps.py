@@ -88,7 +88,8 @@ def route(tree: Path) -> float:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "opcard.serve", "--stdio", "--reader", "no such reader"],
-        stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, cwd=tree, env=_env(tree),
+        stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE, cwd=tree,
+        env=_env(tree),
     )  # fmt: skip
     theirs.close()
     try:
