@@ -278,6 +278,8 @@ def serve(
     if activated is not None and len(activated) != 1:
         raise CliError(f"socket activation passed {len(activated)} sockets: opcard serve takes one")
     restore_logging = configure_logging(log_level or "info")
+    from opcard.serve.pcsc import stop_serving
+
     registry = Registry()
     monitor: PcscMonitor | None = None
     server: Server | None = None
@@ -340,13 +342,7 @@ def serve(
         _wait_for_a_signal()
     finally:
         try:
-            if monitor is not None:
-                monitor.stop()
-            # the cards first: an operation a card does not answer is aborted after a grace
-            # period, so that no connection is left waiting for it when the server stops
-            registry.close()
-            if server is not None:
-                server.stop()
+            stop_serving(monitor, registry, server)
         finally:
             restore_logging()
 

@@ -24,12 +24,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from apdu.errors import ApduError, CardNotAnsweringError, SharingViolationError, TransportError
 from apdu.transport import ReaderStatus, pcsc
 from opcard.card import Card, scdaemon_running
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
 from opcard.serve.slots import Registry, held_slot_id
+
+if TYPE_CHECKING:
+    from opcard.serve.server import Server
 
 __all__ = ["HELD_RETRY", "OPEN_TIMEOUT", "PcscMonitor", "parse_serial"]
 
@@ -226,3 +230,14 @@ class PcscMonitor:
             if self._stopping.is_set():
                 return
             self.scan()
+
+
+def stop_serving(monitor: PcscMonitor | None, registry: Registry, server: Server | None) -> None:
+    """End serving (both entries, the daemon and ``--stdio``): the monitor, then the cards —
+    an operation a card does not answer is aborted after a grace period, so that no connection
+    is left waiting for it — then the server."""
+    if monitor is not None:
+        monitor.stop()
+    registry.close()
+    if server is not None:
+        server.stop()

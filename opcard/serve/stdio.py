@@ -130,7 +130,7 @@ def serve_stdio(
     stream = stdio_socket()
     serve_in_a_child()  # p11-kit's C_Finalize then waits for nobody (no PC/SC yet)
     restore_logging = configure_logging(log_level)
-    from opcard.serve.pcsc import PcscMonitor
+    from opcard.serve.pcsc import PcscMonitor, stop_serving
     from opcard.serve.server import Server, default_socket_path
     from opcard.serve.slots import Registry
 
@@ -173,13 +173,7 @@ def serve_stdio(
         server.serve_stream(stream)
     finally:
         try:
-            if monitor is not None:
-                monitor.stop()
-            # the cards first: an operation a card does not answer is aborted after a grace
-            # period, so that no connection is left waiting for it when the server stops
-            registry.close()
-            if server is not None:
-                server.stop()
+            stop_serving(monitor, registry, server)
         finally:
             restore_logging()
 
