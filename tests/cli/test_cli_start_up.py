@@ -27,8 +27,10 @@ main()
 """
 
 #: Never loaded by a command that does not ask for them: APDU logging (-v), JSON output
-#: (--json), pyscard's object layer, TLS and the daemon.
+#: (--json), pyscard's object layer, TLS and the daemon; signal.py (its enums: the command line
+#: resets SIGPIPE through the C _signal).
 NEVER = {
+    "signal",
     "logging",
     "json",
     "smartcard.Session",

@@ -518,3 +518,24 @@ def test_on_demand_serve_loads_no_command_line() -> None:
         | {"dataclasses", "inspect"},
     )
     assert offending == []
+
+
+def test_cli_resets_sigpipe_without_the_signal_module() -> None:
+    """``opcard`` lets SIGPIPE end it (``opcard status | head``) through the C ``_signal``:
+    ``signal.py`` builds three enums at import (about 0.5 ms of every command)."""
+    code = (
+        "import atexit, sys\n"
+        "def report():\n"
+        "    loaded = 'signal' in sys.modules\n"
+        "    import signal\n"
+        "    dfl = signal.getsignal(signal.SIGPIPE) is signal.SIG_DFL\n"
+        "    sys.stderr.write(f'SIGPIPE {loaded} {dfl}\\n')\n"
+        "atexit.register(report)\n"
+        "from opcard.cli import main\n"
+        "main(['--help'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SIGPIPE False True" in proc.stderr.splitlines()
