@@ -4,14 +4,15 @@ A spec 2 card holds one certificate, for the AUT key: the other slots are refuse
 before any PIN is asked and without any command the card would not know.
 
 ``cert export`` is the fast path: it imports neither ``cryptography`` nor the session and
-object layers nor the PIN input; PEM is written with :mod:`base64` (the same text ``openssl
-x509`` writes). ``cert import`` and ``cert delete`` (admin PIN) live in
+object layers nor the PIN input; PEM is written with :mod:`binascii` (the same text ``openssl
+x509`` writes; :mod:`base64` would add itself and :mod:`struct` to the start-up for the same
+call). ``cert import`` and ``cert delete`` (admin PIN) live in
 :mod:`opcard.cli.cert_admin`, imported when one of them is used.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 from typing import TYPE_CHECKING
 
 import click
@@ -27,7 +28,7 @@ __all__ = ["cert", "pem"]
 
 def pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
     """PEM text of ``der`` (RFC 7468: 64-column base64 lines)."""
-    text = base64.b64encode(der).decode("ascii")
+    text = binascii.b2a_base64(der, newline=False).decode("ascii")
     lines = [f"-----BEGIN {label}-----"]
     lines += [text[i : i + 64] for i in range(0, len(text), 64)]
     lines.append(f"-----END {label}-----")
