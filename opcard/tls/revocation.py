@@ -79,13 +79,23 @@ def parse_crls(
                 if end < 0:
                     raise ValueError("a PEM CRL block has no END line")
                 pem = _PEM_CRL + block[: end + len(b"-----END X509 CRL-----")] + b"\n"
-                crls.append(x509.load_pem_x509_crl(pem))
+                crls.append(_parsed_through(x509.load_pem_x509_crl(pem)))
             if not crls:
                 raise ValueError("no '-----BEGIN X509 CRL-----' block")
             return tuple(crls)
-        return (x509.load_der_x509_crl(data),)
-    except ValueError as e:
+        return (_parsed_through(x509.load_der_x509_crl(data)),)
+    except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion is no ValueError
         raise TlsError(f"{source}: no CRL could be read ({e})") from e
+
+
+def _parsed_through(crl: x509.CertificateRevocationList) -> x509.CertificateRevocationList:
+    """``crl`` once every part the checks read has been parsed: cryptography parses a CRL's
+    issuer, extensions and entries when they are first used, and raises ValueError then (in
+    the middle of a handshake, not when the file is loaded)."""
+    _ = crl.issuer, crl.last_update_utc, crl.next_update_utc, list(crl.extensions)
+    for entry in crl:
+        _ = entry.serial_number, entry.revocation_date_utc, list(entry.extensions)
+    return crl
 
 
 def _subject(certificate: x509.Certificate) -> str:
@@ -328,17 +338,25 @@ def check_ocsp(
     """Check a stapled OCSP ``response`` (DER) for the server certificate of the validated
     ``path``; returns the parsed response when it says "good", raises
     :class:`ServerCertificateError` (cause ``"revoked"``, or ``"ocsp"``) otherwise."""
-    leaf = path[0]
-    issuer = path[1] if len(path) > 1 else leaf
     if not response:
         raise _ocsp_error(
             "the server sent no OCSP answer (no stapled certificate status) although one was "
             "asked for"
         )
     try:
-        parsed = ocsp.load_der_ocsp_response(response)
-    except ValueError as e:
+        return _check_ocsp(response, path, when)
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as e:
+        # cryptography parses the parts of a response (certificates, names, keys, algorithms)
+        # when they are first read: a hostile server's bytes fail there
         raise _ocsp_error(f"the server's OCSP answer is malformed: {e}") from e
+
+
+def _check_ocsp(
+    response: bytes, path: Sequence[x509.Certificate], when: datetime.datetime
+) -> ocsp.OCSPResponse:
+    leaf = path[0]
+    issuer = path[1] if len(path) > 1 else leaf
+    parsed = ocsp.load_der_ocsp_response(response)
     if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise _ocsp_error(
             f"the server's OCSP answer is an error: {parsed.response_status.name.lower()}"

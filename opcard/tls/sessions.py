@@ -51,6 +51,7 @@ from opcard.errors import TlsError
 
 with warnings.catch_warnings():  # see opcard.tls.keys
     warnings.simplefilter("ignore", DeprecationWarning)
+    from tlslite.constants import CipherSuite
     from tlslite.messages import NewSessionTicket
     from tlslite.session import Session as _TlsliteSession
     from tlslite.session import Ticket as _Tls12Ticket
@@ -460,15 +461,27 @@ def _field(document: dict[str, Any], name: str, kind: type | tuple[type, ...]) -
 def _int(document: dict[str, Any], name: str, low: int, high: int) -> int:
     value = _field(document, name, int)
     if not low <= value <= high:
-        raise _Bad(f"the field {name!r} is out of range ({value})")
+        shown = value if -(10**20) < value < 10**20 else "a huge number"
+        raise _Bad(f"the field {name!r} is out of range ({shown})")
     return int(value)
 
 
 def _float(document: dict[str, Any], name: str) -> float:
-    value = float(_field(document, name, (int, float)))
+    value = _field(document, name, (int, float))
+    # compared before float(): float() of a huge JSON integer raises OverflowError
     if not 0 <= value < 1e11:
         raise _Bad(f"the field {name!r} is out of range")
-    return value
+    return float(value)
+
+
+def _name(document: dict[str, Any], name: str) -> str:
+    """A host or server name: printable, no space (a file's text reaches messages)."""
+    text: str = _field(document, name, str)
+    if not 0 < len(text) < 256:
+        raise _Bad(f"the field {name!r} is empty or too long")
+    if not text.isprintable() or " " in text:
+        raise _Bad(f"the field {name!r} holds control, format or space characters")
+    return text
 
 
 def _hex(document: dict[str, Any], name: str, lengths: Sequence[int]) -> bytearray:
@@ -503,14 +516,12 @@ def _parse(document: Any) -> TlsSession:
     if document.get("format") != FILE_FORMAT:
         raise _Bad("not a TLS session file of opcard (no 'format': 'opcard-tls-session')")
     if document.get("format_version") != FILE_VERSION:
-        raise _Bad(f"format version {document.get('format_version')!r} is not supported")
-    host = _field(document, "host", str)
-    server_name = _field(document, "server_name", str)
-    if not 0 < len(host) < 256 or not 0 < len(server_name) < 256:
-        raise _Bad("the host or server name is empty or too long")
-    sni = document.get("sni")
-    if sni is not None and (not isinstance(sni, str) or not 0 < len(sni) < 256):
-        raise _Bad("the field 'sni' has the wrong type")
+        version = document.get("format_version")
+        shown = repr(version) if isinstance(version, int) and abs(version) < 10**6 else "this"
+        raise _Bad(f"format version {shown} is not supported")
+    host = _name(document, "host")
+    server_name = _name(document, "server_name")
+    sni = _name(document, "sni") if document.get("sni") is not None else None
     key = SessionKey(
         host=host,
         port=_int(document, "port", 1, 65535),
@@ -520,6 +531,8 @@ def _parse(document: Any) -> TlsSession:
     )
     version = _int(document, "version", TLS1_2, TLS1_3)
     suite = _int(document, "cipher_suite", 1, 0xFFFF)
+    if (version == TLS1_3) != (suite in CipherSuite.tls13Suites):
+        raise _Bad(f"the cipher suite 0x{suite:04x} is not one of a {_label(version)} session")
     created = _float(document, "created")
     expires = _float(document, "expires")
     if not created <= expires <= created + MAX_TLS13_LIFETIME:
@@ -552,7 +565,8 @@ def _parse(document: Any) -> TlsSession:
     session.encryptThenMAC = bool(_field(document, "encrypt_then_mac", bool))
     session.serverCertChain = X509CertChain([_x509(d) for d in chain])
     if version == TLS1_3:
-        session.resumptionMasterSecret = _hex(document, "resumption_master_secret", (32, 48))
+        length = 48 if suite in CipherSuite.sha384PrfSuites else 32  # the suite's hash
+        session.resumptionMasterSecret = _hex(document, "resumption_master_secret", (length,))
         parsed = []
         for item in tickets:
             ticket = NewSessionTicket().create(
@@ -584,6 +598,10 @@ def _parse(document: Any) -> TlsSession:
     return TlsSession(
         session, key=key, version=version, server_chain=chain, created=created, expires=expires
     )
+
+
+def _label(version: int) -> str:
+    return f"TLS 1.{(version & 0xFF) - 1}"
 
 
 def _x509(der: bytes) -> Any:

@@ -221,6 +221,8 @@ class ServerVerifier:
             return [leaf]
         subject = server_subject(host)
         when = now or datetime.datetime.now(datetime.UTC)
+        if when.tzinfo is None:  # a naive time is UTC (as cryptography's verifier takes it)
+            when = when.replace(tzinfo=datetime.UTC)
         # OpenSSL (without -partial_chain) ends a path at a self-issued certificate of the CA
         # file; the file's other certificates may only serve as intermediates
         roots = [a for a in self.trust_anchors if a.subject == a.issuer]
