@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
@@ -204,9 +205,20 @@ class ServerVerifier:
         if not chain:
             raise ServerCertificateError("the server sent no certificate")
         try:
-            certificates = [x509.load_der_x509_certificate(der) for der in chain]
-        except (ValueError, x509.InvalidVersion) as e:  # a hostile server's bytes
+            return self._verify(chain, host, now, ocsp_response)
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as e:
+            # a hostile server's bytes: cryptography parses a certificate's names, extensions
+            # and key when they are first read (the pin, the name check, the explanation)
             raise ServerCertificateError(f"the server's certificate is malformed: {e}") from e
+
+    def _verify(
+        self,
+        chain: Sequence[bytes],
+        host: str,
+        now: datetime.datetime | None,
+        ocsp_response: bytes | None,
+    ) -> list[x509.Certificate]:
+        certificates = [x509.load_der_x509_certificate(der) for der in chain]
         leaf, intermediates = certificates[0], certificates[1:]
         if self.pins and spki_sha256(leaf) not in self.pins:
             import base64

@@ -236,3 +236,45 @@ def test_session_inconsistent_fields_refused(
     with pytest.raises(TlsError, match=message) as caught:
         _load(document)
     assert len(str(caught.value)) < 200
+
+
+# --- a server's certificates ------------------------------------------------------------------
+
+
+def _server_chains() -> dict[str, list[bytes]]:
+    ca = root("hostile root", key="ec-hostile-root")
+    other = root("other root", key="ec-hostile-other")
+    leaf = make("localhost", other, san=["localhost"], key="ec-hostile-leaf")
+    own = make("localhost", ca, san=["localhost"], key="ec-hostile-leaf")
+    der = {n: c.certificate.public_bytes(serialization.Encoding.DER) for n, c in
+           (("other", other), ("leaf", leaf), ("own", own))}  # fmt: skip
+    return {
+        # an intermediate whose names cryptography parses only when they are read (the
+        # explanation of the failed chain): its subject's common name is not a string
+        "bad-intermediate-name": [
+            der["leaf"],
+            der["other"].replace(b"\x0c\x0aother root", b"\x05\x0aother root"),
+        ],
+        # the server's key on a curve cryptography does not know (read for the pin)
+        "unknown-curve": [
+            der["own"].replace(
+                bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082a1348ce3d030107")
+            )
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("bad-intermediate-name", "ca"), ("unknown-curve", "pin")],
+)
+def test_malformed_server_certificate_is_a_certificate_error(
+    pki: dict[str, Cert], name: str, mode: str
+) -> None:
+    verifier = ServerVerifier.from_pem(
+        pki["ca"].certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    if mode == "pin":
+        verifier = verifier.with_pins([b"\x00" * 32])
+    with pytest.raises(ServerCertificateError, match="the server's certificate is malformed"):
+        verifier.verify(_server_chains()[name], "localhost")
