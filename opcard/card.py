@@ -50,17 +50,11 @@ from apdu.openpgp.objects import (
 from apdu.record import Record, replace
 from apdu.transport import ReaderStatus, Transport
 from opcard import arguments
-from opcard.errors import (
-    CardError,
-    CardInUseError,
-    NoCardError,
-    SeveralCardsError,
-    translate_error,
-    translated,
-)
+from opcard._translate import translated
 
 if TYPE_CHECKING:
     from opcard.algorithms import KeyAlgorithm
+    from opcard.errors import CardInUseError, NoCardError, OpcardError
     from opcard.pkcs11 import TokenFlag
     from opcard.pkcs11.uri import Pkcs11Uri
     from opcard.publickeys import CardPublicKey
@@ -369,7 +363,23 @@ def _reader_name(wanted: str) -> str:
 
 
 def _in_use(readers: list[str], wanted: str | None = None) -> CardInUseError:
+    from opcard.errors import CardInUseError
+
     return CardInUseError(readers, scdaemon_running=scdaemon_running(), wanted=wanted)
+
+
+# opcard.errors (its classes and the CK_RV table, about 2 ms) is imported when an error is
+# raised, so that a command that meets none (cert export, list) does without it.
+def _no_card(message: str) -> NoCardError:
+    from opcard.errors import NoCardError
+
+    return NoCardError(message)
+
+
+def _translate_error(err: ApduError, what: str) -> OpcardError:
+    from opcard.errors import translate_error
+
+    return translate_error(err, what)
 
 
 def open_card(
@@ -398,20 +408,20 @@ def open_card(
         except SharingViolationError as e:
             raise _in_use([_reader_name(reader)]) from e
         except (CardNotPresentError, NoReaderError) as e:
-            raise NoCardError(str(e)) from e
+            raise _no_card(str(e)) from e
         except ApduError as e:
-            raise translate_error(e, f"opening the reader {reader!r}") from e
+            raise _translate_error(e, f"opening the reader {reader!r}") from e
         try:
             card = Card(transport)
-        except CardError as e:
-            if isinstance(e.__cause__, SharingViolationError):
+        except Exception as e:
+            from opcard.errors import CardError  # loaded already: it made e
+
+            if isinstance(e, CardError) and isinstance(e.__cause__, SharingViolationError):
                 raise _in_use([transport.name]) from e
             raise
         if serial is not None and card.aid.serial != _normalise_serial(serial):
             card.close()
-            raise NoCardError(
-                f"the card in {reader!r} has serial {card.aid.serial_hex}, not {serial}"
-            )
+            raise _no_card(f"the card in {reader!r} has serial {card.aid.serial_hex}, not {serial}")
         return card
     scan = scan_cards()
     cards = list(scan.cards)
@@ -421,19 +431,21 @@ def open_card(
         if not cards:
             if scan.held:
                 raise scan.in_use_error(f"the card with serial {wanted:08X}")
-            raise NoCardError(f"no OpenPGP card with serial {wanted:08X} is present")
+            raise _no_card(f"no OpenPGP card with serial {wanted:08X} is present")
     if not cards:
         if scan.held:
             raise scan.in_use_error()
-        raise NoCardError("no OpenPGP card is present (is the card inserted and pcscd running?)")
+        raise _no_card("no OpenPGP card is present (is the card inserted and pcscd running?)")
     if len(cards) > 1:
+        from opcard.errors import SeveralCardsError
+
         raise SeveralCardsError(cards)
     try:
         transport = PcscTransport.open(cards[0].reader, timeout=timeout)
     except SharingViolationError as e:  # taken between the look and the connect
         raise _in_use([cards[0].reader]) from e
     except ApduError as e:
-        raise translate_error(e, f"opening the reader {cards[0].reader!r}") from e
+        raise _translate_error(e, f"opening the reader {cards[0].reader!r}") from e
     return Card(transport, roaming=True)
 
 
@@ -883,6 +895,8 @@ class Card:
         except CardStatusError:  # 6D00 and the like: the card does not tell
             return None
         except ApduError as e:
+            from opcard.errors import translate_error
+
             raise translate_error(e, "reading the firmware version (GET VERSION)") from e
         return tuple(answer[:3]) if len(answer) >= 3 else None
 
@@ -1028,6 +1042,7 @@ class Card:
             return value
         from apdu.errors import TlvError
         from apdu.openpgp.errors import DataObjectError
+        from opcard.errors import CardError
 
         try:
             return Uif.parse(self.data_object(slot.uif_tag))

@@ -55,11 +55,11 @@ The tree::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import Enum, IntEnum, unique
 
 from apdu import errors as apdu_errors
+from opcard._translate import translated
 from opcard.pkcs11.rv import ReturnValue
 
 __all__ = [
@@ -615,13 +615,3 @@ def translate_error(
     if isinstance(err, apdu_errors.TransportError):
         return CardError(f"{what}: {err}")
     return CardError(f"{what}: the card's answer is malformed: {err}")
-
-
-@contextmanager
-def translated(what: str, pin: PinKind | None = None) -> Iterator[None]:
-    """``with translated("reading the URL"):`` — an apdu exception inside becomes the opcard
-    exception :func:`translate_error` gives, raised from it. opcard exceptions pass through."""
-    try:
-        yield
-    except apdu_errors.ApduError as e:
-        raise translate_error(e, what, pin) from e

@@ -53,12 +53,14 @@ TOKEN_LAYER = {
 }
 #: Each command's forbidden modules (beyond NEVER); a package name forbids its sub-modules.
 FORBIDDEN: dict[str, set[str]] = {
+    # opcard.errors (and the CK_RV table) come with the first error; these commands meet none
     "list": TOKEN_LAYER
-    | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"},
+    | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"}
+    | {"opcard.errors", "opcard.pkcs11"},
     # PEM through binascii: base64 would add itself and struct
     "cert export": TOKEN_LAYER
     | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"}
-    | {"base64", "struct"},
+    | {"base64", "struct", "opcard.errors", "opcard.pkcs11"},
     # status parses the certificates (cryptography.x509, which loads hashlib) and hashes them,
     # nothing else of cryptography: the key algorithms come from opcard.algorithms
     "status": TOKEN_LAYER

@@ -174,8 +174,16 @@ def _opcard_layers(where: str, module: str, name: str) -> list[str]:
         and name not in ("apdu", "opcard", "opcard.pkcs11")
         and not _within(name, "apdu.errors")
         and not _within(name, "opcard.pkcs11.rv")
+        and not _within(name, "opcard._translate")  # its translated(), importable without it
     ):
         found.append(f"{where}: opcard.errors imports only apdu.errors and opcard.pkcs11.rv")
+    if (
+        module == "opcard._translate"
+        and name.partition(".")[0] in ("apdu", "opcard")
+        and not _within(name, "apdu.errors")
+        and not _within(name, "opcard.errors")
+    ):
+        found.append(f"{where}: opcard._translate imports only apdu.errors and opcard.errors")
     return found
 
 

@@ -165,6 +165,39 @@ def test_card_loads_pkcs11_and_uri_only_for_the_token_view() -> None:
     assert {"opcard.pkcs11.constants", "opcard.pkcs11.uri"} <= loaded_after(code)
 
 
+def test_card_loads_the_errors_only_when_one_is_raised() -> None:
+    """``opcard.errors`` (its classes and the CK_RV table, about 2 ms) comes with the first error:
+    ``cert export`` and ``list`` meet none. The errors raised are the same classes as before."""
+    path = "import opcard.card, opcard.cli.backend, opcard.cli.cert, apdu.transport.pcsc"
+    assert not loaded_after(path) & {"opcard.errors", "opcard.pkcs11", "opcard.pkcs11.rv"}
+    code = (
+        "import apdu.errors as a, opcard.errors as e\n"
+        "from apdu.transport.pcsc import PcscTransport\n"
+        "from opcard._translate import translated\n"
+        "from opcard.card import open_card\n"
+        "assert e.translated is translated\n"
+        "for raised, expected in [(a.NoReaderError('none'), e.NoCardError),\n"
+        "        (a.NoServiceError('no pcscd'), e.PcscUnavailableError),\n"
+        "        (a.SharingViolationError('held'), e.CardInUseError),\n"
+        "        (a.CardRemovedError('gone'), e.CardError)]:\n"
+        "    def fail(*args, **kwargs):\n"
+        "        raise raised\n"
+        "    PcscTransport.open = fail\n"
+        "    try:\n"
+        "        open_card(reader='R')\n"
+        "    except expected as err:\n"
+        "        assert err.__cause__ is raised, err\n"
+        "    else:\n"
+        "        raise SystemExit(f'no {expected.__name__}')\n"
+        "try:\n"
+        "    with translated('reading the URL'):\n"
+        "        raise a.WrongPinError(0x63C2)\n"
+        "except e.WrongPinError as err:\n"
+        "    assert err.retries == 2 and isinstance(err.__cause__, a.WrongPinError)\n"
+    )
+    loaded_after(code)
+
+
 def test_cli_root_does_not_load_json() -> None:
     modules = loaded_after("import opcard.cli.app")
     assert "click" in modules
