@@ -54,6 +54,7 @@ def install_command(
         install_socket,
         install_units,
         module_directory,
+        module_text,
         refuse_foreign,
         systemd_booted,
         unit_directory,
@@ -83,6 +84,8 @@ def install_command(
         refuse_foreign(directory / MODULE_FILE)
         for name in UNITS if want_units else ():
             refuse_foreign(unit_directory() / name)
+        if not shared:  # a command p11-kit cannot read back is refused before any unit
+            module_text(stdio_command(readers, serials))
         units = (
             install_units(daemon_command(readers, serials), socket_path, unit_directory())
             if want_units

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIRM_TIMEOUT",
     "FORWARDERS",
+    "PROTECTED",
     "Confirmation",
     "ConfirmWhen",
     "KeyUse",
@@ -60,6 +61,11 @@ CONFIRM_TIMEOUT = 60.0
 FORWARDERS = frozenset({"ssh", "sshd", "sshd-session"})
 #: Characters of a peer's command line shown in the prompt.
 _COMMAND_SHOWN = 160
+#: :attr:`PeerProcess.exe` of a live peer whose ``/proc/PID/exe`` its own user cannot read:
+#: a process that is not dumpable — sshd's session process, which changed its user from
+#: root, and programs that forbid tracing. Taken as forwarded (fail closed): sshd cannot be
+#: recognised by its program.
+PROTECTED = "(a protected process: its program cannot be read)"
 
 
 class ConfirmWhen(enum.Enum):
@@ -74,7 +80,8 @@ class PeerProcess(Record):
     """The process at the other end of a connection, as the daemon sees it at accept."""
 
     pid: int
-    #: ``/proc/PID/exe``'s target; None when it cannot be read (the process is gone).
+    #: ``/proc/PID/exe``'s target; None when the process is gone, :data:`PROTECTED` when
+    #: its user may not read it.
     exe: str | None
     #: Its command line, arguments joined by spaces (raw: escape before showing).
     command: str
@@ -83,7 +90,10 @@ class PeerProcess(Record):
     def forwarded(self) -> bool:
         """An OpenSSH program: the connection relays a forwarded socket (or is a local
         ``ssh -I``, which cannot be told apart)."""
-        return self.exe is not None and Path(self.exe).name in FORWARDERS
+        if self.exe == PROTECTED:
+            return True
+        # a program replaced since it started (an OpenSSH upgrade): "/usr/bin/ssh (deleted)"
+        return self.exe is not None and Path(self.exe.removesuffix(" (deleted)")).name in FORWARDERS
 
     def describe(self) -> str:
         """``pid 1234, /usr/bin/ssh: ssh -N -R … host`` (escaped, shortened)."""
@@ -99,6 +109,8 @@ def peer_process(pid: int) -> PeerProcess:
     exe: str | None
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:  # alive, but not dumpable (sshd's session process)
+        exe = PROTECTED
     except OSError:
         exe = None
     try:

@@ -28,6 +28,7 @@ else's and is neither replaced nor removed. Failures raise
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -51,6 +52,7 @@ __all__ = [
     "install_socket",
     "install_units",
     "module_directory",
+    "module_text",
     "ours",
     "refuse_foreign",
     "systemd_booted",
@@ -96,9 +98,11 @@ def systemd_booted() -> bool:
 
 def ours(path: Path) -> bool:
     """``path`` is a file ``--install`` wrote (its first line is :data:`MARKER`)."""
+    if not path.is_file():  # a directory, a FIFO (open would wait for a writer), a device
+        return False
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().rstrip("\n") == MARKER
+            return f.readline(len(MARKER) + 2).rstrip("\n") == MARKER
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return False
 
@@ -115,14 +119,29 @@ def refuse_foreign(path: Path) -> None:
 def _write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (mode 0644), creating its directory."""
     directory = path.parent
+    temporary = directory / f".{path.name}.{os.getpid()}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        temporary = directory / f".{path.name}.{os.getpid()}"
         temporary.write_text(text, encoding="utf-8")
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         raise ServeError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _check_words(argv: Sequence[str]) -> None:
+    """Every word can be written into a UTF-8 file (a --reader given in bytes that are not
+    UTF-8 reaches Python as lone surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ServeError(
+                f"the command-line word {arg!r} is not valid UTF-8: it cannot go into a p11-kit "
+                "module file or a systemd unit"
+            ) from None
 
 
 def _remove(path: Path) -> bool:
@@ -144,11 +163,32 @@ def install(command: Sequence[str], directory: Path) -> Path:
     replacing a file we wrote before); returns its path."""
     path = directory / MODULE_FILE
     refuse_foreign(path)
+    _write(path, module_text(command))
+    return path
+
+
+def module_text(command: Sequence[str]) -> str:
+    """The on-demand module file's text, ``remote: |command``; :class:`ServeError` for a
+    command p11-kit would not read back word for word."""
+    _check_words(command)
     line = shlex.join(command)
     if "\n" in line:
         raise ServeError("the command for the module file must not contain a newline")
-    _write(path, f"{MARKER}\nremote: |{line}\n")
-    return path
+    if "\\'" in line:
+        # p11-kit's p11_argv_parse takes a backslash before a quote inside quotes as an
+        # escaped quote: a word with a backslash before a ' or at its end would swallow the
+        # words after it (or split into others)
+        raise ServeError(
+            "a command-line word with a backslash before a ' or at its end cannot go into a "
+            f"p11-kit module file: {next(a for a in command if chr(92) in a)!r}"
+        )
+    if command and not command[-1]:
+        # p11_argv_parse drops an empty word at the end of the line
+        raise ServeError(
+            "an empty last command-line word (an empty --reader or --serial) cannot go into a "
+            "p11-kit module file: p11-kit would drop it"
+        )
+    return f"{MARKER}\nremote: |{line}\n"
 
 
 def install_socket(socket_path: Path, directory: Path) -> Path:
@@ -204,6 +244,7 @@ def unit_texts(command: Sequence[str], socket_path: Path) -> dict[str, str]:
     0700, the socket 0600, as ``opcard serve`` makes them) and ``opcard.service`` running
     ``command`` (an absolute program path: the user manager's PATH is not the shell's)."""
     _check_socket_path(socket_path)
+    _check_words(command)
     if not command or not os.path.isabs(command[0]):
         raise ServeError("the unit's command must start with an absolute program path")
     socket_unit = (
