@@ -9,11 +9,15 @@ naming a card's keys (:meth:`opcard.Card.algorithm`, ``opcard status``) does not
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apdu.openpgp.constants import Curve, KeySlot
 from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes
 from apdu.record import Record
-from opcard.errors import UnsupportedKeyError
 from opcard.pkcs11.keytype import KeyType
+
+if TYPE_CHECKING:
+    from opcard.errors import UnsupportedKeyError
 
 __all__ = [
     "CRYPTOGRAPHY_CURVE_NAMES",
@@ -90,12 +94,12 @@ def parse_algorithm(name: str) -> KeyAlgorithm:
     if text.startswith("rsa") and text[3:].isdigit():
         bits = int(text[3:])
         if bits not in RSA_SIZES:
-            raise UnsupportedKeyError(f"RSA-{bits}: OpenPGP cards take RSA 2048, 3072 or 4096")
+            raise _unsupported(f"RSA-{bits}: OpenPGP cards take RSA 2048, 3072 or 4096")
         return KeyAlgorithm(KeyType.RSA, bits)
     curve = _CURVE_BY_NAME.get(text)
     if curve is None:
         known = ", ".join([*(f"rsa{bits}" for bits in RSA_SIZES), *(c.openpgp_name for c in Curve)])
-        raise UnsupportedKeyError(f"unknown algorithm {name!r} (one of: {known})")
+        raise _unsupported(f"unknown algorithm {name!r} (one of: {known})")
     return curve_algorithm(curve)
 
 
@@ -105,7 +109,14 @@ def attributes_for(algorithm: KeyAlgorithm, *, decryption: bool) -> AlgorithmAtt
     if curve is None:
         return RsaAttributes(algorithm.bits, 32)
     if curve is Curve.ED25519 and decryption:
-        raise UnsupportedKeyError("Ed25519 signs; the decryption slot takes cv25519 (X25519)")
+        raise _unsupported("Ed25519 signs; the decryption slot takes cv25519 (X25519)")
     if curve is Curve.X25519 and not decryption:
-        raise UnsupportedKeyError("cv25519 (X25519) only decrypts; sign with ed25519")
+        raise _unsupported("cv25519 (X25519) only decrypts; sign with ed25519")
     return EcAttributes.for_curve(curve, KeySlot.DEC if decryption else KeySlot.SIG)
+
+
+def _unsupported(message: str) -> UnsupportedKeyError:
+    # opcard.errors (and the CK_RV table) only for an error: opcard status names algorithms
+    from opcard.errors import UnsupportedKeyError
+
+    return UnsupportedKeyError(message)

@@ -117,7 +117,6 @@ def _certificate(der: bytes) -> dict[str, Any] | None:
 def card_status(card: Card) -> dict[str, Any]:
     """Everything ``opcard status`` shows, as the JSON document (schema_version 1)."""
     from apdu.openpgp.constants import Do, KeySlot
-    from opcard.errors import OpcardError
 
     ard = card.application_data()
     aid = ard.aid
@@ -126,8 +125,13 @@ def card_status(card: Card) -> dict[str, Any]:
     def optional(tag: int) -> bytes | None:
         try:
             return card.data_object(tag)
-        except OpcardError:
-            return None
+        except Exception as e:
+            # opcard.errors (loaded already: it made e) only when a DO cannot be read
+            from opcard.errors import OpcardError
+
+            if isinstance(e, OpcardError):
+                return None
+            raise
 
     pw = card.pw_status()
     pins: dict[str, Any] | None = None

@@ -16,8 +16,6 @@ imports nothing of :mod:`opcard.tls`, :mod:`opcard.cli` or :mod:`opcard.serve`.
 
 from typing import TYPE_CHECKING
 
-from opcard.pkcs11.rv import ReturnValue
-
 if TYPE_CHECKING:
     from opcard.pkcs11.constants import (
         ARRAY_ATTRIBUTE,
@@ -44,6 +42,7 @@ if TYPE_CHECKING:
         normalise_attribute_value,
         normalise_template,
     )
+    from opcard.pkcs11.rv import ReturnValue
 
 __all__ = [
     "ARRAY_ATTRIBUTE",
@@ -72,8 +71,11 @@ __all__ = [
     "normalise_template",
 ]
 
-#: What ``__getattr__`` loads from :mod:`opcard.pkcs11.constants` on first use.
-_CONSTANTS = frozenset(__all__) - {"ReturnValue"}
+#: What ``__getattr__`` loads on first use (from :mod:`opcard.pkcs11.constants`, but KeyType and
+#: ReturnValue from their own modules).
+_CONSTANTS = frozenset(__all__)
+#: The tables that have a module of their own (the same classes as constants.KeyType/ReturnValue).
+_OWN_MODULE = {"KeyType": "opcard.pkcs11.keytype", "ReturnValue": "opcard.pkcs11.rv"}
 
 
 def __getattr__(name: str) -> object:
@@ -81,8 +83,8 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'opcard.pkcs11' has no attribute {name!r}")
     import importlib
 
-    # KeyType without the other tables (the same class as constants.KeyType)
-    module = "opcard.pkcs11.keytype" if name == "KeyType" else "opcard.pkcs11.constants"
+    # KeyType and ReturnValue without the other tables
+    module = _OWN_MODULE.get(name, "opcard.pkcs11.constants")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

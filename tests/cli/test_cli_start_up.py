@@ -65,6 +65,9 @@ FORBIDDEN: dict[str, set[str]] = {
     # nothing else of cryptography: the key algorithms come from opcard.algorithms
     "status": TOKEN_LAYER
     | {
+        # opcard.errors and the CK_RV table come with the first error (a DO it cannot read)
+        "opcard.errors",
+        "opcard.pkcs11.rv",
         "asn1crypto",
         "opcard.publickeys",
         "cryptography.hazmat.primitives.serialization",

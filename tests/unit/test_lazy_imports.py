@@ -198,6 +198,32 @@ def test_card_loads_the_errors_only_when_one_is_raised() -> None:
     loaded_after(code)
 
 
+def test_key_algorithms_load_the_errors_only_when_one_is_raised() -> None:
+    """``opcard status`` names the keys' algorithms (``opcard.algorithms``, ``KeyType``) without
+    ``opcard.errors`` and the CK_RV table; a bad algorithm still raises UnsupportedKeyError."""
+    path = "import opcard.algorithms, opcard.cli.status, opcard.card"
+    assert not loaded_after(path) & {"opcard.errors", "opcard.pkcs11.rv"}
+    code = (
+        "import opcard.errors as e, opcard.pkcs11 as p, opcard.pkcs11.rv as rv\n"
+        "from opcard.algorithms import attributes_for, parse_algorithm\n"
+        "assert p.ReturnValue is rv.ReturnValue and 'ReturnValue' in dir(p)\n"
+        "for bad in ('rsa1024', 'nosuch'):\n"
+        "    try:\n"
+        "        parse_algorithm(bad)\n"
+        "    except e.UnsupportedKeyError as err:\n"
+        "        assert bad[3:] in str(err) or bad in str(err), err\n"
+        "    else:\n"
+        "        raise SystemExit(bad)\n"
+        "try:\n"
+        "    attributes_for(parse_algorithm('ed25519'), decryption=True)\n"
+        "except e.UnsupportedKeyError as err:\n"
+        "    assert 'cv25519' in str(err)\n"
+        "else:\n"
+        "    raise SystemExit('ed25519 for decryption')\n"
+    )
+    loaded_after(code)
+
+
 def test_cli_root_does_not_load_json() -> None:
     modules = loaded_after("import opcard.cli.app")
     assert "click" in modules
