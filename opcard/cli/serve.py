@@ -21,6 +21,7 @@ import click
 from opcard.cli.common import State, echo, pass_state
 from opcard.cli.errors import CliError
 from opcard.cli.pin_input import USER, read_pin, user_pin_options
+from opcard.serve.stdio import MAX_IDLE_TIMEOUT
 from opcard.serve.stdio import EscapingFormatter as _EscapingFormatter  # noqa: F401 (tests)
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 )
 @click.option(
     "--idle-timeout",
-    type=click.FloatRange(0.05, None),
+    type=click.FloatRange(0.05, MAX_IDLE_TIMEOUT),
     default=None,
     metavar="SECONDS",
     help="Close connections without a call for this long [default: never; idle connections "

@@ -71,6 +71,11 @@ SMALL_FRAME = 64 * 1024
 FRAME_BUDGET = 8 * 1024 * 1024
 
 
+#: The longest timeout a server takes (a year): a socket's timeout must fit the platform's
+#: time_t (``settimeout(1e300)`` raises OverflowError in the connection's thread).
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
 class Limits(Record):
     """The limits of one server (defaults: the constants above)."""
 
@@ -93,10 +98,16 @@ class Limits(Record):
                 f"({self.max_connections}), not {self.max_per_process}"
             )
         for name in ("handshake_timeout", "frame_timeout", "send_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.idle_timeout is not None and self.idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive or None, not {self.idle_timeout}")
+            if not 0 < getattr(self, name) <= MAX_TIMEOUT:
+                raise ValueError(
+                    f"{name} must be positive and at most {MAX_TIMEOUT:g}, not "
+                    f"{getattr(self, name)}"
+                )
+        if self.idle_timeout is not None and not 0 < self.idle_timeout <= MAX_TIMEOUT:
+            raise ValueError(
+                f"idle_timeout must be positive and at most {MAX_TIMEOUT:g} (or None), not "
+                f"{self.idle_timeout}"
+            )
         if self.slow_after < 0:
             raise ValueError(f"slow_after must not be negative, not {self.slow_after}")
         if not 0 <= self.small_frame <= MAX_BODY:

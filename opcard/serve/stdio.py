@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_LEVELS",
+    "MAX_IDLE_TIMEOUT",
     "STDIO_LOG_LEVEL",
     "EscapingFormatter",
     "configure_logging",
@@ -50,6 +51,9 @@ STDIO_LOG_LEVEL = "warning"
 
 #: The program name in messages (``python -m opcard.serve``).
 PROG = "python -m opcard.serve"
+#: The longest ``--idle-timeout`` (a year; :data:`opcard.serve.limits.MAX_TIMEOUT`, written
+#: here too so that parsing the options loads no server module).
+MAX_IDLE_TIMEOUT = 365 * 24 * 3600.0
 
 
 class EscapingFormatter(logging.Formatter):
@@ -204,7 +208,7 @@ def _number(low: float, high: float | None) -> Callable[[str], float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if value != value or value < low or (high is not None and value > high):
-            bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+            bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:.10g}"
             raise argparse.ArgumentTypeError(f"{text} is not {bound}")
         return value
 
@@ -278,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_number(0.05, None),
+        type=_number(0.05, MAX_IDLE_TIMEOUT),
         metavar="SECONDS",
         help="Close the connection after this long without a call [default: never].",
     )

@@ -148,3 +148,36 @@ def test_a_fifo_in_place_of_the_module_file_is_foreign(user_home: Path) -> None:
         capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip
     assert result.stdout.strip() == "False", result.stderr
+
+
+# -- --idle-timeout: a socket's timeout must fit the platform's time_t ----------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300"])
+def test_stdio_idle_timeout_too_large_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opcard.serve.stdio import main
+
+    # accepted before: each connection then died in settimeout() with OverflowError
+    with pytest.raises(SystemExit) as caught:
+        main(["--stdio", "--idle-timeout", value])
+    assert caught.value.code == 2
+    assert f"--idle-timeout: {value} is not between 0.05 and 31536000" in capsys.readouterr().err
+
+
+def test_daemon_idle_timeout_too_large_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--idle-timeout", "1e300"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--idle-timeout'" in result.output, result.output
+
+
+def test_limits_refuse_a_timeout_no_socket_takes() -> None:
+    from opcard.serve.limits import MAX_TIMEOUT, Limits
+    from opcard.serve.stdio import MAX_IDLE_TIMEOUT
+
+    assert MAX_IDLE_TIMEOUT == MAX_TIMEOUT
+    Limits(idle_timeout=MAX_TIMEOUT, frame_timeout=MAX_TIMEOUT)
+    for name in ("idle_timeout", "frame_timeout", "send_timeout", "handshake_timeout"):
+        with pytest.raises(ValueError, match=f"{name} must be positive and at most 3.1536e"):
+            Limits(**{name: 1e300})
