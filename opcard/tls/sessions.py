@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -341,11 +342,16 @@ class TlsSession:
         try:
             fd = os.open(name, flags)
         except OSError as e:
+            if e.errno == errno.ELOOP and os.path.islink(name):
+                raise TlsError(
+                    f"the session file {name} is a symbolic link: refused (give the file itself)"
+                ) from e
             raise TlsError(f"cannot read the session file {name}: {e.strerror}") from e
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a directory itself
+            os.close(fd)
+            raise TlsError(f"the session file {name} is not a regular file")
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise TlsError(f"the session file {name} is not a regular file")
             if check_private:
                 if hasattr(os, "getuid") and info.st_uid != os.getuid():
                     raise TlsError(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,3 +280,26 @@ def test_malformed_server_certificate_is_a_certificate_error(
         verifier = verifier.with_pins([b"\x00" * 32])
     with pytest.raises(ServerCertificateError, match="the server's certificate is malformed"):
         verifier.verify(_server_chains()[name], "localhost")
+
+
+def test_session_load_refuses_what_is_not_a_private_file(
+    pki: dict[str, Cert], tmp_path: Path
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_bytes(json.dumps(_document(pki)).encode())
+    good.chmod(0o600)
+    assert TlsSession.load(good).resumable
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    link = tmp_path / "link.json"
+    link.symlink_to(good)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # a directory was an IsADirectoryError escaping from os.fdopen
+    for path, message in (
+        (directory, "is not a regular file"),
+        (fifo, "is not a regular file"),
+        (link, "is a symbolic link: refused"),
+    ):
+        with pytest.raises(TlsError, match=f"the session file {path} {message}"):
+            TlsSession.load(path)
