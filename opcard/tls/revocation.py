@@ -98,6 +98,11 @@ def _parsed_through(crl: x509.CertificateRevocationList) -> x509.CertificateRevo
     return crl
 
 
+def _aware(when: datetime.datetime) -> datetime.datetime:
+    """``when`` comparable with cryptography's ``*_utc`` times: a naive time is UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+
+
 def _subject(certificate: x509.Certificate) -> str:
     return certificate.subject.rfc4514_string() or "(empty subject)"
 
@@ -168,6 +173,7 @@ def check_crls(
     CRL decides) otherwise."""
     if scope not in CRL_CHECKS:
         raise ValueError(f"crl_check must be one of {', '.join(CRL_CHECKS)}, not {scope!r}")
+    when = _aware(when)
     last = len(path) if scope == "all" else 1
     for depth in range(last):
         certificate = path[depth]
@@ -344,7 +350,7 @@ def check_ocsp(
             "asked for"
         )
     try:
-        return _check_ocsp(response, path, when)
+        return _check_ocsp(response, path, _aware(when))
     except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as e:
         # cryptography parses the parts of a response (certificates, names, keys, algorithms)
         # when they are first read: a hostile server's bytes fail there

@@ -70,6 +70,10 @@ def _path(pki: dict[str, Cert]) -> list[x509.Certificate]:
 def test_good_answers_pass(pki: dict[str, Cert]) -> None:
     for signer in ("ca", "responder"):
         revocation.check_ocsp(_answer(pki, signer), _path(pki), NOW)
+        # a naive time is UTC (it was a TypeError comparing it with cryptography's times)
+        revocation.check_ocsp(_answer(pki, signer), _path(pki), NOW.replace(tzinfo=None))
+    with pytest.raises(ServerCertificateError, match="stale"):
+        revocation.check_ocsp(_answer(pki, "ca"), _path(pki), (NOW + 3 * DAY).replace(tzinfo=None))
 
 
 @pytest.mark.parametrize(
@@ -134,6 +138,7 @@ def test_naive_now_is_utc_with_a_crl_check(pki: dict[str, Cert]) -> None:
     )
     with pytest.raises(ServerCertificateError, match="expired"):
         verifier.verify(chain, "localhost", now=naive + 3 * DAY)
+    revocation.check_crls(_path(pki), crls, naive)  # the module's own entry too
 
 
 # --- session files ---------------------------------------------------------------------------
