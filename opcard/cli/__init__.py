@@ -14,15 +14,13 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (exits the process with the command's exit code)."""
-    # The C module under signal: signal.py builds its Signals/Handlers/Sigmasks enums at import
-    # (about 0.5 ms of every command's start-up) for this one call.
-    import _signal  # type: ignore[import-not-found]  # (typeshed has no stub for it)
+    import signal
 
     from opcard.cli.app import cli
 
     # Like other command-line tools, end quietly when the reader of our output goes away
     # (`opcard status | head`) instead of reporting a broken pipe as an error.
-    if hasattr(_signal, "SIGPIPE"):
-        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
     cli.main(args=list(argv) if argv is not None else None, prog_name="opcard")

@@ -27,10 +27,8 @@ main()
 """
 
 #: Never loaded by a command that does not ask for them: APDU logging (-v), JSON output
-#: (--json), pyscard's object layer, TLS and the daemon; signal.py (its enums: the command line
-#: resets SIGPIPE through the C _signal).
+#: (--json), pyscard's object layer, TLS and the daemon.
 NEVER = {
-    "signal",
     "logging",
     "json",
     "smartcard.Session",
