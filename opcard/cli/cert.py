@@ -41,6 +41,12 @@ def pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
         "import": ("opcard.cli.cert_admin", "import_command"),
         "delete": ("opcard.cli.cert_admin", "delete_command"),
     },
+    # the first paragraph of each command's help (a test compares): listed and completed
+    # without importing cert_admin and the PIN input
+    summaries={
+        "import": "Store the certificate in FILE (PEM or DER) in a slot (needs the admin PIN).",
+        "delete": "Delete a slot's certificate (needs the admin PIN).",
+    },
 )
 def cert() -> None:
     """Export, import or delete the certificate of a key slot."""

@@ -288,6 +288,24 @@ def test_root_help_lists_what_the_commands_say(width: int, monkeypatch: pytest.M
     assert fast.output == slow.output
 
 
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_cert_help_lists_what_its_commands_say(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``opcard cert --help`` (and zsh/fish completion) list import/delete from the group's
+    summaries, equal to click's own listing with cert_admin imported."""
+    from click.testing import CliRunner
+
+    from opcard.cli.app import cli
+    from opcard.cli.cert import cert
+
+    assert set(cert.summaries) == set(cert.lazy)
+    monkeypatch.setenv("COLUMNS", str(width))
+    fast = CliRunner().invoke(cli, ["cert", "--help"], terminal_width=width)
+    monkeypatch.setattr(cert, "summaries", {})
+    slow = CliRunner().invoke(cli, ["cert", "--help"], terminal_width=width)
+    assert fast.exit_code == slow.exit_code == 0
+    assert "import" in fast.output and fast.output == slow.output
+
+
 def test_package_inits_load_nothing() -> None:
     assert {m for m in loaded_after("import opcard") if m.startswith(("opcard", "apdu"))} == {
         "opcard"
