@@ -147,3 +147,16 @@ def test_open_floor(emu: Emulator) -> None:
     assert theirs == ours == b""
     assert floor_apdus == opcard_apdus
     assert [c[:8] for c in floor_apdus] == ["00A40400", "00CA006E"]
+
+
+def test_floors_name_manufacturers_as_opcard_does() -> None:
+    """The floors' copy of the AID manufacturer table (they may use pyscard only) is opcard's."""
+    import importlib.util
+
+    from apdu.openpgp.constants import MANUFACTURERS
+
+    spec = importlib.util.spec_from_file_location("floorcard", FLOORS / "floorcard.py")
+    assert spec is not None and spec.loader is not None
+    floorcard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floorcard)
+    assert floorcard.MANUFACTURERS == MANUFACTURERS

@@ -11,43 +11,31 @@ that both send the same APDUs and print the same bytes.
 """
 
 import sys
-from base64 import b64encode
+from binascii import b2a_base64
 
-from smartcard import scard as sc
+from floorcard import SELECT, Connection
 
-SELECT = bytes.fromhex("00A4040006D27600012401")
 OCCURRENCE = {"aut": 0, "dec": 1, "sig": 2}
 
 
 def main(argv: list[str]) -> int:
     opts = dict(zip(argv[::2], argv[1::2], strict=True))
     reader, slot = opts["--reader"], opts.get("--slot", "aut")
-    hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardEstablishContext: {sc.SCardGetErrorMessage(hr)}")
-    hr, card, proto = sc.SCardConnect(
-        ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
-    )
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardConnect {reader}: {sc.SCardGetErrorMessage(hr)}")
-    try:
+    with Connection(reader) as transmit:
 
         def send(apdu: bytes) -> bytes:
-            hr, resp = sc.SCardTransmit(card, proto, list(apdu))
-            if hr != sc.SCARD_S_SUCCESS or resp[-2:] != [0x90, 0x00]:
-                raise SystemExit(f"{apdu[:4].hex()}: {hr:#x} {bytes(resp[-2:]).hex()}")
-            return bytes(resp[:-2])
+            data, sw = transmit(apdu)
+            if sw != 0x9000:
+                raise SystemExit(f"{apdu[:4].hex()}: {sw:04x}")
+            return data
 
         send(SELECT)
         send(bytes.fromhex("00CA006E000000"))
         send(bytes([0x00, 0xA5, OCCURRENCE[slot], 0x04, 0x06, 0x60, 0x04, 0x5C, 0x02, 0x7F, 0x21]))
         der = send(bytes.fromhex("00CA7F21000800"))
-    finally:
-        sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
-        sc.SCardReleaseContext(ctx)
     if not der:
         raise SystemExit(f"no certificate in the {slot.upper()} slot")
-    text = b64encode(der)
+    text = b2a_base64(der, newline=False)  # what base64.b64encode calls (as opcard)
     lines = [text[i : i + 64] for i in range(0, len(text), 64)]
     sys.stdout.buffer.write(
         b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"

@@ -11,46 +11,10 @@ same APDUs and print the same lines.
 
 import sys
 
+from floorcard import SELECT, manufacturer_name
 from smartcard import scard as sc
 
-SELECT = bytes.fromhex("00A4040006D27600012401")
 GET_AID = bytes.fromhex("00CA004F00")
-#: AID manufacturer ids and their names (GnuPG's scd/app-openpgp.c, as opcard shows them).
-MANUFACTURERS = {
-    0x0001: "PPC Card Systems",
-    0x0002: "Prism",
-    0x0003: "OpenFortress",
-    0x0004: "Wewid",
-    0x0005: "ZeitControl",
-    0x0006: "Yubico",
-    0x0007: "OpenKMS",
-    0x0008: "LogoEmail",
-    0x0009: "Fidesmo",
-    0x000A: "VivoKey",
-    0x000B: "Feitian Technologies",
-    0x000D: "Dangerous Things",
-    0x000E: "Excelsecu",
-    0x002A: "Magrathea",
-    0x0042: "GnuPG e.V.",
-    0x1337: "Warsaw Hackerspace",
-    0x2342: "warpzone",
-    0x4354: "Confidential Technologies",
-    0x5343: "SSE Carte à puce",
-    0x5443: "TIF-IT e.V.",
-    0x63AF: "Trustica",
-    0xBA53: "c-base e.V.",
-    0xBD0E: "Paranoidlabs",
-    0xF517: "FSIJ",
-    0xF5EC: "F-Secure",
-}
-
-
-def manufacturer_name(mid: int) -> str:
-    if mid in MANUFACTURERS:
-        return MANUFACTURERS[mid]
-    if mid in (0x0000, 0xFFFF):
-        return "test card"
-    return "unmanaged S/N range" if mid & 0xFF00 == 0xFF00 else "unknown"
 
 
 def describe(ctx: int, reader: str) -> str:

@@ -16,9 +16,8 @@ that both send the same APDUs and write the same signature.
 import sys
 from hashlib import sha256
 
-from smartcard import scard as sc
+from floorcard import SELECT, Connection
 
-SELECT = bytes.fromhex("00A4040006D27600012401")
 SHA256_DIGEST_INFO = bytes.fromhex("3031300D060960864801650304020105000420")
 #: slot → (algorithm attributes tag in 73, control reference template of READ PUBLIC KEY)
 SLOTS = {"sig": (0xC1, 0xB6), "dec": (0xC2, 0xB8), "aut": (0xC3, 0xA4)}
@@ -69,21 +68,7 @@ def main(argv: list[str]) -> int:
         pin = f.readline().rstrip(b"\r\n")
     with open(path, "rb") as f:
         message = f.read()
-    hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardEstablishContext: {sc.SCardGetErrorMessage(hr)}")
-    hr, card, proto = sc.SCardConnect(
-        ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
-    )
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardConnect {reader}: {sc.SCardGetErrorMessage(hr)}")
-    try:
-
-        def transmit(apdu: bytes) -> tuple[bytes, int]:
-            hr, resp = sc.SCardTransmit(card, proto, list(apdu))
-            if hr != sc.SCARD_S_SUCCESS:
-                raise SystemExit(f"{apdu[:4].hex()}: {sc.SCardGetErrorMessage(hr)}")
-            return bytes(resp[:-2]), resp[-2] << 8 | resp[-1]
+    with Connection(reader) as transmit:
 
         def send(apdu: bytes) -> bytes:
             data, sw = transmit(apdu)
@@ -115,9 +100,6 @@ def main(argv: list[str]) -> int:
         finally:
             transmit(bytes.fromhex("0020FF81"))
             transmit(bytes.fromhex("0020FF82"))
-    finally:
-        sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
-        sc.SCardReleaseContext(ctx)
     if algorithm not in (0x01, 0x16):
         signature = ecdsa_der(signature)
     sys.stdout.buffer.write(signature)

@@ -15,9 +15,8 @@ the same APDUs and print the same lines.
 import sys
 from datetime import UTC, datetime
 
-from smartcard import scard as sc
+from floorcard import SELECT, Connection, manufacturer_name
 
-SELECT = bytes.fromhex("00A4040006D27600012401")
 SELECT_DATA_0 = bytes.fromhex("00A500040660045C027F21")
 NOT_SUPPORTED = "not supported by this card"
 CURVES = {
@@ -30,33 +29,6 @@ CURVES = {
     "2b240303020801010d": "brainpoolP512r1",
     "2b06010401da470f01": "ed25519",
     "2b060104019755010501": "cv25519",
-}
-MANUFACTURERS = {
-    0x0001: "PPC Card Systems",
-    0x0002: "Prism",
-    0x0003: "OpenFortress",
-    0x0004: "Wewid",
-    0x0005: "ZeitControl",
-    0x0006: "Yubico",
-    0x0007: "OpenKMS",
-    0x0008: "LogoEmail",
-    0x0009: "Fidesmo",
-    0x000A: "VivoKey",
-    0x000B: "Feitian Technologies",
-    0x000D: "Dangerous Things",
-    0x000E: "Excelsecu",
-    0x002A: "Magrathea",
-    0x0042: "GnuPG e.V.",
-    0x1337: "Warsaw Hackerspace",
-    0x2342: "warpzone",
-    0x4354: "Confidential Technologies",
-    0x5343: "SSE Carte à puce",
-    0x5443: "TIF-IT e.V.",
-    0x63AF: "Trustica",
-    0xBA53: "c-base e.V.",
-    0xBD0E: "Paranoidlabs",
-    0xF517: "FSIJ",
-    0xF5EC: "F-Secure",
 }
 #: X.509 attribute types with a short name in RFC 4514 strings (as ``cryptography`` writes them)
 DN_NAMES = {
@@ -191,21 +163,7 @@ def iso(timestamp: int) -> str | None:
 def main(argv: list[str]) -> int:
     opts = dict(zip(argv[::2], argv[1::2], strict=True))
     reader = opts["--reader"]
-    hr, ctx = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardEstablishContext: {sc.SCardGetErrorMessage(hr)}")
-    hr, card, proto = sc.SCardConnect(
-        ctx, reader, sc.SCARD_SHARE_SHARED, sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1
-    )
-    if hr != sc.SCARD_S_SUCCESS:
-        raise SystemExit(f"SCardConnect {reader}: {sc.SCardGetErrorMessage(hr)}")
-    try:
-
-        def transmit(apdu: bytes) -> tuple[bytes, int]:
-            hr, resp = sc.SCardTransmit(card, proto, list(apdu))
-            if hr != sc.SCARD_S_SUCCESS:
-                raise SystemExit(f"{apdu[:4].hex()}: {sc.SCardGetErrorMessage(hr)}")
-            return bytes(resp[:-2]), resp[-2] << 8 | resp[-1]
+    with Connection(reader) as transmit:
 
         def get_data(tag: int, ins: int = 0xCA) -> bytes | None:
             data, sw = transmit(bytes([0, ins, tag >> 8, tag & 0xFF, 0, 8, 0]))
@@ -247,18 +205,9 @@ def main(argv: list[str]) -> int:
         kdf = None
         if flags & 0x01:
             kdf = tlvs(get_data(0xF9) or b"").get(0x81, b"\0") != b"\0"
-    finally:
-        sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
-        sc.SCardReleaseContext(ctx)
 
     mid = int.from_bytes(aid[8:10])
-    maker = MANUFACTURERS.get(mid) or (
-        "test card"
-        if mid in (0, 0xFFFF)
-        else "unmanaged S/N range"
-        if mid & 0xFF00 == 0xFF00
-        else "unknown"
-    )
+    maker = manufacturer_name(mid)
     raw_name = (holder.get(0x5B) or b"").decode("latin-1")
     surname, _, given = raw_name.partition("<<")
     name = " ".join((f"{given} {surname}" if given else surname).replace("<", " ").split())
