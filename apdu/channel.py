@@ -41,8 +41,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import IntEnum, unique
 
+from apdu._enums import IntEnumBody, fast_enum
 from apdu.command import EXTENDED_MAX, SHORT_MAX, Command, Response
 from apdu.errors import (
     CardRemovedError,
@@ -74,8 +74,8 @@ MAX_RESPONSE_TOTAL = EXTENDED_MAX
 MAX_GET_RESPONSE = MAX_RESPONSE_TOTAL // SHORT_MAX + 44
 
 
-@unique
-class IsoIns(IntEnum):
+@fast_enum
+class IsoIns(IntEnumBody):
     """ISO 7816-4 instructions the channel sends by itself."""
 
     GET_RESPONSE = 0xC0

@@ -7,7 +7,7 @@ I/O. Messages never contain PINs or other sensitive payloads.
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from apdu._enums import IntEnumBody, fast_enum
 
 __all__ = [
     "ApduError",
@@ -46,8 +46,8 @@ __all__ = [
 ]
 
 
-@unique
-class Sw(IntEnum):
+@fast_enum
+class Sw(IntEnumBody):
     """Status words by name (ISO 7816-4 §5.1.3, OpenPGP card §7.3): every status word the
     driver names is here; :func:`error_for_status` maps them to exceptions."""
 
@@ -83,8 +83,8 @@ class Sw(IntEnum):
     NO_PRECISE_DIAGNOSIS = 0x6F00
 
 
-@unique
-class Sw1(IntEnum):
+@fast_enum
+class Sw1(IntEnumBody):
     """First bytes that name a family of status words (ISO 7816-4 §5.1.3)."""
 
     MORE_DATA = 0x61  # SW2 more bytes to GET RESPONSE (00: 256 or more)

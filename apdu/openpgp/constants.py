@@ -7,8 +7,9 @@ OpenPGP application on ISO Smart Card Operating Systems", version 3.4.1.
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum, IntFlag, unique
+from enum import Enum, unique
 
+from apdu._enums import IntEnumBody, IntFlagBody, fast_enum
 from apdu.openpgp.errors import DataObjectError
 
 __all__ = [
@@ -49,8 +50,8 @@ OPENPGP_RID = bytes.fromhex("D276000124")
 OPENPGP_AID_PREFIX = OPENPGP_RID + b"\x01"
 
 
-@unique
-class Ins(IntEnum):
+@fast_enum
+class Ins(IntEnumBody):
     """Instruction bytes (§7.2), plus the vendor commands a driver may meet."""
 
     VERIFY = 0x20
@@ -76,8 +77,8 @@ class Ins(IntEnum):
     YUBICO_GET_ATTESTATION = 0xFB
 
 
-@unique
-class Do(IntEnum):
+@fast_enum
+class Do(IntEnumBody):
     """Data object tags (§4.4.1), as the integer of their encoded tag bytes."""
 
     PRIVATE_USE_1 = 0x0101
@@ -138,8 +139,8 @@ class Do(IntEnum):
     ATTESTATION_CERTIFICATE = 0xFC
 
 
-@unique
-class Pw(IntEnum):
+@fast_enum
+class Pw(IntEnumBody):
     """Password references of VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER (§7.2.2).
 
     ``PW1`` (81) and ``PW1_OTHER`` (82) are one physical user PIN verified for two uses: 81
@@ -162,8 +163,8 @@ PRIVATE_DOS: dict[Do, tuple[Pw | None, Pw]] = {
 }
 
 
-@unique
-class Secret(IntEnum):
+@fast_enum
+class Secret(IntEnumBody):
     """The three secrets of the card, numbered as their position in C4 (lengths, counters)."""
 
     PW1 = 0
@@ -186,8 +187,8 @@ class Secret(IntEnum):
         return cls.PW3 if pw is Pw.PW3 else cls.PW1
 
 
-@unique
-class Crt(IntEnum):
+@fast_enum
+class Crt(IntEnumBody):
     """Control reference template tags naming a key in GENERATE / key import (§7.2.9)."""
 
     SIG = 0xB6
@@ -195,8 +196,8 @@ class Crt(IntEnum):
     AUT = 0xA4
 
 
-@unique
-class KeySlot(IntEnum):
+@fast_enum
+class KeySlot(IntEnumBody):
     """The three key slots; the value is the key reference (1, 2, 3: also PKCS#11-style ids)."""
 
     SIG = 1
@@ -261,8 +262,8 @@ class KeySlot(IntEnum):
         return None
 
 
-@unique
-class AlgorithmId(IntEnum):
+@fast_enum
+class AlgorithmId(IntEnumBody):
     """First byte of the algorithm attributes (§4.4.3.9), RFC 4880 / RFC 6637 ids."""
 
     RSA = 0x01
@@ -271,8 +272,8 @@ class AlgorithmId(IntEnum):
     EDDSA = 0x16
 
 
-@unique
-class RsaImportFormat(IntEnum):
+@fast_enum
+class RsaImportFormat(IntEnumBody):
     """Last byte of RSA attributes: which parts a key import carries (§4.4.3.9)."""
 
     STANDARD = 0x00
@@ -289,8 +290,8 @@ class RsaImportFormat(IntEnum):
         return self in (RsaImportFormat.STANDARD_WITH_MODULUS, RsaImportFormat.CRT_WITH_MODULUS)
 
 
-@unique
-class EcImportFormat(IntEnum):
+@fast_enum
+class EcImportFormat(IntEnumBody):
     """Optional last byte of ECC attributes: FF = key import carries the public key."""
 
     STANDARD = 0x00
@@ -365,8 +366,8 @@ def decode_oid(content: bytes) -> str:
     return ".".join(str(a) for a in head + arcs[1:])
 
 
-@unique
-class KeyStatus(IntEnum):
+@fast_enum
+class KeyStatus(IntEnumBody):
     """Key information DE (§4.4.3.14): how the key in a slot came to be."""
 
     NONE = 0x00
@@ -374,8 +375,8 @@ class KeyStatus(IntEnum):
     IMPORTED = 0x02
 
 
-@unique
-class UifMode(IntEnum):
+@fast_enum
+class UifMode(IntEnumBody):
     """User interaction flag D6-D8 first byte (§4.4.3.6; 03/04 are Yubico extensions)."""
 
     DISABLED = 0x00
@@ -385,8 +386,8 @@ class UifMode(IntEnum):
     PERMANENTLY_CACHED = 0x04
 
 
-@unique
-class GeneralFeature(IntFlag):
+@fast_enum
+class GeneralFeature(IntFlagBody):
     """General feature management 7F74 / 81 bits (§4.1.3.2); BUTTON is the UIF feature byte."""
 
     TOUCHSCREEN = 0x01
@@ -399,8 +400,8 @@ class GeneralFeature(IntFlag):
     DISPLAY = 0x80
 
 
-@unique
-class ExtendedCapability(IntFlag):
+@fast_enum
+class ExtendedCapability(IntFlagBody):
     """First byte of extended capabilities C0 (§4.4.3.7)."""
 
     KDF = 0x01
@@ -413,8 +414,8 @@ class ExtendedCapability(IntFlag):
     SECURE_MESSAGING = 0x80
 
 
-@unique
-class SmAlgorithm(IntEnum):
+@fast_enum
+class SmAlgorithm(IntEnumBody):
     """Second byte of C0 on v3 cards: secure messaging algorithm."""
 
     NONE = 0x00
@@ -423,16 +424,16 @@ class SmAlgorithm(IntEnum):
     SCP11B = 0x03
 
 
-@unique
-class KdfAlgorithm(IntEnum):
+@fast_enum
+class KdfAlgorithm(IntEnumBody):
     """KDF-DO F9 / 81 (§4.3.2)."""
 
     NONE = 0x00
     ITERSALTED_S2K = 0x03
 
 
-@unique
-class KdfHash(IntEnum):
+@fast_enum
+class KdfHash(IntEnumBody):
     """KDF-DO F9 / 82: hash algorithm (RFC 4880 ids)."""
 
     SHA256 = 0x08
@@ -447,8 +448,8 @@ class KdfHash(IntEnum):
         return 32 if self is KdfHash.SHA256 else 64
 
 
-@unique
-class KdfTag(IntEnum):
+@fast_enum
+class KdfTag(IntEnumBody):
     """Children of the KDF-DO F9."""
 
     ALGORITHM = 0x81
@@ -461,8 +462,8 @@ class KdfTag(IntEnum):
     INITIAL_HASH_PW3 = 0x88
 
 
-@unique
-class PublicKeyTag(IntEnum):
+@fast_enum
+class PublicKeyTag(IntEnumBody):
     """Children of the public key template 7F49 (§7.2.9)."""
 
     MODULUS = 0x81
@@ -470,8 +471,8 @@ class PublicKeyTag(IntEnum):
     EC_POINT = 0x86
 
 
-@unique
-class KeyTemplateTag(IntEnum):
+@fast_enum
+class KeyTemplateTag(IntEnumBody):
     """Children of the cardholder private key template 7F48 (§4.4.3.12).
 
     The same tag 92 carries the first prime of an RSA key and the private scalar of an ECC key.
@@ -487,8 +488,8 @@ class KeyTemplateTag(IntEnum):
     EC_PUBLIC = 0x99
 
 
-@unique
-class LifeCycle(IntEnum):
+@fast_enum
+class LifeCycle(IntEnumBody):
     """Life cycle status byte (ISO 7816-4 §5.3.3.2) at the end of the historical bytes."""
 
     NO_INFORMATION = 0x00
@@ -499,8 +500,8 @@ class LifeCycle(IntEnum):
     TERMINATED = 0x0C
 
 
-@unique
-class Sex(IntEnum):
+@fast_enum
+class Sex(IntEnumBody):
     """5F35 (ISO/IEC 5218, as ASCII digits)."""
 
     NOT_KNOWN = 0x30
