@@ -56,18 +56,8 @@ from opcard.errors import (
     translate_error,
     translated,
 )
-from opcard.objects import (
-    DATA_OBJECTS,
-    CardObject,
-    Certificate,
-    DataObject,
-    PrivateKey,
-    PublicKey,
-    card_objects,
-    class_of,
-    find_one,
-)
-from opcard.pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, ReturnValue, UserType
+from opcard.pkcs11.basic import ObjectClass, UserType
+from opcard.pkcs11.keytype import KeyType
 from opcard.pkcs11.mechanisms import (
     CardOperation,
     KeyInfo,
@@ -77,7 +67,7 @@ from opcard.pkcs11.mechanisms import (
     prepare_sign_input,
     signing_operation,
 )
-from opcard.pkcs11.template import matches_template, normalise_template
+from opcard.pkcs11.rv import ReturnValue
 from opcard.publickeys import (
     RSA_SIZES,
     CardPublicKey,
@@ -103,6 +93,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
     from opcard.card import Card, CardFeatures, TokenInfo
+    from opcard.objects import CardObject, Certificate, DataObject, PrivateKey, PublicKey
+    from opcard.pkcs11.constants import Mechanism
     from opcard.pkcs11.uri import Pkcs11Uri
 
 __all__ = [
@@ -542,6 +534,8 @@ class Session:
     # -- objects ------------------------------------------------------------------------------
 
     def objects(self) -> list[CardObject]:
+        from opcard.objects import card_objects
+
         with translated("reading the card's objects"):
             return list(card_objects(self))
 
@@ -550,6 +544,10 @@ class Session:
     ) -> Iterator[CardObject]:
         """Objects matching every attribute of ``template`` (``{Attribute.CLASS: …}``) and of
         the keyword shortcuts ``object_class=``, ``id=``, ``label=``."""
+        from opcard.objects import card_objects
+        from opcard.pkcs11.constants import Attribute
+        from opcard.pkcs11.template import matches_template, normalise_template
+
         wanted: dict[int, object] = dict(template or {})
         if "object_class" in kwargs:  # ObjectClass, its number or name ("certificate")
             wanted[Attribute.CLASS] = arguments.object_class(kwargs.pop("object_class"))
@@ -595,6 +593,8 @@ class Session:
         id: bytes | int | None = None,
     ) -> PrivateKey:
         """The slot's private key (``session.get_private_key("sig").sign(…)``)."""
+        from opcard.objects import PrivateKey, find_one
+
         return find_one(
             self, PrivateKey, ObjectClass.PRIVATE_KEY, _object_template(slot, label, id)
         )
@@ -607,6 +607,8 @@ class Session:
         id: bytes | int | None = None,
     ) -> PublicKey:
         """The slot's public key (``.to_cryptography()`` gives the ``cryptography`` key)."""
+        from opcard.objects import PublicKey, find_one
+
         return find_one(self, PublicKey, ObjectClass.PUBLIC_KEY, _object_template(slot, label, id))
 
     def get_certificate(
@@ -618,6 +620,8 @@ class Session:
     ) -> Certificate:
         """The certificate stored for the slot (``.to_cryptography()``: an
         ``x509.Certificate``; ``.der``: its bytes)."""
+        from opcard.objects import Certificate, find_one
+
         return find_one(
             self, Certificate, ObjectClass.CERTIFICATE, _object_template(slot, label, id)
         )
@@ -628,6 +632,9 @@ class Session:
         """A data object by name (``"url"``, ``"login"``, ``"private1"`` … ``"private4"``), by
         :class:`~apdu.openpgp.constants.Do` or tag, or by label (``"Private DO 1"``);
         ``.value`` is its bytes."""
+        from opcard.objects import DATA_OBJECTS, DataObject, find_one
+        from opcard.pkcs11.constants import Attribute
+
         template: dict[int, object] = {}
         if name is not None:
             tag = arguments.data_object(name)
@@ -700,6 +707,8 @@ class Session:
         :meth:`get_private_key`, :meth:`get_public_key`, :meth:`get_certificate` and
         :meth:`get_data_object` say it in their names. :class:`ObjectNotFoundError` when none
         or several match."""
+        from opcard.objects import class_of, find_one
+
         oc = arguments.object_class(object_class)
         return find_one(self, class_of(oc), oc, _object_template(slot, label, id))
 
@@ -728,13 +737,19 @@ class Session:
         ``"ECDSA_SHA256"`` / ``"CKM_ECDSA_SHA256"``); the default is the raw mechanism of the
         key type (CKM_RSA_PKCS with a DigestInfo, CKM_ECDSA with a hash, CKM_EDDSA with a
         message). ECDSA signatures are r‖s, as PKCS#11 returns them."""
-        slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
+        slot = _key_slot(key)
         data = arguments.data(data, "the data to sign")
         if mechanism is not None:
             mechanism = arguments.mechanism(mechanism)
         info = self.key_info(slot)
         if mechanism is None:
-            default = _DEFAULT_SIGN.get(info.key_type)
+            from opcard.pkcs11.constants import Mechanism
+
+            default = {  # the raw mechanism of the key type
+                KeyType.RSA: Mechanism.RSA_PKCS,
+                KeyType.EC: Mechanism.ECDSA,
+                KeyType.EC_EDWARDS: Mechanism.EDDSA,
+            }.get(info.key_type)
             if default is None:  # X25519: a key agreement key
                 raise UnsupportedMechanismError(
                     f"the {slot.name} key ({info.key_type.name}) cannot sign",
@@ -752,7 +767,7 @@ class Session:
     ) -> bytes:
         """Sign a ``digest`` made with ``hash_name`` (explicit; never guessed): a name
         (``"sha256"``) or a ``cryptography`` hash (``hashes.SHA256()``)."""
-        slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
+        slot = _key_slot(key)
         digest = arguments.data(digest, "the digest")
         hash_name = arguments.hash_name(hash_name)
         return self._card_sign(
@@ -831,7 +846,9 @@ class Session:
     ) -> bytes:
         """Decrypt an RSA PKCS#1 v1.5 cryptogram with the DEC key. Another key, or another
         mechanism, raises :class:`UnsupportedMechanismError` before anything is sent."""
-        slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
+        from opcard.pkcs11.constants import Mechanism
+
+        slot = _key_slot(key)
         data = arguments.data(data, "the cryptogram")
         if mechanism is not None:
             mechanism = arguments.mechanism(mechanism)
@@ -856,7 +873,7 @@ class Session:
     def derive(self, key: PrivateKey | KeySlot | str | int, peer_point: bytes) -> bytes:
         """ECDH with the DEC key: the shared secret with the peer's public point. Another key
         raises :class:`UnsupportedMechanismError` before anything is sent."""
-        slot = key.slot if isinstance(key, PrivateKey) else _slot(key)
+        slot = _key_slot(key)
         peer_point = arguments.data(peer_point, "the peer's public point")
         info = self.key_info(slot)
         if slot is not KeySlot.DEC:
@@ -1270,13 +1287,6 @@ class DigestSigner:
         return raw
 
 
-_DEFAULT_SIGN = {
-    KeyType.RSA: Mechanism.RSA_PKCS,
-    KeyType.EC: Mechanism.ECDSA,
-    KeyType.EC_EDWARDS: Mechanism.EDDSA,
-}
-
-
 #: A private key command of the applet: ``command(applet, data) -> the card's answer``.
 _Command = Callable[[OpenPgpApplet, bytes], bytes]
 
@@ -1304,10 +1314,22 @@ def _slot(value: KeySlot | str | int | None) -> KeySlot:
     return arguments.key_slot(value)
 
 
+def _key_slot(key: PrivateKey | KeySlot | str | int) -> KeySlot:
+    """The slot of a private key object, or of a slot given as KeySlot, name or number (a
+    slot given so does not load :mod:`opcard.objects` and its tables: ``opcard sign``)."""
+    if isinstance(key, str | int):  # KeySlot is an int
+        return _slot(key)
+    from opcard.objects import PrivateKey
+
+    return key.slot if isinstance(key, PrivateKey) else _slot(key)
+
+
 def _object_template(
     slot: KeySlot | str | int | None, label: str | None, obj_id: bytes | int | None
 ) -> dict[int, object]:
     """The PKCS#11 template of an accessor's arguments (CKA_ID from the slot or ``id``)."""
+    from opcard.pkcs11.constants import Attribute
+
     template: dict[int, object] = {}
     if slot is not None:
         template[Attribute.ID] = bytes((int(_slot(slot)),))

@@ -4,7 +4,8 @@
   attributes, key types, mechanisms, flags) and the table of attribute value types;
 - :mod:`opcard.pkcs11.rv` — :class:`ReturnValue` (CK_RV), on its own so that
   :mod:`opcard.errors` loads without the other tables; :mod:`opcard.pkcs11.keytype` —
-  :class:`KeyType` (CK_KEY_TYPE), likewise for the key algorithms;
+  :class:`KeyType` (CK_KEY_TYPE), likewise for the key algorithms; :mod:`opcard.pkcs11.basic` —
+  :class:`ObjectClass` and :class:`UserType`, likewise for a session;
 - :mod:`opcard.pkcs11.mechanisms` — what each mechanism does with a card key (hashes,
   DigestInfo, ECDSA encodings, the checks before a signature or decryption);
 - :mod:`opcard.pkcs11.uri` — RFC 7512 ``pkcs11:`` URIs.
@@ -71,11 +72,17 @@ __all__ = [
     "normalise_template",
 ]
 
-#: What ``__getattr__`` loads on first use (from :mod:`opcard.pkcs11.constants`, but KeyType and
-#: ReturnValue from their own modules).
+#: What ``__getattr__`` loads on first use (from :mod:`opcard.pkcs11.constants`, but KeyType,
+#: ReturnValue, ObjectClass and UserType from their own modules).
 _CONSTANTS = frozenset(__all__)
-#: The tables that have a module of their own (the same classes as constants.KeyType/ReturnValue).
-_OWN_MODULE = {"KeyType": "opcard.pkcs11.keytype", "ReturnValue": "opcard.pkcs11.rv"}
+#: The tables that have a module of their own (the same classes as constants.KeyType,
+#: ReturnValue, ObjectClass and UserType).
+_OWN_MODULE = {
+    "KeyType": "opcard.pkcs11.keytype",
+    "ReturnValue": "opcard.pkcs11.rv",
+    "ObjectClass": "opcard.pkcs11.basic",
+    "UserType": "opcard.pkcs11.basic",
+}
 
 
 def __getattr__(name: str) -> object:

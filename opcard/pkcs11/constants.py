@@ -17,8 +17,9 @@ current name, not the deprecated alias (``KeyType.EC`` not ``CKK_ECDSA``,
 ``CKF_EC_NAMEDCURVE``).
 
 :class:`ReturnValue` is defined in :mod:`opcard.pkcs11.rv` (so that :mod:`opcard.errors` loads
-without these tables) and :class:`KeyType` in :mod:`opcard.pkcs11.keytype` (so that a card's key
-algorithms are named without them); both are re-exported here.
+without these tables), :class:`KeyType` in :mod:`opcard.pkcs11.keytype` (so that a card's key
+algorithms are named without them), :class:`ObjectClass` and :class:`UserType` in
+:mod:`opcard.pkcs11.basic` (so that a session loads without them); all are re-exported here.
 
 Note: p11-kit 0.24 (Debian 12) ships wrong values for five return codes (``CKR_EXCEEDED_MAX_
 ITERATIONS`` … ``CKR_PUBLIC_KEY_INVALID`` as 0x1C0 to 0x1C4); the specification, and this
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from enum import IntEnum, IntFlag, unique
 from typing import TypeAlias
 
+from opcard.pkcs11.basic import ObjectClass, UserType
 from opcard.pkcs11.keytype import KeyType
 from opcard.pkcs11.rv import ReturnValue
 
@@ -67,23 +69,6 @@ UNAVAILABLE_INFORMATION = 0xFFFFFFFFFFFFFFFF
 
 #: ``CKF_ARRAY_ATTRIBUTE``: set in the type of attributes whose value is an attribute array.
 ARRAY_ATTRIBUTE = 0x40000000
-
-
-@unique
-class ObjectClass(IntEnum):
-    """CK_OBJECT_CLASS (``CKO_*``)."""
-
-    DATA = 0x0
-    CERTIFICATE = 0x1
-    PUBLIC_KEY = 0x2
-    PRIVATE_KEY = 0x3
-    SECRET_KEY = 0x4
-    HW_FEATURE = 0x5
-    DOMAIN_PARAMETERS = 0x6
-    MECHANISM = 0x7
-    OTP_KEY = 0x8
-    PROFILE = 0x9
-    VENDOR_DEFINED = 0x80000000
 
 
 @unique
@@ -701,15 +686,6 @@ class EcKdf(IntEnum):
     BLAKE2B_256_KDF = 0x18
     BLAKE2B_384_KDF = 0x19
     BLAKE2B_512_KDF = 0x1A
-
-
-@unique
-class UserType(IntEnum):
-    """CK_USER_TYPE (``CKU_*``)."""
-
-    SO = 0x0
-    USER = 0x1
-    CONTEXT_SPECIFIC = 0x2
 
 
 @unique

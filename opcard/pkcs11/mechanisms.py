@@ -1,7 +1,10 @@
 """PKCS#11 mechanisms on an OpenPGP card: which key slot does what, and the card's input formats.
 
-Pure functions, no I/O; they sit on the signing hot path, so the tables are built once at import
-and each call is a few dictionary look-ups plus, where the mechanism includes hashing, one hash.
+Pure functions, no I/O; they sit on the signing hot path, so the tables are built once and each
+call is a few dictionary look-ups plus, where the mechanism includes hashing, one hash. The
+tables of mechanisms are built on first use (they need the PKCS#11 mechanism table, about 7 ms
+to load) and ``cryptography`` is imported where a hash or a DER signature is computed: signing a
+digest (:func:`prepare_digest_sign_input`, ``opcard sign``) loads neither.
 
 The card's formats (OpenPGP card specification v3.4, 7.2.10 PSO: COMPUTE DIGITAL SIGNATURE,
 7.2.13 INTERNAL AUTHENTICATE):
@@ -20,20 +23,21 @@ decrypts (RSA, PSO:DECIPHER) or derives (ECDH, PSO:DECIPHER with the peer's poin
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum, unique
-from typing import NamedTuple
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from typing import TYPE_CHECKING, NamedTuple
 
 from apdu.openpgp.constants import KeySlot
 from apdu.record import Record
 from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
 from opcard.hashes import HASHES, Hash, hash_named, unsupported_hash_message
-from opcard.pkcs11 import KeyType, Mechanism, MechanismFlag, ReturnValue
+from opcard.pkcs11.keytype import KeyType
+from opcard.pkcs11.rv import ReturnValue
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+
+    from opcard.pkcs11.constants import Mechanism, MechanismFlag
 
 __all__ = [
     "DIGEST_INFO_PREFIXES",
@@ -101,8 +105,19 @@ class SignInput(NamedTuple):
 
 # --- hashes and DigestInfo -----------------------------------------------------------------
 
-#: Hash name → a ``cryptography`` hash instance (the names used throughout opcard).
-HASH_ALGORITHMS: dict[str, hashes.HashAlgorithm] = {n: h.algorithm for n, h in HASHES.items()}
+if TYPE_CHECKING:
+    #: Hash name → a ``cryptography`` hash instance (the names used throughout opcard); made
+    #: on first use (``cryptography``), by :func:`__getattr__`.
+    HASH_ALGORITHMS: dict[str, hashes.HashAlgorithm]
+else:
+
+    def __getattr__(name: str) -> object:
+        if name != "HASH_ALGORITHMS":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = {n: h.algorithm for n, h in HASHES.items()}
+        globals()[name] = value
+        return value
+
 
 #: DER prefixes of DigestInfo (RFC 8017 §9.2, note 1): ``prefix ‖ digest`` is the DigestInfo.
 DIGEST_INFO_PREFIXES: dict[str, bytes] = {n: h.digest_info_prefix for n, h in HASHES.items()}
@@ -174,11 +189,31 @@ def ecdsa_raw_to_der(rs: bytes) -> bytes:
     if not rs or len(rs) % 2:
         raise MechanismError(f"raw ECDSA signature of {len(rs)} bytes: r and s must be equal")
     half = len(rs) // 2
-    return encode_dss_signature(int.from_bytes(rs[:half], "big"), int.from_bytes(rs[half:], "big"))
+    body = _der_integer(rs[:half]) + _der_integer(rs[half:])
+    return b"\x30" + _der_length(len(body)) + body
+
+
+def _der_integer(magnitude: bytes) -> bytes:
+    """DER INTEGER of the unsigned big-endian ``magnitude``: no leading zero byte but one
+    before a first byte of 0x80 or more (the value is positive); zero is ``02 01 00``."""
+    value = magnitude.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + _der_length(len(value)) + value
+
+
+def _der_length(n: int) -> bytes:
+    """A DER length: one byte up to 127, else 0x81/0x82 and the length."""
+    if n < 0x80:
+        return bytes((n,))
+    size = (n.bit_length() + 7) // 8
+    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
 
 
 def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
     """DER Ecdsa-Sig-Value → ``r‖s`` with each integer on ``size`` bytes (32 for P-256)."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     try:
         r, s = decode_dss_signature(der)
     except ValueError as e:
@@ -190,28 +225,6 @@ def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
 
 
 # --- which slot and key type does what -----------------------------------------------------
-
-# mechanism → the hash it applies first (None: the caller hashed)
-_RSA_SIGN: dict[Mechanism, str | None] = {
-    Mechanism.RSA_PKCS: None,
-    **{h.rsa_pkcs: n for n, h in HASHES.items()},
-}
-_ECDSA_SIGN: dict[Mechanism, str | None] = {
-    Mechanism.ECDSA: None,
-    **{h.ecdsa: n for n, h in HASHES.items()},
-}
-_EDDSA_SIGN: dict[Mechanism, str | None] = {Mechanism.EDDSA: None}
-_SIGNING_HASH: dict[int, str] = {
-    int(m): h for m, h in (*_RSA_SIGN.items(), *_ECDSA_SIGN.items()) if h is not None
-}
-
-
-def signing_hash(mechanism: int) -> str | None:
-    """The hash a signing mechanism applies to the data first (``"sha256"`` for
-    CKM_SHA256_RSA_PKCS and CKM_ECDSA_SHA256); None for one that signs its input as it is
-    (CKM_RSA_PKCS, CKM_ECDSA, CKM_EDDSA) or does not sign."""
-    return _SIGNING_HASH.get(mechanism)
-
 
 _SIGN_SLOTS = {
     KeySlot.SIG: CardOperation.COMPUTE_DIGITAL_SIGNATURE,
@@ -232,60 +245,100 @@ def signing_operation(slot: KeySlot) -> CardOperation:
     return operation
 
 
-# (slot, key type) → {mechanism: usage flag}
-_USAGE: dict[tuple[KeySlot, KeyType], dict[int, MechanismFlag]] = {}
-for _slot in (KeySlot.SIG, KeySlot.AUT):
-    _USAGE[_slot, KeyType.RSA] = {int(m): MechanismFlag.SIGN for m in _RSA_SIGN}
-    _USAGE[_slot, KeyType.EC] = {int(m): MechanismFlag.SIGN for m in _ECDSA_SIGN}
-    _USAGE[_slot, KeyType.EC_EDWARDS] = {int(m): MechanismFlag.SIGN for m in _EDDSA_SIGN}
-    _USAGE[_slot, KeyType.EC_MONTGOMERY] = {}
-_USAGE[KeySlot.DEC, KeyType.RSA] = {int(Mechanism.RSA_PKCS): MechanismFlag.DECRYPT}
-_USAGE[KeySlot.DEC, KeyType.EC] = {int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE}
-_USAGE[KeySlot.DEC, KeyType.EC_MONTGOMERY] = {int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE}
-_USAGE[KeySlot.DEC, KeyType.EC_EDWARDS] = {}
-del _slot
-
-# (slot, key type) → {mechanism: (hash name or None, output format)} for the signing slots
-_SIGN_PLANS: dict[tuple[KeySlot, KeyType], dict[int, tuple[str | None, SignatureFormat]]] = {}
-for (_slot, _type), _usages in _USAGE.items():
-    if _slot is KeySlot.DEC:
-        continue
-    _table = {
-        int(m): h for m, h in (*_RSA_SIGN.items(), *_ECDSA_SIGN.items(), *_EDDSA_SIGN.items())
-    }
-    _format = {
-        KeyType.RSA: SignatureFormat.PKCS1_V1_5,
-        KeyType.EC: SignatureFormat.ECDSA_RAW,
-        KeyType.EC_EDWARDS: SignatureFormat.EDDSA,
-        KeyType.EC_MONTGOMERY: SignatureFormat.EDDSA,
-    }[_type]
-    _SIGN_PLANS[_slot, _type] = {m: (_table[m], _format) for m in _usages}
-del _slot, _type, _usages, _table, _format
-
-_MECHANISM_KEY_TYPES: dict[int, tuple[KeyType, ...]] = {
-    **{int(m): (KeyType.RSA,) for m in _RSA_SIGN},
-    **{int(m): (KeyType.EC,) for m in _ECDSA_SIGN},
-    int(Mechanism.EDDSA): (KeyType.EC_EDWARDS,),
-    int(Mechanism.ECDH1_DERIVE): (KeyType.EC, KeyType.EC_MONTGOMERY),
-}
-
 #: Why every RSA-PSS mechanism (and TLS 1.3 with an RSA card key) is refused.
 NO_PSS_MESSAGE = (
     "OpenPGP cards pad RSA signatures with PKCS#1 v1.5 only, so RSA-PSS is impossible; TLS 1.3 "
     "requires RSA-PSS, so TLS 1.3 client authentication with an RSA card key cannot work: use "
     "an ECC card key (P-256, P-384, Ed25519) or TLS 1.2"
 )
-_IMPOSSIBLE: dict[int, str] = {
-    **{m: NO_PSS_MESSAGE for m in Mechanism if m.name.endswith("RSA_PKCS_PSS")},
-    Mechanism.RSA_X_509: (
-        "OpenPGP cards do not compute raw RSA (CKM_RSA_X_509); they pad PKCS#1 v1.5 themselves: "
-        "use CKM_RSA_PKCS"
-    ),
-    Mechanism.RSA_PKCS_OAEP: ("OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only, not OAEP"),
-}
+
+
+class _Rules:
+    """The mechanism tables, built once on first use (:func:`_rules`)."""
+
+    def __init__(self) -> None:
+        from opcard.pkcs11.constants import Mechanism, MechanismFlag
+
+        # mechanism → the hash it applies first (None: the caller hashed)
+        rsa_sign: dict[Mechanism, str | None] = {
+            Mechanism.RSA_PKCS: None,
+            **{h.rsa_pkcs: n for n, h in HASHES.items()},
+        }
+        ecdsa_sign: dict[Mechanism, str | None] = {
+            Mechanism.ECDSA: None,
+            **{h.ecdsa: n for n, h in HASHES.items()},
+        }
+        eddsa_sign: dict[Mechanism, str | None] = {Mechanism.EDDSA: None}
+        self.signing_hash: dict[int, str] = {
+            int(m): h for m, h in (*rsa_sign.items(), *ecdsa_sign.items()) if h is not None
+        }
+
+        # (slot, key type) → {mechanism: usage flag}
+        usage: dict[tuple[KeySlot, KeyType], dict[int, MechanismFlag]] = {}
+        for slot in (KeySlot.SIG, KeySlot.AUT):
+            usage[slot, KeyType.RSA] = {int(m): MechanismFlag.SIGN for m in rsa_sign}
+            usage[slot, KeyType.EC] = {int(m): MechanismFlag.SIGN for m in ecdsa_sign}
+            usage[slot, KeyType.EC_EDWARDS] = {int(m): MechanismFlag.SIGN for m in eddsa_sign}
+            usage[slot, KeyType.EC_MONTGOMERY] = {}
+        usage[KeySlot.DEC, KeyType.RSA] = {int(Mechanism.RSA_PKCS): MechanismFlag.DECRYPT}
+        usage[KeySlot.DEC, KeyType.EC] = {int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE}
+        usage[KeySlot.DEC, KeyType.EC_MONTGOMERY] = {
+            int(Mechanism.ECDH1_DERIVE): MechanismFlag.DERIVE
+        }
+        usage[KeySlot.DEC, KeyType.EC_EDWARDS] = {}
+        self.usage = usage
+
+        # (slot, key type) → {mechanism: (hash name or None, output format)}, signing slots
+        table = {
+            int(m): h for m, h in (*rsa_sign.items(), *ecdsa_sign.items(), *eddsa_sign.items())
+        }
+        formats = {
+            KeyType.RSA: SignatureFormat.PKCS1_V1_5,
+            KeyType.EC: SignatureFormat.ECDSA_RAW,
+            KeyType.EC_EDWARDS: SignatureFormat.EDDSA,
+            KeyType.EC_MONTGOMERY: SignatureFormat.EDDSA,
+        }
+        self.sign_plans: dict[
+            tuple[KeySlot, KeyType], dict[int, tuple[str | None, SignatureFormat]]
+        ] = {
+            (slot, key_type): {m: (table[m], formats[key_type]) for m in usages}
+            for (slot, key_type), usages in usage.items()
+            if slot is not KeySlot.DEC
+        }
+
+        self.key_types: dict[int, tuple[KeyType, ...]] = {
+            **{int(m): (KeyType.RSA,) for m in rsa_sign},
+            **{int(m): (KeyType.EC,) for m in ecdsa_sign},
+            int(Mechanism.EDDSA): (KeyType.EC_EDWARDS,),
+            int(Mechanism.ECDH1_DERIVE): (KeyType.EC, KeyType.EC_MONTGOMERY),
+        }
+        self.impossible: dict[int, str] = {
+            **{m: NO_PSS_MESSAGE for m in Mechanism if m.name.endswith("RSA_PKCS_PSS")},
+            Mechanism.RSA_X_509: (
+                "OpenPGP cards do not compute raw RSA (CKM_RSA_X_509); they pad PKCS#1 v1.5 "
+                "themselves: use CKM_RSA_PKCS"
+            ),
+            Mechanism.RSA_PKCS_OAEP: (
+                "OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only, not OAEP"
+            ),
+        }
+
+
+@functools.cache
+def _rules() -> _Rules:
+    return _Rules()
+
+
+def signing_hash(mechanism: int) -> str | None:
+    """The hash a signing mechanism applies to the data first (``"sha256"`` for
+    CKM_SHA256_RSA_PKCS and CKM_ECDSA_SHA256); None for one that signs its input as it is
+    (CKM_RSA_PKCS, CKM_ECDSA, CKM_EDDSA) or does not sign."""
+    return _rules().signing_hash.get(mechanism)
 
 
 def _mechanism_name(mechanism: int) -> str:
+    from opcard.pkcs11.constants import Mechanism
+
     try:
         return f"CKM_{Mechanism(mechanism).name}"
     except ValueError:
@@ -298,13 +351,17 @@ def _key_name(key: KeyInfo) -> str:
 
 def mechanisms_for(key: KeyInfo) -> dict[Mechanism, MechanismFlag]:
     """The mechanisms ``key`` supports, each with its usage (SIGN, DECRYPT or DERIVE)."""
-    return {Mechanism(m): u for m, u in _USAGE.get((key.slot, key.key_type), {}).items()}
+    from opcard.pkcs11.constants import Mechanism
+
+    return {Mechanism(m): u for m, u in _rules().usage.get((key.slot, key.key_type), {}).items()}
 
 
 def mechanism_flags(mechanism: int, key: KeyInfo) -> MechanismFlag:
     """CK_MECHANISM_INFO.flags of ``mechanism`` on ``key``: its usage, plus HW (the card does
     it); for ECC mechanisms also EC_F_P, EC_OID and EC_UNCOMPRESS. 0 when unsupported."""
-    usage = _USAGE.get((key.slot, key.key_type), {}).get(mechanism)
+    from opcard.pkcs11.constants import MechanismFlag
+
+    usage = _rules().usage.get((key.slot, key.key_type), {}).get(mechanism)
     if usage is None:
         return MechanismFlag(0)
     flags = usage | MechanismFlag.HW
@@ -316,14 +373,17 @@ def mechanism_flags(mechanism: int, key: KeyInfo) -> MechanismFlag:
 def check_mechanism(mechanism: int, key: KeyInfo, usage: MechanismFlag) -> None:
     """Raise :class:`UnsupportedMechanismError` (with the reason, and the right CK_RV) unless
     ``key`` can do ``mechanism`` for ``usage`` (MechanismFlag.SIGN, DECRYPT or DERIVE)."""
-    usages = _USAGE.get((key.slot, key.key_type))
+    from opcard.pkcs11.constants import MechanismFlag
+
+    rules = _rules()
+    usages = rules.usage.get((key.slot, key.key_type))
     if usages is not None and usages.get(mechanism) == usage:
         return
     name = _mechanism_name(mechanism)
-    reason = _IMPOSSIBLE.get(mechanism)
+    reason = rules.impossible.get(mechanism)
     if reason is not None:
         raise UnsupportedMechanismError(f"{name}: {reason}")
-    key_types = _MECHANISM_KEY_TYPES.get(mechanism)
+    key_types = rules.key_types.get(mechanism)
     if key_types is None:
         raise UnsupportedMechanismError(f"{name} is not supported by OpenPGP cards")
     if key.key_type not in key_types:
@@ -375,9 +435,11 @@ def prepare_sign_input(mechanism: int, key: KeyInfo, data: bytes) -> SignInput:
     CKM_EDDSA the message. Raises :class:`UnsupportedMechanismError` or
     :class:`DataLengthError`; RSA-PSS is refused with the reason.
     """
-    plans = _SIGN_PLANS.get((key.slot, key.key_type))
+    plans = _rules().sign_plans.get((key.slot, key.key_type))
     plan = None if plans is None else plans.get(mechanism)
     if plan is None:
+        from opcard.pkcs11.constants import MechanismFlag
+
         check_mechanism(mechanism, key, MechanismFlag.SIGN)
         raise AssertionError("unreachable")  # pragma: no cover
     hash_name, output = plan
@@ -385,6 +447,8 @@ def prepare_sign_input(mechanism: int, key: KeyInfo, data: bytes) -> SignInput:
     if output is SignatureFormat.EDDSA:
         return SignInput(bytes(data), operation, output)
     if hash_name is not None:
+        from cryptography.hazmat.primitives import hashes
+
         row = HASHES[hash_name]
         hasher = hashes.Hash(row.algorithm)
         hasher.update(data)
