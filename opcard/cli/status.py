@@ -95,12 +95,11 @@ def _text(data: bytes | None) -> str | None:
 def _certificate(der: bytes) -> dict[str, Any] | None:
     if not der:
         return None
-    import hashlib
+    # read without cryptography, hashed without OpenSSL's hashlib (issue #15); unusual
+    # certificates and errors: cryptography's
+    from opcard.certinfo import certificate_fields, sha256_hex
 
-    # read without cryptography (issue #15); unusual certificates and errors: cryptography's
-    from opcard.certinfo import certificate_fields
-
-    info: dict[str, Any] = {"size": len(der), "sha256": hashlib.sha256(der).hexdigest().upper()}
+    info: dict[str, Any] = {"size": len(der), "sha256": sha256_hex(der)}
     info.update(certificate_fields(der))
     return info
 
