@@ -25,7 +25,6 @@ from apdu.errors import (
     WrongLengthError,
 )
 from apdu.errors import CardNotAnsweringError as _SilentCard
-from apdu.openpgp.applet import OpenPgpApplet
 from apdu.openpgp.commands import get_data, select
 from apdu.openpgp.constants import (
     YUBICO,
@@ -53,6 +52,7 @@ from opcard import arguments
 from opcard._translate import translated
 
 if TYPE_CHECKING:
+    from apdu.openpgp.applet import OpenPgpApplet
     from opcard.algorithms import KeyAlgorithm
     from opcard.errors import CardInUseError, NoCardError, OpcardError
     from opcard.pkcs11 import TokenFlag
@@ -499,8 +499,11 @@ class Card:
     """One OpenPGP card: connection, applet and caches. Open sessions with :meth:`session`."""
 
     def __init__(self, transport: Transport, *, roaming: bool = False) -> None:
+        # here, not at import: listing the cards (scan_cards) needs no applet
+        from apdu.openpgp.applet import OpenPgpApplet
+
         self.channel = Channel(transport)
-        self.applet = OpenPgpApplet(self.channel)
+        self.applet: OpenPgpApplet = OpenPgpApplet(self.channel)
         self.lock = threading.RLock()
         self._ard: ApplicationRelatedData | None = None
         self._public_keys: dict[KeySlot, CardPublicKey | None] = {}

@@ -36,7 +36,6 @@ from apdu.errors import (
 )
 from apdu.openpgp import commands, quirks
 from apdu.openpgp.constants import Do, KdfHash, KeySlot, Pw, Secret
-from apdu.openpgp.kdf import derive_pin
 from apdu.openpgp.objects import (
     AlgorithmAttributes,
     AlgorithmInformation,
@@ -373,6 +372,8 @@ class OpenPgpApplet:
     # -- PINs ---------------------------------------------------------------------------------
 
     def _derive(self, secret: Secret, pin: bytes | str) -> bytes:
+        from apdu.openpgp.kdf import derive_pin  # with the first PIN: not a reader's start-up
+
         return derive_pin(self.kdf, secret, pin)
 
     def verify(self, pw: Pw, pin: bytes | str) -> None:

@@ -47,7 +47,6 @@ from __future__ import annotations
 # The C socket type, not the socket module: socket.py also loads selectors, about 2.5 ms of every
 # command's start-up for two calls (find the context's socket, shut it down past a deadline).
 import _socket
-import math
 import os
 import sys
 import threading
@@ -129,6 +128,8 @@ GENERATE_TIMEOUT: Final = 300.0
 _TIMEOUT_ENV: Final = "OPCARD_CARD_TIMEOUT"
 _GENERATE_ENV: Final = "OPCARD_GENERATE_TIMEOUT"
 _INS_GENERATE: Final = 0x47
+#: math.inf, without the math module (a command that never meets a bound does without it).
+_INFINITY: Final = float("inf")
 #: After a zero-byte answer: how long to look for the card's removal (pcscd notices it on its
 #: next poll of the reader).
 _REMOVAL_GRACE: Final = 1.0
@@ -222,7 +223,7 @@ def _parse_timeout(text: str, name: str) -> float | None:
         raise ValueError(
             f"${name} must be a number of seconds (or 0/none for no bound), not {text!r}"
         ) from None
-    if not math.isfinite(seconds) or seconds < 0:
+    if not 0 <= seconds < _INFINITY:  # NaN too
         raise ValueError(f"${name} must be a positive number of seconds, not {text!r}")
     return seconds or None
 
@@ -248,9 +249,9 @@ def resolve_timeout(value: float | None, *, generate: bool = False) -> float | N
         return default_timeout(generate=generate)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number of seconds, not {value!r}")
-    if math.isnan(value) or value <= 0:
+    if not value > 0:  # NaN too
         raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
-    return None if math.isinf(value) else float(value)
+    return None if value == _INFINITY else float(value)
 
 
 _T = TypeVar("_T")

@@ -9,6 +9,11 @@ in fresh interpreters (subprocesses) so that the savings cannot silently come ba
 - the integer enumerations of ``apdu`` are built by :func:`apdu._enums.fast_enum` (no
   ``EnumType`` class statement runs for them), and are real ``IntEnum``/``IntFlag`` classes
   (tests/unit/test_enums.py compares them with the class statement's);
+- the card path loads neither :mod:`math` (the transport's time bounds compare with
+  ``float("inf")``) nor ``apdu.openpgp.kdf`` (loaded with the first PIN to send);
+- what ``opcard list`` runs of this layer (``opcard.card`` and the PC/SC transport, then
+  SELECT + GET DATA 4F on each card) loads no applet (``apdu.openpgp.applet``, ``quirks``):
+  :class:`opcard.card.Card` imports it when a card is opened.
 
 The modules each command loads against a card are checked in tests/cli/test_cli_start_up.py.
 """
@@ -19,7 +24,8 @@ import ast
 import subprocess
 import sys
 
-CARD_PATH = "import opcard.card, apdu.transport.pcsc, apdu.atr"
+#: What opening a card and reading it loads (Card imports the applet when a card is opened).
+CARD_PATH = "import opcard.card, apdu.openpgp.applet, apdu.transport.pcsc, apdu.atr"
 #: What pyscard's smartcard.scard loads anyway (every floor script pays for these too).
 SHARED = "import typing, contextlib, threading"
 
@@ -33,6 +39,48 @@ def run(code: str) -> object:
     )
     assert proc.returncode == 0, proc.stderr
     return ast.literal_eval(proc.stdout.splitlines()[-1])
+
+
+def loaded(code: str) -> set[str]:
+    modules = run(f"{code}\nimport sys\nsorted(sys.modules)")
+    assert isinstance(modules, list)
+    return set(modules)
+
+
+def test_the_card_path_loads_neither_math_nor_the_pin_derivation() -> None:
+    modules = loaded(CARD_PATH)
+    assert "apdu.openpgp.applet" in modules  # what cert export, status and sign run
+    assert not modules & {"math", "apdu.openpgp.kdf", "hashlib"}
+
+
+def test_listing_the_cards_loads_no_applet() -> None:
+    modules = loaded(
+        "import opcard.card, apdu.transport.pcsc\n"
+        "from apdu.transport.loopback import LoopbackTransport\n"
+        "from fixtures.card import OpenPGPCard\n"
+        "emu = OpenPGPCard('extended', serial=0x1234)\n"
+        "emu.power_on()\n"
+        "aid = opcard.card._read_aid(LoopbackTransport(emu.transmit, emu.atr, 'Loop 00'))\n"
+        "assert aid is not None and aid.serial == 0x1234, aid\n"
+    )
+    assert not modules & {"apdu.openpgp.applet", "apdu.openpgp.quirks", "apdu.openpgp.kdf"}
+
+
+def test_a_card_still_opens_and_verifies_a_pin() -> None:
+    modules = loaded(
+        "from apdu.openpgp.constants import Pw\n"
+        "from apdu.transport.loopback import LoopbackTransport\n"
+        "from fixtures.card import OpenPGPCard\n"
+        "from fixtures.personalize import personalize\n"
+        "from opcard.card import Card\n"
+        "emu = OpenPGPCard('extended', serial=0x1234)\n"
+        "personalize(emu, 'demo-ecc')\n"
+        "emu.power_on()\n"
+        "card = Card(LoopbackTransport(emu.transmit, emu.atr, 'Loop 00'))\n"
+        "assert card.aid.serial == 0x1234 and card.certificate('aut')\n"
+        "card.applet.verify(Pw.PW1, '123456')\n"
+    )
+    assert {"apdu.openpgp.applet", "apdu.openpgp.kdf"} <= modules
 
 
 def test_the_card_path_compiles_nothing() -> None:
