@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apdu.record import Record, field
+from opcard.serve.log import logger
 from opcard.text import escape
 
 if TYPE_CHECKING:
     import subprocess
+
 
 __all__ = [
     "CONFIRM_TIMEOUT",
@@ -52,7 +52,6 @@ __all__ = [
     "prompt_text",
 ]
 
-logger = logging.getLogger("opcard.serve")
 
 #: Seconds the command has to answer before the operation is refused (``ssh-askpass`` has
 #: no timeout of its own; a prompt nobody answers must not hold the client forever).
@@ -93,7 +92,9 @@ class PeerProcess(Record):
         if self.exe == PROTECTED:
             return True
         # a program replaced since it started (an OpenSSH upgrade): "/usr/bin/ssh (deleted)"
-        return self.exe is not None and Path(self.exe.removesuffix(" (deleted)")).name in FORWARDERS
+        if self.exe is None:
+            return False
+        return os.path.basename(self.exe.removesuffix(" (deleted)")) in FORWARDERS
 
     def describe(self) -> str:
         """``pid 1234, /usr/bin/ssh: ssh -N -R … host`` (escaped, shortened)."""
@@ -114,7 +115,8 @@ def peer_process(pid: int) -> PeerProcess:
     except OSError:
         exe = None
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:  # not pathlib: 3 ms of start-up
+            raw = f.read()
     except OSError:
         raw = b""
     command = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")

@@ -25,14 +25,12 @@ Rules worth knowing (docs/serve.md explains them):
 from __future__ import annotations
 
 import contextlib
-import datetime
+import functools
 import itertools
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from enum import IntEnum, unique
-
-from cryptography.hazmat.primitives import hashes
+from typing import TYPE_CHECKING
 
 from apdu.openpgp.constants import KeySlot
 from opcard.errors import (
@@ -43,38 +41,12 @@ from opcard.errors import (
     NotLoggedInError,
     OpcardError,
 )
-from opcard.objects import SLOT_LABELS, CardObject, PrivateKey, card_objects
-from opcard.pkcs11 import (
-    UNAVAILABLE_INFORMATION,
-    Attribute,
-    AttributeKind,
-    AttributeValue,
-    EcKdf,
-    KeyType,
-    Mechanism,
-    MechanismFlag,
-    ObjectClass,
-    ReturnValue,
-    SessionFlag,
-    SessionState,
-    SlotFlag,
-    TokenFlag,
-    UserType,
-    attribute_kind,
-    normalise_attribute_value,
-)
-from opcard.pkcs11.mechanisms import (
-    HASH_ALGORITHMS,
-    KeyInfo,
-    check_mechanism,
-    mechanism_flags,
-    mechanisms_for,
-    signature_length,
-    signing_hash,
-)
-from opcard.pkcs11.template import matches_template
+from opcard.pkcs11.basic import ObjectClass, UserType
+from opcard.pkcs11.keytype import KeyType
+from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.confirm import KeyUse
 from opcard.serve.errors import Pkcs11Error
+from opcard.serve.log import logger
 from opcard.serve.slots import Registry, Slot, SlotEvents
 from opcard.serve.wire import (
     HANDSHAKE,
@@ -91,11 +63,20 @@ from opcard.serve.wire import (
     takes_no_parameter,
     wire_type,
 )
-from opcard.session import Session
+
+if TYPE_CHECKING:
+    # The object layer, the PKCS#11 tables, the mechanism rules and cryptography are imported
+    # by the functions that use them: the first C_GetSlotList loads none of them (issue #15).
+    from cryptography.hazmat.primitives import hashes
+
+    from opcard.objects import CardObject
+    from opcard.pkcs11.constants import AttributeValue, MechanismFlag
+    from opcard.pkcs11.mechanisms import KeyInfo
+    from opcard.session import Session
+
 
 __all__ = ["Client", "LIBRARY_VERSION", "MAX_WAITS", "SlotWait"]
 
-logger = logging.getLogger("opcard.serve")
 
 RV = ReturnValue
 
@@ -116,19 +97,27 @@ _MAX_RANDOM = 1024 * 1024
 _DONT_BLOCK = 0x1
 #: Blocking C_WaitForSlotEvent calls one client may have in progress at once.
 MAX_WAITS = 8
-#: Attributes of a private key that are secret (CKR_ATTRIBUTE_SENSITIVE, never served).
-_SECRET_ATTRIBUTES = frozenset(
-    int(a)
-    for a in (
-        Attribute.VALUE,
-        Attribute.PRIVATE_EXPONENT,
-        Attribute.PRIME_1,
-        Attribute.PRIME_2,
-        Attribute.EXPONENT_1,
-        Attribute.EXPONENT_2,
-        Attribute.COEFFICIENT,
+
+
+@functools.cache
+def _secret_attributes() -> frozenset[int]:
+    """Attributes of a private key that are secret (CKR_ATTRIBUTE_SENSITIVE, never served)."""
+    from opcard.pkcs11.constants import Attribute
+
+    return frozenset(
+        int(a)
+        for a in (
+            Attribute.VALUE,
+            Attribute.PRIVATE_EXPONENT,
+            Attribute.PRIME_1,
+            Attribute.PRIME_2,
+            Attribute.EXPONENT_1,
+            Attribute.EXPONENT_2,
+            Attribute.COEFFICIENT,
+        )
     )
-)
+
+
 # The transport-level conditions that mean "the card is gone".
 _GONE = (CardRemovedError, NoCardError)
 
@@ -243,6 +232,8 @@ class SessionObject:
     @property
     def secret(self) -> bool:
         """CKA_VALUE may not be read (sensitive, or not extractable)."""
+        from opcard.pkcs11.constants import Attribute
+
         return bool(self.attributes.get(Attribute.SENSITIVE)) or not self.attributes.get(
             Attribute.EXTRACTABLE, True
         )
@@ -432,6 +423,8 @@ class Client:
         """The card object ``handle`` names in ``cs``'s slot (card locked by the caller).
         Private objects need the login; with ``private_ok`` their use without it is
         CKR_USER_NOT_LOGGED_IN rather than an invalid handle."""
+        from opcard.objects import card_objects
+
         if handle >> _SLOT_SHIFT != cs.slot.number or handle & _SESSION_OBJECT:
             raise Pkcs11Error(RV.OBJECT_HANDLE_INVALID)
         local = handle & _LOCAL_MASK
@@ -465,6 +458,9 @@ class Client:
         mechanism: int,
     ) -> tuple[KeySlot, KeyInfo]:
         """The private key ``handle`` names, checked for ``mechanism`` and ``usage``."""
+        from opcard.objects import PrivateKey
+        from opcard.pkcs11.mechanisms import check_mechanism
+
         if handle & _SESSION_OBJECT:
             raise Pkcs11Error(RV.KEY_HANDLE_INVALID)
         try:
@@ -484,6 +480,8 @@ class Client:
     def _key_use(self, operation: str, session: Session, key: KeySlot) -> KeyUse | None:
         """What a confirmation prompt names (card locked by the caller); None without
         confirmations (nothing read from the card then)."""
+        from opcard.objects import SLOT_LABELS
+
         if self.confirm is None:
             return None
         card = session.card
@@ -549,6 +547,8 @@ class Client:
 
     @_handles(Call.GET_SLOT_INFO)
     def c_get_slot_info(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import SlotFlag
+
         slot = self._slot(r.ulong(), present=False)
         r.end()
         flags = SlotFlag.REMOVABLE_DEVICE | SlotFlag.HW_SLOT
@@ -565,6 +565,8 @@ class Client:
 
     @_handles(Call.GET_TOKEN_INFO)
     def c_get_token_info(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import UNAVAILABLE_INFORMATION, TokenFlag
+
         slot = self._slot(r.ulong())
         r.end()
         with self._card(slot) as session:
@@ -591,6 +593,9 @@ class Client:
         return w.space_string("", 16)  # no clock on the token
 
     def _mechanisms(self, session: Session) -> dict[int, tuple[int, int, MechanismFlag]]:
+        from opcard.pkcs11.constants import MechanismFlag
+        from opcard.pkcs11.mechanisms import KeyInfo, mechanism_flags, mechanisms_for
+
         card = session.card
         found: dict[int, tuple[int, int, MechanismFlag]] = {}
         for key_slot in KeySlot:
@@ -636,6 +641,8 @@ class Client:
 
     @_handles(Call.OPEN_SESSION)
     def c_open_session(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import SessionFlag
+
         slot = self._slot(r.ulong())
         flags = r.ulong()
         r.end()
@@ -663,6 +670,8 @@ class Client:
 
     @_handles(Call.GET_SESSION_INFO)
     def c_get_session_info(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import SessionFlag, SessionState
+
         cs = self._session(r.ulong())
         r.end()
         rw = bool(cs.flags & SessionFlag.RW_SESSION)
@@ -725,6 +734,8 @@ class Client:
 
     @_handles(Call.FIND_OBJECTS_INIT)
     def c_find_objects_init(self, r: Reader) -> Writer:
+        from opcard.pkcs11.template import matches_template
+
         cs = self._session(r.ulong())
         template = r.attribute_array()
         r.end()
@@ -766,6 +777,8 @@ class Client:
 
     @_handles(Call.GET_ATTRIBUTE_VALUE)
     def c_get_attribute_value(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import Attribute
+
         cs = self._session(r.ulong())
         handle = r.ulong()
         requested = r.attribute_buffer()
@@ -820,6 +833,8 @@ class Client:
 
     @_handles(Call.GET_OBJECT_SIZE)
     def c_get_object_size(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import UNAVAILABLE_INFORMATION
+
         cs = self._session(r.ulong())
         handle = r.ulong()
         r.end()
@@ -854,6 +869,10 @@ class Client:
     def _start(
         self, r: Reader, kind: OperationKind, usage: MechanismFlag
     ) -> tuple[ClientSession, Operation | None]:
+        from cryptography.hazmat.primitives import hashes
+
+        from opcard.pkcs11.mechanisms import HASH_ALGORITHMS, signing_hash
+
         cs = self._session(r.ulong())
         mechanism = self._mechanism(r)
         handle = r.ulong()
@@ -886,6 +905,8 @@ class Client:
 
     @_handles(Call.SIGN_INIT)
     def c_sign_init(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import MechanismFlag
+
         self._start(r, OperationKind.SIGN, MechanismFlag.SIGN)
         return _reply(Call.SIGN_INIT)
 
@@ -897,6 +918,8 @@ class Client:
         capacity: int,
         sign: Callable[[Session], bytes],
     ) -> Writer:
+        from opcard.pkcs11.mechanisms import signature_length
+
         w = _reply(call, "ay")
         length = signature_length(operation.info)
         if capacity == 0 or capacity == 0xFFFFFFFF or capacity < length:
@@ -963,6 +986,8 @@ class Client:
 
     @_handles(Call.DECRYPT_INIT)
     def c_decrypt_init(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import MechanismFlag
+
         self._start(r, OperationKind.DECRYPT, MechanismFlag.DECRYPT)
         return _reply(Call.DECRYPT_INIT)
 
@@ -996,6 +1021,8 @@ class Client:
 
     @_handles(Call.DERIVE_KEY, Call.DERIVE_KEY2)
     def c_derive_key(self, r: Reader) -> Writer:
+        from opcard.pkcs11.constants import Attribute, EcKdf, Mechanism, MechanismFlag
+
         call = Call.DERIVE_KEY2 if self._current == Call.DERIVE_KEY2 else Call.DERIVE_KEY
         cs = self._session(r.ulong())
         mechanism = self._mechanism(r)
@@ -1099,6 +1126,8 @@ _INVALID = _Marker("INVALID")
 
 
 def _is_private(obj: CardObject) -> bool:
+    from opcard.pkcs11.constants import Attribute
+
     try:
         return obj[Attribute.PRIVATE] is True
     except KeyError:
@@ -1110,8 +1139,11 @@ def _is_key(obj: CardObject) -> bool:
 
 
 def _card_value(obj: CardObject, kind: int) -> AttributeValue:
+    from opcard.objects import PrivateKey
+    from opcard.pkcs11.constants import Attribute
+
     if isinstance(obj, PrivateKey):
-        if kind in _SECRET_ATTRIBUTES:
+        if kind in _secret_attributes():
             raise NotLoggedInError("a private key's secret never leaves the card")
         if kind == Attribute.ALWAYS_AUTHENTICATE:
             return False  # the daemon re-verifies itself (see the module docstring)
@@ -1149,6 +1181,8 @@ def _to_wire(kind: int, value: AttributeValue) -> bytes | int | tuple[int, ...] 
         return value.encode("utf-8")
     if isinstance(value, bytes):
         return value
+    import datetime  # loaded by whoever made a date: not at start-up
+
     if isinstance(value, datetime.date):
         return value.strftime("%Y%m%d").encode("ascii")
     if value is None:
@@ -1161,6 +1195,8 @@ def _to_wire(kind: int, value: AttributeValue) -> bytes | int | tuple[int, ...] 
 def _from_wire(attribute: WireAttribute) -> object:
     """A template value from the wire, in the Python form opcard compares (by opcard's
     attribute kinds); raises ValueError when it cannot be one."""
+    from opcard.pkcs11.constants import AttributeKind, attribute_kind
+
     value = attribute.value
     if attribute.length is None or isinstance(value, list):
         raise ValueError("no value")
@@ -1193,6 +1229,8 @@ def _from_wire(attribute: WireAttribute) -> object:
 def _template(attributes: list[WireAttribute]) -> dict[int, AttributeValue] | None:
     """A normalised template, or None when no object can match it (an unknown attribute,
     a value of the wrong type)."""
+    from opcard.pkcs11.constants import Attribute, normalise_attribute_value
+
     wanted: dict[int, AttributeValue] = {}
     for attribute in attributes:
         try:
@@ -1207,6 +1245,8 @@ def _template(attributes: list[WireAttribute]) -> dict[int, AttributeValue] | No
 
 def _derived_attributes(template: list[WireAttribute]) -> dict[int, AttributeValue]:
     """The attributes of a key C_DeriveKey makes from ``template`` (CKR_TEMPLATE_* errors)."""
+    from opcard.pkcs11.constants import Attribute, Mechanism
+
     given = _template(template)
     if given is None:
         raise Pkcs11Error(RV.ATTRIBUTE_VALUE_INVALID)

@@ -20,7 +20,6 @@ connects, and the card's token appears in that slot.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -30,14 +29,15 @@ from apdu.errors import ApduError, CardNotAnsweringError, SharingViolationError,
 from apdu.transport import ReaderStatus, pcsc
 from opcard.card import Card, scdaemon_running
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
+from opcard.serve.log import logger
 from opcard.serve.slots import Registry, held_slot_id
 
 if TYPE_CHECKING:
     from opcard.serve.server import Server
 
+
 __all__ = ["HELD_RETRY", "OPEN_TIMEOUT", "PcscMonitor", "parse_serial"]
 
-logger = logging.getLogger("opcard.serve")
 
 #: Seconds a new card may take to answer while it is looked at (connect, SELECT, 6E); its
 #: operations then have the full card timeout ($OPCARD_CARD_TIMEOUT).

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import logging
 import mmap
 import os
 import selectors
@@ -38,8 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from apdu.record import Record, replace
 from opcard.pkcs11 import ReturnValue
@@ -47,6 +45,7 @@ from opcard.serve.confirm import Confirmation, ConfirmWhen, KeyUse, peer_process
 from opcard.serve.errors import FrameError, SocketError
 from opcard.serve.functions import Client, SlotWait
 from opcard.serve.limits import Limits
+from opcard.serve.log import DEBUG, logger
 from opcard.serve.slots import Registry
 from opcard.serve.wire import (
     HEADER,
@@ -59,6 +58,10 @@ from opcard.serve.wire import (
     check_arguments,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
 __all__ = [
     "FrameBudget",
     "Server",
@@ -68,7 +71,6 @@ __all__ = [
     "prepare_directory",
 ]
 
-logger = logging.getLogger("opcard.serve")
 
 #: Seconds a C_Finalize waits for the connection's slot waits to answer first.
 _WAIT_JOIN = 10.0
@@ -81,10 +83,18 @@ _UCRED = struct.Struct("3i")
 
 def default_socket_path() -> Path:
     """``$XDG_RUNTIME_DIR/opcard/pkcs11``, else ``/tmp/opcard-<uid>/pkcs11``."""
+    from pathlib import Path
+
+    return Path(default_socket_file())
+
+
+def default_socket_file() -> str:
+    """:func:`default_socket_path` as text, without :mod:`pathlib` (3 ms of start-up: the
+    on-demand ``--stdio`` server binds no socket)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
-        return Path(runtime) / "opcard" / "pkcs11"
-    return Path("/tmp") / f"opcard-{os.getuid()}" / "pkcs11"
+        return os.path.join(runtime, "opcard", "pkcs11")
+    return f"/tmp/opcard-{os.getuid()}/pkcs11"
 
 
 def prepare_directory(directory: Path) -> None:
@@ -331,7 +341,9 @@ class Server:
                 max_per_process=min(limits.max_per_process, max_connections),
             )
         self.registry = registry
-        self.path = Path(path).absolute()
+        self._path: Path | None = None
+        self._path_text = ""
+        self.path = path
         self.limits = limits
         self.confirmation = confirmation
         self.max_connections = limits.max_connections
@@ -350,6 +362,23 @@ class Server:
         self._log_limiter = _LogLimiter(_EVICTION_LOG_INTERVAL)
         self.evicted = 0
         self.timed_out = 0
+
+    @property
+    def path(self) -> Path:
+        """The socket's absolute path (a :class:`~pathlib.Path`, made when first asked for:
+        the ``--stdio`` server never binds it, and does not load :mod:`pathlib`)."""
+        if self._path is None:
+            from pathlib import Path
+
+            self._path = Path(self._path_text)
+        return self._path
+
+    @path.setter
+    def path(self, path: Path | str) -> None:
+        # Path(path).absolute(), as text: the same path once made a Path
+        text = os.fspath(path)
+        self._path_text = text if os.path.isabs(text) else os.path.join(os.getcwd(), text)
+        self._path = None
 
     @property
     def address(self) -> str:
@@ -387,7 +416,7 @@ class Server:
         else:
             name = listener.getsockname()
             if isinstance(name, str) and name:
-                self.path = Path(name).absolute()
+                self.path = name
             self._owns_path = False
             self._listener = listener
         self._accept_thread = threading.Thread(
@@ -617,7 +646,7 @@ class Server:
             return None
         process = peer_process(conn.pid)
         if process.forwarded:
-            conn.peer = f"{conn.peer} (forwarded, {Path(process.exe or '?').name})"
+            conn.peer = f"{conn.peer} (forwarded, {os.path.basename(process.exe or '?')})"
         if not policy.covers(process):
             return None
         logger.debug("%s: every private-key use asks for a confirmation", conn.peer)
@@ -791,7 +820,7 @@ class Server:
 
 
 def _log_result(peer: str, call: Call | None, call_id: int, rv: int) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
+    if logger.isEnabledFor(DEBUG):
         name = call.function if call is not None else f"call {call_id}"
         try:
             result = ReturnValue(rv).name

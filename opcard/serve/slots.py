@@ -20,14 +20,18 @@ same slot (the registry remembers the card's slot from then on).
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import zlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from opcard.card import Card
 from opcard.errors import NoCardError, OpcardError
-from opcard.session import Session
+from opcard.serve.log import logger
+
+if TYPE_CHECKING:
+    from opcard.card import Card
+    from opcard.session import Session
+
 
 __all__ = [
     "CLOSE_GRACE",
@@ -38,8 +42,6 @@ __all__ = [
     "held_slot_id",
     "slot_id_of",
 ]
-
-logger = logging.getLogger("opcard.serve")
 
 
 def slot_id_of(card: Card) -> int:

@@ -20,17 +20,20 @@ otherwise print the server's start and end on its standard error.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from opcard.serve.log import configure_logging
 
 if TYPE_CHECKING:
     import argparse
 
     from opcard.serve.confirm import Confirmation
     from opcard.serve.limits import Limits
+    from opcard.serve.logformat import EscapingFormatter
     from opcard.serve.slots import Registry
 
 __all__ = [
@@ -56,39 +59,16 @@ PROG = "python -m opcard.serve"
 MAX_IDLE_TIMEOUT = 365 * 24 * 3600.0
 
 
-class EscapingFormatter(logging.Formatter):
-    """Log lines with control and format characters escaped (:func:`opcard.text.escape`):
-    reader names, card text and client data never reach the terminal or the log raw, and a
-    newline in them cannot forge a log line. Tracebacks keep their lines."""
+if not TYPE_CHECKING:
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        from opcard.text import escape
+    def __getattr__(name: str) -> object:
+        """:class:`EscapingFormatter` (:mod:`opcard.serve.logformat`, which loads
+        :mod:`logging`), on first use."""
+        if name != "EscapingFormatter":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from opcard.serve.logformat import EscapingFormatter
 
-        return escape(super().formatMessage(record))
-
-    def formatException(self, ei: Any) -> str:
-        from opcard.text import escape
-
-        return escape(super().formatException(ei), keep="\n")
-
-
-def configure_logging(level: str) -> Callable[[], None]:
-    """The server's log on standard error; returns what undoes it (for embedders and tests
-    running the command in process)."""
-    logger = logging.getLogger("opcard.serve")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(EscapingFormatter("%(asctime)s opcard serve: %(message)s"))
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-
-    def restore() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
-
-    return restore
+        return EscapingFormatter
 
 
 def stdio_limits(frame_timeout: float, idle_timeout: float | None) -> Limits:
@@ -134,11 +114,11 @@ def serve_stdio(
     stream = stdio_socket()
     serve_in_a_child()  # p11-kit's C_Finalize then waits for nobody (no PC/SC yet)
     restore_logging = configure_logging(log_level)
+    from opcard.serve.log import logger as log
     from opcard.serve.pcsc import PcscMonitor, stop_serving
-    from opcard.serve.server import Server, default_socket_path
+    from opcard.serve.server import Server, default_socket_file
     from opcard.serve.slots import Registry
 
-    log = logging.getLogger("opcard.serve")
     registry = Registry()
     monitor: PcscMonitor | None = None
     server: Server | None = None
@@ -158,7 +138,7 @@ def serve_stdio(
             operator_login(registry, login_pin())
         server = Server(
             registry,
-            default_socket_path(),
+            default_socket_file(),
             limits=limits or stdio_limits(10.0, None),
             confirmation=confirmation,
         )
@@ -197,22 +177,93 @@ def operator_login(registry: Registry, pin: str) -> None:
 # -- python -m opcard.serve ----------------------------------------------------------------------
 
 
+def _in_range(text: str, low: float, high: float | None) -> float | None:
+    """``text`` as a number in [low, high]; None when it is not one (or NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if value != value or value < low or (high is not None and value > high):
+        return None
+    return value
+
+
 def _number(low: float, high: float | None) -> Callable[[str], float]:
     """An argparse type: a number in [low, high] (argparse shows the message it raises)."""
 
     def parse(text: str) -> float:
+        value = _in_range(text, low, high)
+        if value is not None:
+            return value
         import argparse
 
         try:
-            value = float(text)
+            float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value != value or value < low or (high is not None and value > high):
-            bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:.10g}"
-            raise argparse.ArgumentTypeError(f"{text} is not {bound}")
-        return value
+        bound = f"at least {low:g}" if high is None else f"between {low:g} and {high:.10g}"
+        raise argparse.ArgumentTypeError(f"{text} is not {bound}")
 
     return parse
+
+
+#: The options :func:`_fast_args` reads: option → (destination, its check of a value: the
+#: value to store, or None when argparse must say what is wrong).
+_FAST_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "--reader": ("readers", lambda text: text),
+    "--serial": ("serials", lambda text: text),
+    "--log-level": ("log_level", lambda text: text.lower() if text.lower() in LOG_LEVELS else None),
+    "--card-timeout": ("card_timeout", lambda text: _in_range(text, 0, None)),
+    "--poll": ("poll", lambda text: _in_range(text, 0.05, 60)),
+    "--frame-timeout": ("frame_timeout", lambda text: _in_range(text, 0.05, 3600)),
+    "--idle-timeout": ("idle_timeout", lambda text: _in_range(text, 0.05, MAX_IDLE_TIMEOUT)),
+}
+
+
+def _fast_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The options of a plain command line — ``--stdio`` and known options each with a valid
+    value (``--reader NAME`` or ``--reader=NAME``), what ``opcard serve --install`` writes —
+    read without argparse, which costs every on-demand process some 4 ms (argparse, gettext,
+    locale, and shutil for the help's width); the same values :func:`_parser` gives
+    (tests/unit/test_lazy_imports_serve.py compares them). Anything else (no ``--stdio``,
+    ``--help``, an unknown or abbreviated option, a value argparse could take for an option
+    or refuses): None, and argparse parses the command line, with its messages."""
+    found: dict[str, object] = {
+        "stdio": False,
+        "readers": [],
+        "serials": [],
+        "log_level": STDIO_LOG_LEVEL,
+        "card_timeout": None,
+        "poll": 0.5,
+        "frame_timeout": 10.0,
+        "idle_timeout": None,
+    }
+    words = iter(argv)
+    for word in words:
+        if word == "--stdio":
+            found["stdio"] = True
+            continue
+        option, equals, text = word.partition("=")
+        if not equals:
+            text = next(words, "-")  # none: argparse's "expected one argument"
+            if text.startswith("-"):  # an option, a negative number: argparse decides
+                return None
+        entry = _FAST_OPTIONS.get(option)
+        if entry is None:
+            return None
+        destination, check = entry
+        value = check(text)
+        if value is None:
+            return None
+        if destination in ("readers", "serials"):
+            appended = found[destination]
+            assert isinstance(appended, list)
+            appended.append(value)
+        else:
+            found[destination] = value
+    if not found["stdio"]:
+        return None
+    return SimpleNamespace(**found)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -302,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m opcard.serve --stdio …``: the exit code (2 for a usage error, 1 when
     standard input is not a socket; after the fork the started process has exited 0 and a
     failure of the serving child is its exit code with the command line's message)."""
-    args = _parser().parse_args(argv)  # exits 2 with the usage on standard error
+    fast = _fast_args(sys.argv[1:] if argv is None else argv)
+    # else argparse: it exits 2 with the usage on standard error when something is wrong
+    args = fast if fast is not None else _parser().parse_args(argv)
     if args.card_timeout is not None:
         # the PC/SC transport and the card monitor read their time bound from there
         os.environ["OPCARD_CARD_TIMEOUT"] = f"{args.card_timeout:g}"

@@ -32,13 +32,14 @@ signature order. All integers big-endian:
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from enum import IntEnum, unique
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from apdu.record import Record
-from opcard.pkcs11 import Attribute, Mechanism, ReturnValue
+from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.errors import FrameError, Pkcs11Error
 
 __all__ = [
@@ -330,15 +331,22 @@ _WIRE_NAMES: dict[WireType, str] = {
     WireType.MECHANISM_TYPE_ARRAY: "ALLOWED_MECHANISMS",
     WireType.DATE: "START_DATE END_DATE",
 }
-#: Attribute type → p11-kit value type, for the attributes that are not byte arrays.
-WIRE_TYPES: dict[int, WireType] = {
-    int(Attribute[name]): kind for kind, names in _WIRE_NAMES.items() for name in names.split()
-}
+
+
+@functools.cache
+def _wire_types() -> dict[int, WireType]:
+    """:data:`WIRE_TYPES`, made on first use: the names are looked up in the PKCS#11 attribute
+    table, which the first C_GetSlotList does not need (issue #15)."""
+    from opcard.pkcs11.constants import Attribute
+
+    return {
+        int(Attribute[name]): kind for kind, names in _WIRE_NAMES.items() for name in names.split()
+    }
 
 
 def wire_type(attribute: int) -> WireType:
     """How p11-kit carries the value of ``attribute``."""
-    return WIRE_TYPES.get(attribute, WireType.BYTE_ARRAY)
+    return _wire_types().get(attribute, WireType.BYTE_ARRAY)
 
 
 #: A decoded attribute value: int (byte, ulong), bytes or None (byte array, date), a tuple of
@@ -397,30 +405,61 @@ _NO_PARAMETER_NAMES = (
     "SHA512_224_KEY_DERIVATION SHA512_256 SHA512_256_HMAC SHA512_256_KEY_DERIVATION "
     "FASTHASH RIPEMD128 RIPEMD128_HMAC RIPEMD160 RIPEMD160_HMAC KEY_WRAP_LYNKS"
 )
-_NO_PARAMETERS = frozenset(int(Mechanism[name]) for name in _NO_PARAMETER_NAMES.split())
 
-_PSS = frozenset(
-    int(m)
-    for m in (
-        Mechanism.RSA_PKCS_PSS,
-        Mechanism.SHA1_RSA_PKCS_PSS,
-        Mechanism.SHA224_RSA_PKCS_PSS,
-        Mechanism.SHA256_RSA_PKCS_PSS,
-        Mechanism.SHA384_RSA_PKCS_PSS,
-        Mechanism.SHA512_RSA_PKCS_PSS,
-    )
-)
-_OAEP = int(Mechanism.RSA_PKCS_OAEP)
-_ECDH1 = int(Mechanism.ECDH1_DERIVE)
-#: Mechanisms whose parameter encoding this server reads; any other one is answered with
-#: CKR_MECHANISM_INVALID before its parameter (whose encoding p11-kit may define in its own
-#: way) is read.
-READABLE_MECHANISMS = _NO_PARAMETERS | _PSS | {_OAEP, _ECDH1, int(Mechanism.EDDSA)}
+
+class _Encodings:
+    """The mechanism sets the ``M`` encoding depends on, made on first use (:func:`_encodings`:
+    they are looked up in the PKCS#11 mechanism table, which the first C_GetSlotList does not
+    need)."""
+
+    def __init__(self) -> None:
+        from opcard.pkcs11.constants import Mechanism
+
+        self.no_parameters = frozenset(int(Mechanism[name]) for name in _NO_PARAMETER_NAMES.split())
+        self.pss = frozenset(
+            int(m)
+            for m in (
+                Mechanism.RSA_PKCS_PSS,
+                Mechanism.SHA1_RSA_PKCS_PSS,
+                Mechanism.SHA224_RSA_PKCS_PSS,
+                Mechanism.SHA256_RSA_PKCS_PSS,
+                Mechanism.SHA384_RSA_PKCS_PSS,
+                Mechanism.SHA512_RSA_PKCS_PSS,
+            )
+        )
+        self.oaep = int(Mechanism.RSA_PKCS_OAEP)
+        self.ecdh1 = int(Mechanism.ECDH1_DERIVE)
+        self.readable = (
+            self.no_parameters | self.pss | {self.oaep, self.ecdh1, int(Mechanism.EDDSA)}
+        )
+
+
+@functools.cache
+def _encodings() -> _Encodings:
+    return _Encodings()
+
+
+if TYPE_CHECKING:
+    #: Attribute type → p11-kit value type, for the attributes that are not byte arrays.
+    WIRE_TYPES: dict[int, WireType]
+    #: Mechanisms whose parameter encoding this server reads; any other one is answered with
+    #: CKR_MECHANISM_INVALID before its parameter (whose encoding p11-kit may define in its own
+    #: way) is read.
+    READABLE_MECHANISMS: frozenset[int]
+else:
+
+    def __getattr__(name: str) -> object:
+        """:data:`WIRE_TYPES` and :data:`READABLE_MECHANISMS`, made on first use."""
+        if name == "WIRE_TYPES":
+            return _wire_types()
+        if name == "READABLE_MECHANISMS":
+            return _encodings().readable
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def takes_no_parameter(mechanism: int) -> bool:
     """p11-kit ≥ 0.25.6 sends ``mechanism`` as its type alone (version 2 encoding)."""
-    return mechanism in _NO_PARAMETERS
+    return mechanism in _encodings().no_parameters
 
 
 class Reader:
@@ -535,20 +574,21 @@ class Reader:
         kind = self.u32()
         if kind == NO_MECHANISM:
             return WireMechanism(kind)
-        if kind not in READABLE_MECHANISMS:
+        encodings = _encodings()
+        if kind not in encodings.readable:
             raise Pkcs11Error(ReturnValue.MECHANISM_INVALID, f"mechanism {kind:#x}")
         if version >= 2:
-            if kind in _NO_PARAMETERS:
+            if kind in encodings.no_parameters:
                 return WireMechanism(kind)
             if not self.byte():
                 return WireMechanism(kind)
-        if kind in _PSS:
+        if kind in encodings.pss:
             return WireMechanism(kind, (self.ulong(), self.ulong(), self.ulong()))
-        if kind == _OAEP:
+        if kind == encodings.oaep:
             values = (self.ulong(), self.ulong(), self.ulong())
             self.byte_array()  # the OAEP source data: not used (OAEP is refused)
             return WireMechanism(kind, values)
-        if kind == _ECDH1 and version >= 1:
+        if kind == encodings.ecdh1 and version >= 1:
             kdf = self.ulong()
             return WireMechanism(kind, EcdhParameters(kdf, self.byte_array(), self.byte_array()))
         return WireMechanism(kind, self.byte_array())
