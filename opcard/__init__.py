@@ -15,7 +15,7 @@ attributes (:mod:`opcard.objects`), mechanisms (:mod:`opcard.pkcs11.mechanisms`)
 (:mod:`opcard.pkcs11.uri`) and a one-APDU signature path (:meth:`Session.digest_signer`).
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is not imported at run time (opcard --help: ~2.5 ms)
 
 if TYPE_CHECKING:
     from apdu.openpgp.constants import Do, KeySlot, UifMode

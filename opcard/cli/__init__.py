@@ -1,13 +1,20 @@
-"""The ``opcard`` command line (click): status, certificates, keys, PINs, signatures.
+"""The ``opcard`` command line: status, certificates, keys, PINs, signatures.
 
-Only this package imports click. :func:`main` is the console entry point; the commands live
-in :mod:`opcard.cli.app` and the modules it registers. Exit codes: :mod:`opcard.exitcodes`.
-Tests and embedders choose where cards come from with :func:`opcard.cli.backend.use_backend`.
+The commands are click commands (:mod:`opcard.cli.app` and the modules it registers); only this
+package imports click. :func:`main` is the console entry point: it first lets
+:mod:`opcard.cli.fast` answer without importing click (help, completion, and the commands
+whose work is in :mod:`opcard.cli.run`), and runs click for everything else. Exit codes:
+:mod:`opcard.exitcodes`. Tests and embedders choose where cards come from with
+:func:`opcard.cli.backend.use_backend`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -16,11 +23,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (exits the process with the command's exit code)."""
     import signal
 
-    from opcard.cli.app import cli
-
     # Like other command-line tools, end quietly when the reader of our output goes away
     # (`opcard status | head`) instead of reporting a broken pipe as an error.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
-    cli.main(args=list(argv) if argv is not None else None, prog_name="opcard")
+    args = list(argv) if argv is not None else sys.argv[1:]
+    from opcard.cli.fast import main as fast
+
+    code = fast(args)
+    if code is not None:
+        sys.exit(code)
+    from opcard.cli.app import cli
+
+    cli.main(args=args, prog_name="opcard")

@@ -199,24 +199,14 @@ def cli(
     11 bad input, 12 card in use by another program, 13 the card does not answer (details:
     docs/cli.md).
     """
-    ctx.obj = State(reader=reader, serial=serial, debug=debug, log_apdus=log_apdus)
-    if card_timeout is not None:
-        _set_card_timeout(ctx, card_timeout)
+    from opcard.cli.state import begin
 
-
-def _set_card_timeout(ctx: click.Context, seconds: float) -> None:
-    """The PC/SC transport reads its time bound from $OPCARD_CARD_TIMEOUT (also in the
-    daemon's card monitor): set it for this command, restored when the command ends."""
-    import os
-
-    name = "OPCARD_CARD_TIMEOUT"
-    old = os.environ.get(name)
-    os.environ[name] = f"{seconds:g}"
-
-    def restore() -> None:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-    ctx.call_on_close(restore)
+    ctx.obj, restore = begin(
+        reader=reader,
+        serial=serial,
+        log_apdus=log_apdus,
+        card_timeout=card_timeout,
+        debug=debug,
+    )
+    if restore is not None:
+        ctx.call_on_close(restore)

@@ -3,36 +3,25 @@
 A spec 2 card holds one certificate, for the AUT key: the other slots are refused (exit code 8)
 before any PIN is asked and without any command the card would not know.
 
-``cert export`` is the fast path: it imports neither ``cryptography`` nor the session and
-object layers nor the PIN input; PEM is written with :mod:`binascii` (the same text ``openssl
-x509`` writes; :mod:`base64` would add itself and :mod:`struct` to the start-up for the same
-call). ``cert import`` and ``cert delete`` (admin PIN) live in
+What ``cert export`` does is :mod:`opcard.cli.run.cert` (the fast path, which
+:mod:`opcard.cli.fast` runs without click). ``cert import`` and ``cert delete`` (admin PIN) live in
 :mod:`opcard.cli.cert_admin`, imported when one of them is used.
 """
 
 from __future__ import annotations
 
-import binascii
 from typing import TYPE_CHECKING
 
 import click
 
 from opcard.cli.app import LazyGroup
-from opcard.cli.common import pass_state, slot_option, to_slot, write_output
+from opcard.cli.common import pass_state, slot_option
+from opcard.cli.run.cert import export_certificate, pem
 
 if TYPE_CHECKING:
     from opcard.cli.common import State
 
 __all__ = ["cert", "pem"]
-
-
-def pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
-    """PEM text of ``der`` (RFC 7468: 64-column base64 lines)."""
-    text = binascii.b2a_base64(der, newline=False).decode("ascii")
-    lines = [f"-----BEGIN {label}-----"]
-    lines += [text[i : i + 64] for i in range(0, len(text), 64)]
-    lines.append(f"-----END {label}-----")
-    return ("\n".join(lines) + "\n").encode("ascii")
 
 
 @click.group(
@@ -65,10 +54,4 @@ def cert() -> None:
 @pass_state
 def export_command(state: State, slot: str, fmt: str, output: str | None) -> None:
     """Write a slot's certificate (default: the authentication certificate, PEM)."""
-    key_slot = to_slot(slot)
-    der = state.card().certificate(key_slot)
-    if not der:
-        from opcard.errors import ObjectNotFoundError
-
-        raise ObjectNotFoundError(f"there is no certificate in the {key_slot.name} slot")
-    write_output(pem(der) if fmt.lower() == "pem" else der, output)
+    export_certificate(state, slot, fmt, output)

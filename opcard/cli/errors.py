@@ -25,11 +25,7 @@ class CliError(click.ClickException):
         self.hint = hint
 
     def show(self, file: IO[Any] | None = None) -> None:
-        # messages quote card, reader and file content: escaped (opcard.text)
-        from opcard.text import escape
+        from opcard.cli.state import error_lines
 
-        click.echo(
-            f"opcard: error: {escape(self.message, keep=chr(10))}", file=file, err=file is None
-        )
-        if self.hint:
-            click.echo(f"opcard: {escape(self.hint, keep=chr(10))}", file=file, err=file is None)
+        for line in error_lines(self.message, self.hint):
+            click.echo(line, file=file, err=file is None)

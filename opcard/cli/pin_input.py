@@ -1,21 +1,17 @@
-"""Getting PINs: from a file, the environment, a prompt without echo, or (with a warning) the
-command line.
-
-Order: ``--pin VALUE`` (warns: other users see it in ``ps``, the shell keeps it in its
-history), ``--pin-file FILE`` (first line; ``-`` is standard input), the environment variable
-(``OPCARD_PIN`` for the user PIN, ``OPCARD_ADMIN_PIN`` for the admin PIN, ``OPCARD_RESET_CODE``
-and ``OPCARD_NEW_PIN`` for the others), then a prompt without echo. PINs are never printed.
-"""
+"""The PIN options of the click commands (``--pin``/``--pin-file`` and the admin PIN, reset
+code and new PIN ones); reading a PIN is :mod:`opcard.cli.pins` (without click)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+
+from opcard.cli.pins import ADMIN, NEW, RESET_CODE, USER, PinKind
+from opcard.cli.pins import read_new_pin as _read_new_pin
+from opcard.cli.pins import read_pin as _read_pin
+from opcard.cli.state import UsageProblem
 
 __all__ = [
     "ADMIN",
@@ -32,33 +28,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True, slots=True)
-class PinKind:
-    """One kind of secret: its name, its option names and its environment variable."""
-
-    name: str
-    option: str  # "--pin"
-    env: str
-
-    @property
-    def file_option(self) -> str:
-        return f"{self.option}-file"
-
-    @property
-    def param(self) -> str:
-        return self.option.lstrip("-").replace("-", "_")
-
-    @property
-    def file_param(self) -> str:
-        return f"{self.param}_file"
-
-
-USER = PinKind("user PIN", "--pin", "OPCARD_PIN")
-ADMIN = PinKind("admin PIN", "--admin-pin", "OPCARD_ADMIN_PIN")
-RESET_CODE = PinKind("reset code", "--reset-code", "OPCARD_RESET_CODE")
-NEW = PinKind("new PIN", "--new-pin", "OPCARD_NEW_PIN")
 
 
 def _options(kind: PinKind) -> Callable[[F], F]:
@@ -100,24 +69,10 @@ def new_pin_options(f: F) -> F:
     return _options(NEW)(f)
 
 
-def _from_file(path: str) -> str:
-    if path == "-":
-        line = sys.stdin.readline()
-    else:
-        try:
-            with open(path, encoding="utf-8") as f:
-                line = f.readline()
-        except OSError as e:
-            raise click.BadParameter(f"cannot read {path}: {e.strerror}") from e
-    return line.rstrip("\r\n")
-
-
-def _warn_command_line(kind: PinKind) -> None:
-    click.echo(
-        f"opcard: warning: the {kind.name} on the command line is visible to other users and "
-        f"stays in the shell history; use {kind.file_option} FILE or ${kind.env}",
-        err=True,
-    )
+def _click_error(e: UsageProblem) -> click.UsageError:
+    if e.invalid_value:
+        return click.BadParameter(e.message, param_hint=e.param_hint)
+    return click.UsageError(e.message)
 
 
 def read_pin(
@@ -128,24 +83,16 @@ def read_pin(
     prompt: str | None = None,
     confirm: bool = False,
 ) -> str:
-    """The secret of ``kind`` from the command line, a file, the environment or a prompt."""
-    if value is not None and file is not None:
-        raise click.UsageError(f"give {kind.option} or {kind.file_option}, not both")
-    if value is not None:
-        _warn_command_line(kind)
-        return value
-    if file is not None:
-        return _from_file(file)
-    from_env = os.environ.get(kind.env)
-    if from_env is not None:
-        return from_env
-    text = prompt or kind.name[0].upper() + kind.name[1:]
-    result: str = click.prompt(
-        text, hide_input=True, confirmation_prompt=confirm, err=True, show_default=False
-    )
-    return result
+    """:func:`opcard.cli.pins.read_pin`, its usage errors as click's."""
+    try:
+        return _read_pin(kind, value, file, prompt=prompt, confirm=confirm)
+    except UsageProblem as e:
+        raise _click_error(e) from None
 
 
 def read_new_pin(name: str, value: str | None, file: str | None) -> str:
-    """The new value of a secret (prompted twice when it comes from the terminal)."""
-    return read_pin(NEW, value, file, prompt=f"New {name}", confirm=True)
+    """:func:`opcard.cli.pins.read_new_pin`, its usage errors as click's."""
+    try:
+        return _read_new_pin(name, value, file)
+    except UsageProblem as e:
+        raise _click_error(e) from None

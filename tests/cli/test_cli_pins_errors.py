@@ -259,7 +259,7 @@ def test_debug_shows_the_traceback(run, backend) -> None:
 
 
 def test_internal_errors_are_one_line_without_debug(run, card, monkeypatch) -> None:
-    from opcard.cli import status
+    from opcard.cli.run import status
 
     def broken(_card: object) -> None:
         raise ZeroDivisionError("boom")
@@ -286,7 +286,7 @@ def test_help_needs_no_card(run, backend, command: tuple[str, ...]) -> None:
 
 
 def test_interrupt(run, card, monkeypatch) -> None:
-    from opcard.cli import status
+    from opcard.cli.run import status
 
     def interrupted(_card: object) -> None:
         raise KeyboardInterrupt

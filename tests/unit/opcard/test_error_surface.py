@@ -30,6 +30,8 @@ from opcard.pkcs11 import ReturnValue
 #: Exceptions outside opcard.errors, private to their module (their docstrings say so).
 PRIVATE = {
     "opcard.cli.errors.CliError",  # click's exception carrying an exit code and a hint
+    "opcard.cli.state.UsageProblem",  # a usage error found by a command: click's UsageError
+    "opcard.cli.fast.Decline",  # the fast front end leaving a command line to click
     "opcard.serve.errors.ServeError",  # the RPC server's own: frames, CK_RV replies, socket
     "opcard.serve.errors.FrameError",
     "opcard.serve.errors.Pkcs11Error",
