@@ -528,6 +528,9 @@ O_ = bytes([0x55, 4, 10])
         tlv(0x31, _attribute(b"", 0x0C, b"z")),  # empty OID
         tlv(0x31, _attribute(CN, 0x0C, b"x") + _attribute(O_, 0x0C, b"y")),  # DER order
         tlv(0x31, _attribute(O_, 0x0C, b"y") + _attribute(CN, 0x0C, b"x")),  # not DER order
+        # DER orders whole encodings (the shorter O=y first), not the values (CN first)
+        tlv(0x31, _attribute(CN, 0x0C, b"xxxxx") + _attribute(O_, 0x0C, b"y")),
+        tlv(0x31, _attribute(O_, 0x0C, b"y") + _attribute(CN, 0x0C, b"xxxxx")),
         tlv(0x31, _attribute(CN, 0x0C, b"x") * 2),  # repeated
         tlv(0x31, _attribute(CN, 0x0C, b"x") + _attribute(CN, 0x13, b"x")),  # same value
         tlv(0x31, _attribute(CN, 0x0C, b"x") + _attribute(CN, 0x0C, b"y")),  # same type
@@ -548,6 +551,7 @@ def test_hand_made_names_equal_cryptography(name: bytes) -> None:
         (tlv(0x31, _attribute(bytes([0x2A, 3, 0x81, 0x80, 5]), 0x0C, b"z")), "1.2.3.16389=z"),
         (tlv(0x31, _attribute(bytes([0x88, 0x37, 3]), 0x0C, b"=#")), "2.999.3==#"),
         (tlv(0x31, _attribute(CN, 0x0C, b"x") + _attribute(O_, 0x0C, b"y")), "CN=x+O=y"),
+        (tlv(0x31, _attribute(O_, 0x0C, b"y") + _attribute(CN, 0x0C, b"xxxxx")), "O=y+CN=xxxxx"),
         (b"", ""),
     ],
 )
