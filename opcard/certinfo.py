@@ -29,8 +29,6 @@ mutated and random DER).
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["certificate_fields", "read_fields", "sha256_hex"]
 
 #: Inputs above this size are handed over (bounded work on anything a card may hold).
@@ -138,16 +136,15 @@ def sha256_hex(data: bytes) -> str:
     CPython's own SHA-2 module (``_sha2``, ``_sha256`` before 3.12: about 0.4 ms to load)
     rather than :mod:`hashlib`, which loads OpenSSL's ``_hashlib`` (about 2.5 ms); hashlib
     where neither exists. The same digest (tests/unit/test_certinfo.py)."""
-    module: Any
     for name in ("_sha2", "_sha256"):
         try:
             module = __import__(name)
-            break
         except ImportError:
             continue
-    else:
-        import hashlib as module
-    return str(module.sha256(data).hexdigest()).upper()
+        return str(module.sha256(data).hexdigest()).upper()
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest().upper()
 
 
 def _with_cryptography(der: bytes) -> dict[str, str]:

@@ -13,6 +13,7 @@ certificates does not import ``cryptography`` (a subprocess replaying the card's
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import subprocess
 import sys
@@ -735,6 +736,27 @@ def test_sha256_hex_without_the_builtin_module() -> None:
     assert proc.stdout.strip() == (
         "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
     )
+
+
+def test_reading_loads_nothing_else() -> None:
+    """certinfo brings no module of its own to the command that uses it (not even typing)."""
+    der = demo_der("demo-rsa/aut-cert.pem")
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from opcard.certinfo import read_fields, sha256_hex\n"
+        f"assert read_fields({der!r}) is not None\n"
+        f"sha256_hex({der!r})\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert set(ast.literal_eval(proc.stdout)) - {"_sha2", "_sha256"} == {
+        "__future__",
+        "opcard",
+        "opcard.certinfo",
+    }
 
 
 # --- the guard: opcard status does not import cryptography ---------------------------------
