@@ -29,6 +29,8 @@ mutated and random DER).
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["certificate_fields", "read_fields", "sha256_hex"]
 
 #: Inputs above this size are handed over (bounded work on anything a card may hold).
@@ -105,6 +107,8 @@ _PRINTABLE_STRING, _UNIVERSAL_STRING, _BMP_STRING = 0x13, 0x1C, 0x1E
 _UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
 _SEQUENCE, _SET, _INTEGER, _BIT_STRING, _OCTET_STRING, _OID = 0x30, 0x31, 0x02, 0x03, 0x04, 0x06
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+#: CPython's own SHA-2 module (a failed import costs a search of sys.path: not tried twice)
+_SHA2 = "_sha2" if sys.version_info >= (3, 12) else "_sha256"
 
 
 class _Unsure(Exception):
@@ -135,16 +139,13 @@ def sha256_hex(data: bytes) -> str:
     """The SHA-256 of ``data`` in upper-case hex (``opcard status``'s ``sha256``), from
     CPython's own SHA-2 module (``_sha2``, ``_sha256`` before 3.12: about 0.4 ms to load)
     rather than :mod:`hashlib`, which loads OpenSSL's ``_hashlib`` (about 2.5 ms); hashlib
-    where neither exists. The same digest (tests/unit/test_certinfo.py)."""
-    for name in ("_sha2", "_sha256"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        return str(module.sha256(data).hexdigest()).upper()
-    import hashlib
+    where it does not exist. The same digest (tests/unit/test_certinfo.py)."""
+    try:
+        return str(__import__(_SHA2).sha256(data).hexdigest()).upper()
+    except ImportError:  # not CPython
+        import hashlib
 
-    return hashlib.sha256(data).hexdigest().upper()
+        return hashlib.sha256(data).hexdigest().upper()
 
 
 def _with_cryptography(der: bytes) -> dict[str, str]:
