@@ -107,7 +107,8 @@ _PRINTABLE_STRING, _UNIVERSAL_STRING, _BMP_STRING = 0x13, 0x1C, 0x1E
 _UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
 _SEQUENCE, _SET, _INTEGER, _BIT_STRING, _OCTET_STRING, _OID = 0x30, 0x31, 0x02, 0x03, 0x04, 0x06
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-#: CPython's own SHA-2 module (a failed import costs a search of sys.path: not tried twice)
+#: CPython's own SHA-2 module of this version (only it is tried: a failed import would search
+#: sys.path at every call)
 _SHA2 = "_sha2" if sys.version_info >= (3, 12) else "_sha256"
 
 
@@ -119,7 +120,8 @@ def certificate_fields(der: bytes) -> dict[str, str]:
     """``subject``, ``issuer``, ``serial_number``, ``not_before`` and ``not_after`` of the
     certificate ``der`` (as ``opcard status`` shows them), or ``error`` (``not a valid X.509
     certificate: …``, ``cryptography``'s reason). ``cryptography`` is imported only for a
-    certificate :func:`read_fields` hands over."""
+    certificate :func:`read_fields` hands over; its exceptions other than ``ValueError``
+    (``InvalidVersion`` of a v2 certificate) go through, as they did before."""
     fields = read_fields(der)
     if fields is not None:
         return fields
