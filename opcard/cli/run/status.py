@@ -94,22 +94,12 @@ def _text(data: bytes | None) -> str | None:
 def _certificate(der: bytes) -> dict[str, Any] | None:
     if not der:
         return None
-    import hashlib
+    # read without cryptography, hashed without OpenSSL's hashlib (issue #15); unusual
+    # certificates and errors: cryptography's
+    from opcard.certinfo import certificate_fields, sha256_hex
 
-    from cryptography import x509
-
-    info: dict[str, Any] = {"size": len(der), "sha256": hashlib.sha256(der).hexdigest().upper()}
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        info.update(
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
-            serial_number=f"{cert.serial_number:X}",
-            not_before=cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-    except ValueError as e:
-        info["error"] = f"not a valid X.509 certificate: {e}"
+    info: dict[str, Any] = {"size": len(der), "sha256": sha256_hex(der)}
+    info.update(certificate_fields(der))
     return info
 
 
