@@ -59,6 +59,9 @@ else:
 
         _enum_type_ = IntFlag
 
+    #: The names the bases of each kind of enumeration define (IntEnum's: int, Enum, …).
+    _TAKEN: dict[type, set[str]] = {}
+
     def fast_enum(cls: type) -> type:
         """The enumeration of ``cls``'s body (see the module's documentation)."""
         (body,) = cls.__bases__
@@ -71,6 +74,15 @@ else:
         if len(members) != len(enum_class._value2member_map_):
             aliases = ", ".join(f"{n} -> {m.name}" for n, m in members.items() if n != m.name)
             raise ValueError(f"duplicate values found in {enum_class!r}: {aliases}")
+        # Each member in the class's namespace, where a class statement puts it (unless a base
+        # defines that name): _simple_enum leaves a property there that looks the member up,
+        # and reading Do.URL through it takes 200 ns instead of 80 (a 6E parse 10 % longer).
+        taken = _TAKEN.get(etype)
+        if taken is None:
+            taken = _TAKEN[etype] = {name for base in etype.__mro__ for name in vars(base)}
+        for name, member in members.items():
+            if name not in taken:
+                type.__setattr__(enum_class, name, member)
         return enum_class
 
 

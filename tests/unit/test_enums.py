@@ -98,6 +98,9 @@ def test_fast_enum_equals_the_class_statement(
         assert member == twin.value and hash(member) == hash(twin.value)
         assert fast(member.value) is member and fast[member.name] is member
         assert getattr(fast, member.name) is member and member in fast
+        # where the class statement keeps it: the member itself in the namespace (read at the
+        # speed of a class attribute), not a property that looks it up
+        assert isinstance(vars(fast)[member.name], fast) == isinstance(vars(ref)[twin.name], ref)
         assert type(member) is fast and member.__class__.__name__ == name
         assert pickle.loads(pickle.dumps(member)) is member
         # what each class defines beyond its members (properties such as KeySlot.crt)
