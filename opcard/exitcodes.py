@@ -12,13 +12,13 @@ failed.
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from apdu._enums import IntEnumBody, fast_enum
 
 __all__ = ["EXIT_CODE_DESCRIPTIONS", "ExitCode", "classify"]
 
 
-@unique
-class ExitCode(IntEnum):
+@fast_enum
+class ExitCode(IntEnumBody):
     """Process exit status of ``opcard``."""
 
     Ok = 0

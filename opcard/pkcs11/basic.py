@@ -9,13 +9,13 @@ classes), and those are the names to use.
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from apdu._enums import IntEnumBody, fast_enum
 
 __all__ = ["ObjectClass", "UserType"]
 
 
-@unique
-class ObjectClass(IntEnum):
+@fast_enum
+class ObjectClass(IntEnumBody):
     """CK_OBJECT_CLASS (``CKO_*``)."""
 
     DATA = 0x0
@@ -31,8 +31,8 @@ class ObjectClass(IntEnum):
     VENDOR_DEFINED = 0x80000000
 
 
-@unique
-class UserType(IntEnum):
+@fast_enum
+class UserType(IntEnumBody):
     """CK_USER_TYPE (``CKU_*``)."""
 
     SO = 0x0

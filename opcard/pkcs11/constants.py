@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from enum import IntEnum, IntFlag, unique
 from typing import TypeAlias
 
+from apdu._enums import IntEnumBody, IntFlagBody, fast_enum
 from opcard.pkcs11.basic import ObjectClass, UserType
 from opcard.pkcs11.keytype import KeyType
 from opcard.pkcs11.rv import ReturnValue
@@ -71,8 +71,8 @@ UNAVAILABLE_INFORMATION = 0xFFFFFFFFFFFFFFFF
 ARRAY_ATTRIBUTE = 0x40000000
 
 
-@unique
-class CertificateType(IntEnum):
+@fast_enum
+class CertificateType(IntEnumBody):
     """CK_CERTIFICATE_TYPE (``CKC_*``)."""
 
     X_509 = 0x0
@@ -81,8 +81,8 @@ class CertificateType(IntEnum):
     VENDOR_DEFINED = 0x80000000
 
 
-@unique
-class CertificateCategory(IntEnum):
+@fast_enum
+class CertificateCategory(IntEnumBody):
     """CK_CERTIFICATE_CATEGORY (``CK_CERTIFICATE_CATEGORY_*``): CKA_CERTIFICATE_CATEGORY values."""
 
     UNSPECIFIED = 0x0
@@ -91,8 +91,8 @@ class CertificateCategory(IntEnum):
     OTHER_ENTITY = 0x3
 
 
-@unique
-class HardwareFeature(IntEnum):
+@fast_enum
+class HardwareFeature(IntEnumBody):
     """CK_HW_FEATURE_TYPE (``CKH_*``)."""
 
     MONOTONIC_COUNTER = 0x1
@@ -101,8 +101,8 @@ class HardwareFeature(IntEnum):
     VENDOR_DEFINED = 0x80000000
 
 
-@unique
-class Attribute(IntEnum):
+@fast_enum
+class Attribute(IntEnumBody):
     """CK_ATTRIBUTE_TYPE (``CKA_*``). The value types are in :func:`attribute_kind`."""
 
     CLASS = 0x0
@@ -232,8 +232,8 @@ class Attribute(IntEnum):
     VENDOR_DEFINED = 0x80000000
 
 
-@unique
-class Mechanism(IntEnum):
+@fast_enum
+class Mechanism(IntEnumBody):
     """CK_MECHANISM_TYPE (``CKM_*``), the complete PKCS#11 3.0 list."""
 
     RSA_PKCS_KEY_PAIR_GEN = 0x0
@@ -656,8 +656,8 @@ class Mechanism(IntEnum):
     VENDOR_DEFINED = 0x80000000
 
 
-@unique
-class EcKdf(IntEnum):
+@fast_enum
+class EcKdf(IntEnumBody):
     """CK_EC_KDF_TYPE (``CKD_*``): the ``kdf`` member of CK_ECDH1_DERIVE_PARAMS."""
 
     NULL = 0x1
@@ -688,8 +688,8 @@ class EcKdf(IntEnum):
     BLAKE2B_512_KDF = 0x1A
 
 
-@unique
-class SessionState(IntEnum):
+@fast_enum
+class SessionState(IntEnumBody):
     """CK_STATE (``CKS_*``)."""
 
     RO_PUBLIC_SESSION = 0x0
@@ -699,8 +699,8 @@ class SessionState(IntEnum):
     RW_SO_FUNCTIONS = 0x4
 
 
-@unique
-class SlotFlag(IntFlag):
+@fast_enum
+class SlotFlag(IntFlagBody):
     """CK_SLOT_INFO.flags (``CKF_*``)."""
 
     TOKEN_PRESENT = 0x1
@@ -708,8 +708,8 @@ class SlotFlag(IntFlag):
     HW_SLOT = 0x4
 
 
-@unique
-class TokenFlag(IntFlag):
+@fast_enum
+class TokenFlag(IntFlagBody):
     """CK_TOKEN_INFO.flags (``CKF_*``)."""
 
     RNG = 0x1
@@ -733,16 +733,16 @@ class TokenFlag(IntFlag):
     ERROR_STATE = 0x1000000
 
 
-@unique
-class SessionFlag(IntFlag):
+@fast_enum
+class SessionFlag(IntFlagBody):
     """CK_SESSION_INFO.flags and the C_OpenSession flags (``CKF_*``)."""
 
     RW_SESSION = 0x2
     SERIAL_SESSION = 0x4
 
 
-@unique
-class MechanismFlag(IntFlag):
+@fast_enum
+class MechanismFlag(IntFlagBody):
     """CK_MECHANISM_INFO.flags (``CKF_*``)."""
 
     HW = 0x1
@@ -774,8 +774,8 @@ class MechanismFlag(IntFlag):
     EXTENSION = 0x80000000
 
 
-@unique
-class InitializeFlag(IntFlag):
+@fast_enum
+class InitializeFlag(IntFlagBody):
     """CK_C_INITIALIZE_ARGS.flags (``CKF_*``)."""
 
     LIBRARY_CANT_CREATE_OS_THREADS = 0x1
@@ -785,8 +785,8 @@ class InitializeFlag(IntFlag):
 # --- attribute value types -----------------------------------------------------------------
 
 
-@unique
-class AttributeKind(IntEnum):
+@fast_enum
+class AttributeKind(IntEnumBody):
     """How an attribute's value is typed (PKCS#11 3.0 §4 attribute tables).
 
     ``BOOL`` CK_BBOOL · ``ULONG`` CK_ULONG (classes, key types, lengths, mechanism types) ·

@@ -7,13 +7,13 @@ Its own module so that naming a card's key algorithm (:class:`opcard.algorithms.
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from apdu._enums import IntEnumBody, fast_enum
 
 __all__ = ["KeyType"]
 
 
-@unique
-class KeyType(IntEnum):
+@fast_enum
+class KeyType(IntEnumBody):
     """CK_KEY_TYPE (``CKK_*``). OpenPGP cards hold RSA, EC, EC_EDWARDS and EC_MONTGOMERY keys."""
 
     RSA = 0x0

@@ -24,9 +24,9 @@ decrypts (RSA, PSO:DECIPHER) or derives (ECDH, PSO:DECIPHER with the peer's poin
 from __future__ import annotations
 
 import functools
-from enum import IntEnum, unique
 from typing import TYPE_CHECKING, NamedTuple
 
+from apdu._enums import IntEnumBody, fast_enum
 from apdu.openpgp.constants import KeySlot
 from apdu.record import Record
 from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
@@ -64,8 +64,8 @@ __all__ = [
 ]
 
 
-@unique
-class CardOperation(IntEnum):
+@fast_enum
+class CardOperation(IntEnumBody):
     """The card command that performs an operation (spec v3.4 section numbers)."""
 
     COMPUTE_DIGITAL_SIGNATURE = 1  # 7.2.10 PSO: COMPUTE DIGITAL SIGNATURE (SIG key)
@@ -73,8 +73,8 @@ class CardOperation(IntEnum):
     INTERNAL_AUTHENTICATE = 3  # 7.2.13 INTERNAL AUTHENTICATE (AUT key)
 
 
-@unique
-class SignatureFormat(IntEnum):
+@fast_enum
+class SignatureFormat(IntEnumBody):
     """What the card answers to a signing command."""
 
     PKCS1_V1_5 = 1  # RSA signature, exactly the modulus length

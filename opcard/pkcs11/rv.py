@@ -7,13 +7,13 @@ class), and that is the name to use.
 
 from __future__ import annotations
 
-from enum import IntEnum, unique
+from apdu._enums import IntEnumBody, fast_enum
 
 __all__ = ["ReturnValue"]
 
 
-@unique
-class ReturnValue(IntEnum):
+@fast_enum
+class ReturnValue(IntEnumBody):
     """CK_RV (``CKR_*``), the complete PKCS#11 3.0 list."""
 
     OK = 0x0

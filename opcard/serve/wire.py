@@ -35,9 +35,9 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from enum import IntEnum, unique
 from typing import TYPE_CHECKING, TypeAlias
 
+from apdu._enums import IntEnumBody, fast_enum
 from apdu.record import Record
 from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.errors import FrameError, Pkcs11Error
@@ -97,8 +97,8 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-@unique
-class Call(IntEnum):
+@fast_enum
+class Call(IntEnumBody):
     """The RPC call ids (``P11_RPC_CALL_*`` in rpc-message.h, 0.26.4 numbering)."""
 
     ERROR = 0
@@ -299,8 +299,8 @@ REQUEST_SIGNATURES: dict[Call, str] = {c: s[0] for c, s in _SIGNATURES.items()}
 RESPONSE_SIGNATURES: dict[Call, str] = {c: s[1] for c, s in _SIGNATURES.items()}
 
 
-@unique
-class WireType(IntEnum):
+@fast_enum
+class WireType(IntEnumBody):
     """How p11-kit encodes an attribute's value (``p11_rpc_value_type``)."""
 
     BYTE = 0
