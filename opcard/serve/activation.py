@@ -13,13 +13,17 @@
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import os
-import socket
 import stat
 import threading
+from typing import TYPE_CHECKING
 
 from opcard.serve.errors import SocketError
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["LISTEN_FDS_START", "listen_sockets", "serve_in_a_child", "stdio_socket"]
 
@@ -36,6 +40,8 @@ def listen_sockets() -> list[socket.socket] | None:
     os.environ.pop("LISTEN_FDNAMES", None)
     if fds is None or pid is None:
         return None
+    import socket  # the daemon's: not loaded by --stdio
+
     try:
         count, owner = int(fds), int(pid)
     except ValueError:
@@ -65,7 +71,7 @@ def listen_sockets() -> list[socket.socket] | None:
     return sockets
 
 
-def stdio_socket() -> socket.socket:
+def stdio_socket() -> _socket.socket:
     """The socket on standard input (p11-kit's ``remote: |command``); standard input and
     output are then pointed at /dev/null and standard error, so that nothing written to them
     by mistake can corrupt the protocol."""
@@ -78,8 +84,10 @@ def stdio_socket() -> socket.socket:
             "--stdio: standard input is not a socket; this mode is for p11-kit, which starts "
             "the command of a module file line 'remote: |opcard serve --stdio' on a socketpair"
         )
-    sock = socket.socket(fileno=os.dup(0))
-    if sock.type != socket.SOCK_STREAM:
+    # the C socket type: socket.py costs 3 ms of start-up (issue #15); the server needs only
+    # its methods
+    sock = _socket.socket(fileno=os.dup(0))
+    if sock.type != _socket.SOCK_STREAM:
         sock.close()
         raise SocketError("--stdio: standard input is not a stream socket")
     null = os.open(os.devnull, os.O_RDONLY)

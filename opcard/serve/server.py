@@ -24,13 +24,12 @@ socket and matches each reply to its call by the frame's message code (docs/serv
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import enum
 import errno
 import mmap
 import os
-import selectors
-import socket
 import stat
 import struct
 import threading
@@ -59,6 +58,7 @@ from opcard.serve.wire import (
 )
 
 if TYPE_CHECKING:
+    import socket
     from pathlib import Path
 
 
@@ -118,14 +118,16 @@ def prepare_directory(directory: Path) -> None:
         )
 
 
-def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+def peer_credentials(conn: _socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end (SO_PEERCRED)."""
-    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    raw = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
     pid, uid, gid = _UCRED.unpack(raw)
     return pid, uid, gid
 
 
 def _bind(path: Path) -> socket.socket:
+    import socket
+
     prepare_directory(path.parent)
     try:
         info = os.lstat(path)
@@ -244,7 +246,7 @@ class ServerStats(Record):
 class _Connection:
     """One client connection as the accept thread sees it (for places and eviction)."""
 
-    def __init__(self, sock: socket.socket, pid: int) -> None:
+    def __init__(self, sock: _socket.socket, pid: int) -> None:
         self.sock = sock
         self.pid = pid
         self.peer = f"pid {pid}"
@@ -260,12 +262,18 @@ class _Connection:
         self.phase = (phase, time.monotonic())
 
 
-def _send(sock: socket.socket, data: bytes) -> None:
+def _dup(sock: _socket.socket) -> _socket.socket:
+    """A second socket object on ``sock``'s connection (``socket.socket.dup`` for the C type:
+    a new descriptor, not inheritable)."""
+    return _socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+
+
+def _send(sock: _socket.socket, data: bytes) -> None:
     """Write ``data`` whole. MSG_NOSIGNAL: a client that went away makes this raise
     BrokenPipeError for its connection only — without it, the SIGPIPE would end the whole
     daemon wherever SIGPIPE is not ignored (``opcard``'s command line restores its default so
     that ``opcard status | head`` ends quietly)."""
-    sock.sendall(data, socket.MSG_NOSIGNAL)
+    sock.sendall(data, _socket.MSG_NOSIGNAL)
 
 
 def _recv_into(
@@ -350,11 +358,13 @@ class Server:
         self.uid = os.getuid()
         self.budget = FrameBudget(limits.frame_budget)
         self._listener: socket.socket | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        # the C socket type: socket.py (its enumerations, selectors) costs the on-demand
+        # server 3 ms of start-up, and it listens on no socket (issue #15)
+        self._wake_r, self._wake_w = _socket.socketpair()
         self._stopping = threading.Event()
         self._accept_thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connections: dict[socket.socket, _Connection] = {}
+        self._connections: dict[_socket.socket, _Connection] = {}
         #: False for a socket handed over by socket activation: not ours to remove.
         self._owns_path = True
         #: Connections refused: a peer of another uid, or no place (for tests and logs).
@@ -446,7 +456,7 @@ class Server:
             self.confirmation.cancel()  # a pending prompt would hold its connection's thread
         for c in connections:
             with contextlib.suppress(OSError):
-                c.sock.shutdown(socket.SHUT_RDWR)
+                c.sock.shutdown(_socket.SHUT_RDWR)
         for c in connections:
             if c.thread is not None and c.thread is not threading.current_thread():
                 c.thread.join(timeout)
@@ -455,7 +465,7 @@ class Server:
         if served:  # not when it never started (the socket could not be created)
             logger.info("stopped serving on %s", self.path)
 
-    def serve_stream(self, sock: socket.socket) -> None:
+    def serve_stream(self, sock: _socket.socket) -> None:
         """Serve one client on ``sock``, an already connected stream socket (``opcard serve
         --stdio``: the socketpair p11-kit starts us on), in this thread, until the client
         disconnects or :meth:`stop` is called; ``sock`` is closed afterwards. The peer is the
@@ -473,6 +483,8 @@ class Server:
     # -- connections --------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
+        import selectors
+
         listener = self._listener
         assert listener is not None
         with selectors.DefaultSelector() as selector:
@@ -495,7 +507,7 @@ class Server:
                         logger.debug("cannot admit a connection: %s", e)
                         conn.close()
 
-    def _admit(self, sock: socket.socket) -> None:
+    def _admit(self, sock: _socket.socket) -> None:
         """Check the peer's uid, find it a place (evicting an idle or slow connection when
         there is none left, for the table or for the peer process), start its thread."""
         pid, uid, _gid = peer_credentials(sock)
@@ -559,7 +571,7 @@ class Server:
         victim.evicted.set()
         del self._connections[victim.sock]
         with contextlib.suppress(OSError):
-            victim.sock.shutdown(socket.SHUT_RDWR)
+            victim.sock.shutdown(_socket.SHUT_RDWR)
         return True
 
     def _victim(self, candidates: list[_Connection]) -> _Connection | None:
@@ -590,7 +602,7 @@ class Server:
 
     def _serve_connection(self, conn: _Connection) -> None:
         peer = conn.peer
-        wsock: socket.socket | None = None
+        wsock: _socket.socket | None = None
         try:
             offered = bytearray(1)
             deadline = time.monotonic() + self.limits.handshake_timeout
@@ -599,7 +611,7 @@ class Server:
             version = min(offered[0], PROTOCOL_VERSION_MAX)
             # replies go through a socket object of their own: its timeout (SEND_TIMEOUT) is
             # not the reading side's, which changes with every deadline
-            wsock = conn.sock.dup()
+            wsock = _dup(conn.sock)
             wsock.settimeout(self.limits.send_timeout)
             conn.enter(_Phase.IDLE)  # before the answer: the client may go on at once
             _send(wsock, bytes((version,)))
@@ -706,7 +718,7 @@ class Server:
         conn.enter(_Phase.CALL)
         return code, body, drawn
 
-    def _conversation(self, conn: _Connection, wsock: socket.socket, client: Client) -> None:
+    def _conversation(self, conn: _Connection, wsock: _socket.socket, client: Client) -> None:
         """Read requests and answer them in turn; a blocking C_WaitForSlotEvent is answered
         by a thread of its own (:meth:`_finish_wait`) while the loop goes on. Every frame is
         written under ``write_lock``: frames never interleave."""
@@ -766,7 +778,7 @@ class Server:
     def _finish_wait(
         self,
         conn: _Connection,
-        wsock: socket.socket,
+        wsock: _socket.socket,
         write_lock: threading.Lock,
         closing: threading.Event,
         wait: SlotWait,
@@ -783,7 +795,7 @@ class Server:
                 except OSError as e:  # TimeoutError included: the reading side ends it
                     logger.debug("cannot answer the wait of %s: %s", conn.peer, e)
                     with contextlib.suppress(OSError):
-                        conn.sock.shutdown(socket.SHUT_RDWR)
+                        conn.sock.shutdown(_socket.SHUT_RDWR)
         finally:
             with self._lock:
                 conn.waits -= 1

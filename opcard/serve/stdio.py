@@ -359,7 +359,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.card_timeout is not None:
         # the PC/SC transport and the card monitor read their time bound from there
         os.environ["OPCARD_CARD_TIMEOUT"] = f"{args.card_timeout:g}"
-    from opcard.exitcodes import ExitCode, classify
     from opcard.serve.errors import SocketError
 
     try:
@@ -371,9 +370,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=stdio_limits(args.frame_timeout, args.idle_timeout),
         )
     except SocketError as e:
+        from opcard.exitcodes import ExitCode  # (the exit codes: when something failed)
+
         return _fail(ExitCode.Error, str(e))
     except KeyboardInterrupt:
+        from opcard.exitcodes import ExitCode
+
         return _fail(ExitCode.Interrupted, "interrupted")
     except Exception as exc:  # one or two lines and the command line's exit code
+        from opcard.exitcodes import classify
+
         return _fail(*classify(exc))
     return 0

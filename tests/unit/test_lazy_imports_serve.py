@@ -5,9 +5,10 @@ lazy must not silently go.
   for every application) up to its first answered C_GetSlotList loads neither
   ``cryptography`` nor the PKCS#11 constants table (the 418 mechanisms), the object layer, the
   mechanism rules, :mod:`logging` (loaded by the first line the log writes), :mod:`pathlib`
-  (the stdio server binds no socket), :mod:`datetime` nor :mod:`argparse` (a plain command line
-  is read without it): without a reader here, with the emulated card in tests/serve (below,
-  marked ``pcsc``: the session the server opens on the card loads none of them either);
+  and :mod:`socket` (the stdio server binds no socket: the C socket type serves),
+  :mod:`datetime`, :mod:`argparse` (a plain command line is read without it) nor the exit
+  codes (loaded when something failed): without a reader, and with the emulated card (marked
+  ``pcsc``: the session the server opens on the card loads none of them either);
 - the command line's ``python -m opcard.serve`` options read without argparse are the values
   argparse gives (a fuzzed comparison), and argparse still reads and refuses the others;
 - ``opcard sign``'s library path (``opcard.session``, ``opcard.pkcs11.mechanisms``: log in,
@@ -50,6 +51,9 @@ NOT_BEFORE_THE_FIRST_ANSWER = (
     "shutil",
     "click",
     "opcard.cli",
+    "socket",
+    "selectors",
+    "opcard.exitcodes",
 )
 #: What opening the card (the monitor's scan, the session the registry opens) loads.
 CARD_MODULES = ("opcard.card", "opcard.session", "apdu.openpgp.applet")
