@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     Node = dict[str, Any]
     Param = dict[str, Any]
 
-__all__ = ["RUNNERS", "main", "parse"]
+__all__ = ["RUNNERS", "Decline", "main", "parse", "resolve"]
 
 #: The commands run here: path → (module, function, whether it takes the State first). Each
 #: function takes the command's parameters by name, as its click command passes them.
@@ -301,7 +301,14 @@ def _help(path: str, node: Node) -> int:
     return 0
 
 
-def _run(args: list[str]) -> int:
+def resolve(args: list[str]) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """What click's ``make_context`` chain makes of ``args``: the command path (``""`` for the
+    root, ``"cert export"``), the root's values and the command's values (``ctx.params`` of
+    each; a ``click.File`` value still its name, opened by :func:`_open_files`), or None for
+    the command's values when ``--help``/``-h`` asks for the help of that path (the root's
+    values are then empty unless the help is a sub-command's). Raises :class:`Decline` where
+    click would not give the values as they are: a usage error, ``--version``, a group without
+    its command, a parameter this module does not convert."""
     path = ""
     node = NODES[path]
     rest = list(args)
@@ -315,19 +322,29 @@ def _run(args: list[str]) -> int:
             if p["eager"] and p["name"] in opts:
                 if not p["is_help"]:
                     raise Decline  # --version
-                return _help(path, node)
+                return path, root, None
         values = _values(node, opts)
-        if not path:
-            root = values
         if node["sub"] is None:
             break
+        if not path:
+            root = values
         if not rest or rest[0] not in node["sub"]:
             raise Decline  # missing or unknown command: click's message
         path = f"{path} {rest[0]}".lstrip()
         node = NODES[path]
         rest = rest[1:]
+    if rest and not node["extra_args"]:
+        raise Decline  # "Got unexpected extra argument"
+    return path, root, values
+
+
+def _run(args: list[str]) -> int:
+    path, root, values = resolve(args)
+    node = NODES[path]
+    if values is None:
+        return _help(path, node)
     runner = RUNNERS.get(path)
-    if runner is None or (rest and not node["extra_args"]):
+    if runner is None:
         raise Decline
     files = _open_files(node, values)
     import importlib

@@ -1,0 +1,548 @@
+"""The click-free front end (:mod:`opcard.cli.fast`) against click, differentially.
+
+``opcard.cli.main`` lets :mod:`opcard.cli.fast` answer help, completion and the commands
+``list``, ``status``, ``cert export`` and ``sign`` without importing click, from tables
+generated out of the click commands (:mod:`opcard.cli.maketable`); when it is not sure it
+declines (returns None) and click runs the same arguments. Whenever it does not decline it must
+do exactly what click does. Checked here:
+
+- the tables are current (``maketable --check``);
+- parsing: argv drawn by hypothesis from every command's own options and arguments (long and
+  short forms, ``--opt=value``, bundled short flags, ``--``, values starting with ``-``, repeats,
+  unknown options, missing values, extra arguments, bad choices and numbers, the OPCARD_*
+  variables set, empty or bad): :func:`opcard.cli.fast.resolve` declines or gives the values of
+  click's ``make_context`` chain (``ctx.params`` of the root and of the command), and when it
+  declines it has opened nothing;
+- help: every command path at 4 terminal widths, byte for byte;
+- completion: bash, zsh and fish, every prefix of every command path, option names and values,
+  ``--opt=`` forms, ``--``, unknown words (systematically and drawn by hypothesis): the same
+  bytes as click's ``shell_complete``; quotes and escapes are declined, plain words are not;
+- hostile input (NUL, lone surrogates, huge argument lists, odd whitespace): no traceback;
+- on the emulated card through pcscd (one module-scoped card): ``list``, ``status``, ``cert
+  export``, ``sign`` and their error paths give the same stdout, stderr, exit code and APDUs
+  through both front ends, and the fast route never imports click.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opcard.cli import fast, maketable
+from opcard.cli.app import cli
+from opcard.cli.table import NODES
+
+PATHS = sorted(NODES)
+ENV_NAMES = ("OPCARD_READER", "OPCARD_SERIAL", "OPCARD_CARD_TIMEOUT")
+FAST_SETTINGS = settings(
+    max_examples=int(os.environ.get("OPCARD_FAST_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def test_tables_are_current() -> None:
+    assert maketable.main(["--check"]) == 0
+
+
+# --- in-process plumbing ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """os.environ with ``values`` set (None: removed) and every other OPCARD_* and completion
+    variable removed; put back afterwards."""
+    saved = dict(os.environ)
+    try:
+        for k in list(os.environ):
+            if k.startswith(("OPCARD_", "_OPCARD_", "COMP_")) or k in ("COLUMNS", "LINES"):
+                del os.environ[k]
+        for k, v in values.items():
+            if v is not None:
+                os.environ[k] = v
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Captured:
+    """Standard input, output and error replaced by UTF-8 streams over bytes."""
+
+    def __init__(self, stdin: bytes = b"") -> None:
+        self.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+        self.out = io.BytesIO()
+        self.err = io.BytesIO()
+        self.stdout = io.TextIOWrapper(self.out, encoding="utf-8", write_through=True)
+        self.stderr = io.TextIOWrapper(self.err, encoding="utf-8", write_through=True)
+
+    def __enter__(self) -> Captured:
+        self.saved = sys.stdin, sys.stdout, sys.stderr
+        sys.stdin, sys.stdout, sys.stderr = self.stdin, self.stdout, self.stderr
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stdout.flush()
+        self.stderr.flush()
+        sys.stdin, sys.stdout, sys.stderr = self.saved
+
+    @property
+    def output(self) -> bytes:
+        self.stdout.flush()
+        return self.out.getvalue()
+
+    @property
+    def errors(self) -> bytes:
+        self.stderr.flush()
+        return self.err.getvalue()
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+class ClickRefused(Exception):
+    """click would not give values for these arguments (a usage error, --version, ...)."""
+
+
+def shown(value: Any) -> Any:
+    """A parameter value for comparison: an open file by its name (standard input as '-')."""
+    if isinstance(value, tuple):
+        return tuple(shown(v) for v in value)
+    if hasattr(value, "read"):
+        return "-" if value is sys.stdin.buffer else value.name
+    return value
+
+
+def click_resolve(
+    args: list[str], captured: Captured
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """What click's ``make_context`` chain gives for ``args``: (path, root params, command
+    params), the command params None when the help of the path was printed (on ``captured``)."""
+    contexts: list[click.Context] = []
+    path = ""
+    root: dict[str, Any] = {}
+    try:
+        ctx = cli.make_context("opcard", list(args))
+        contexts.append(ctx)
+        root = dict(ctx.params)
+        command: click.Command = cli
+        while isinstance(command, click.Group):
+            rest = [*ctx._protected_args, *ctx.args]
+            if not rest:
+                raise ClickRefused("missing command")
+            name, sub, rest = command.resolve_command(ctx, rest)
+            assert name is not None and sub is not None
+            path = f"{path} {name}".lstrip()
+            command = sub
+            ctx = sub.make_context(name, rest, parent=ctx)
+            contexts.append(ctx)
+        return (
+            path,
+            {k: shown(v) for k, v in root.items()},
+            {k: shown(v) for k, v in ctx.params.items()},
+        )
+    except click.exceptions.Exit as e:
+        if e.exit_code == 0 and captured.output.startswith(
+            f"Usage: opcard {path}".rstrip().encode()
+        ):
+            return path, {k: shown(v) for k, v in root.items()}, None
+        raise ClickRefused(f"exit {e.exit_code}") from e
+    except click.ClickException as e:
+        raise ClickRefused(e.format_message()) from e
+    finally:
+        for c in reversed(contexts):
+            c.close()
+
+
+def fast_resolve(args: list[str]) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
+    """What opcard.cli.fast makes of ``args`` (None: declined); files opened and named as
+    click's, and closed again."""
+    before = open_fds()
+    try:
+        path, root, values = fast.resolve(list(args))
+        if values is not None:
+            files = fast._open_files(NODES[path], values)
+            try:
+                values = {k: shown(v) for k, v in values.items()}
+            finally:
+                for f in files:
+                    f.close()
+    except fast.Decline:
+        assert open_fds() == before, "declined with files left open"
+        return None
+    return path, root, values
+
+
+# --- parsing, differential -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A readable file, a directory and a path that does not exist."""
+    base = tmp_path_factory.mktemp("fast")
+    (base / "data.bin").write_bytes(b"to be signed\n")
+    (base / "dir").mkdir()
+    return {
+        "file": str(base / "data.bin"),
+        "dir": str(base / "dir"),
+        "missing": str(base / "missing"),
+    }
+
+
+NUMBERS = ["0", "1", "2.5", " 3 ", "-1", "0.05", "0.04", "60", "61", "4096", "4097", "1e3"]
+NUMBERS += ["nan", "inf", "-inf", "1e400", "x", "", "0x10", "1_000", "\u0663", "+5", "5."]
+STRINGS = ["x", "-", "--", "-x", "--x", "=", "a=b", "", " ", "ü", "Virtual PCD 00 00", "-h"]
+
+
+def values_for(p: dict[str, Any], files: dict[str, str]) -> st.SearchStrategy[str]:
+    """Values for parameter ``p``: valid ones of its type and wrong ones."""
+    kind = p["type"]
+    wrong = st.sampled_from(["bogus", "", "-", "-x", "--"])
+    if kind[0] == "choice":
+        choices = st.sampled_from(kind[1])
+        return st.one_of(
+            choices,
+            choices,
+            choices,
+            choices.map(str.upper),
+            choices.map(lambda c: c.title()),
+            choices.map(lambda c: c[:-1]),
+            wrong,
+        )
+    if kind[0] in ("float", "int"):
+        return st.one_of(st.sampled_from(NUMBERS), st.sampled_from(["1", "2.5", "60", "0.5"]))
+    if kind[0] in ("path", "file", "other"):
+        return st.sampled_from([*files.values(), files["file"], "-", "-", "", "bogus", "-x"])
+    return st.one_of(st.sampled_from(STRINGS), st.text(max_size=5))
+
+
+@st.composite
+def option_use(draw: st.DrawFn, node: dict[str, Any], files: dict[str, str]) -> list[str]:
+    """One use of one of ``node``'s options or arguments, in one of the forms click takes."""
+    params = [p for p in node["params"] if not p["hidden"] and not p["is_help"]]
+    if draw(st.integers(0, 15)) == 0:
+        return [draw(st.sampled_from(["-h", "--help"]))]
+    if not params:
+        return []
+    p = draw(st.sampled_from(params))
+    if p["argument"]:
+        return [draw(values_for(p, files))]
+    names = [*p["opts"], *p["secondary"]]
+    name = draw(st.sampled_from(names))
+    if p["flag"]:
+        form = draw(st.sampled_from(["plain", "plain", "eq", "bundle"]))
+        if form == "eq":
+            return [f"{name}=x"]
+        if form == "bundle":
+            shorts = [
+                n
+                for q in node["params"]
+                if not q["argument"] and (not q["is_help"] or draw(st.integers(0, 7)) == 0)
+                for n in q["opts"]
+                if len(n) == 2 and n[1] != "-"
+            ]
+            if shorts:
+                extra = draw(st.lists(st.sampled_from(shorts), min_size=1, max_size=3))
+                return ["-" + "".join(n[1] for n in [name, *extra] if len(n) == 2)]
+        return [name]
+    value = draw(values_for(p, files))
+    form = draw(st.sampled_from(["two", "two", "two", "eq", "eq", "attached", "missing"]))
+    if form == "eq":
+        return [f"{name}={value}"]
+    if form == "attached" and len(name) == 2:
+        return [name + value]
+    if form == "missing":
+        return [name]
+    return [name, value]
+
+
+NOISE = ["--", "-h", "--help", "--version", "--bogus", "-Z", "extra", "-", "-vh", "-hv", "--=x"]
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
+    """A command line: root options, a command path, the command's options and arguments,
+    with now and then a word out of place."""
+    path = draw(st.sampled_from(PATHS))
+    words = path.split()
+    args: list[str] = []
+    for depth in range(len(words) + 1):
+        node = NODES[" ".join(words[:depth])]
+        for _ in range(draw(st.integers(0, 3 if depth == len(words) else 2))):
+            args += draw(option_use(node, files))
+        if depth < len(words):
+            args.append(words[depth])
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2]))):
+        word = draw(st.one_of(st.sampled_from(NOISE), st.sampled_from(PATHS[1:])))
+        args.insert(draw(st.integers(0, len(args))), word)
+    return args
+
+
+ENVIRONMENTS = st.fixed_dictionaries(
+    {
+        "OPCARD_READER": st.sampled_from([None, None, "", "Reader X"]),
+        "OPCARD_SERIAL": st.sampled_from([None, None, "", "0C11A001"]),
+        "OPCARD_CARD_TIMEOUT": st.sampled_from([None, None, "", "5", "0", "-1", "x", " 7 "]),
+    }
+)
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.answered = 0
+        self.declined = 0
+        self.help = 0
+        self.needless: list[list[str]] = []  # declined where click gave values
+
+
+@pytest.fixture(scope="module")
+def tally() -> Iterator[Tally]:
+    t = Tally()
+    yield t
+
+
+def compare_resolve(args: list[str], env: dict[str, str | None], tally: Tally) -> None:
+    with environment(**env), Captured(b"signed from stdin\n") as io_:
+        got = fast_resolve(args)
+        assert io_.output == io_.errors == b"", "fast wrote while resolving"
+        try:
+            expected: Any = click_resolve(args, io_)
+        except ClickRefused as e:
+            expected = e
+        except Exception as e:  # click itself failed (a traceback for the user)
+            expected = e
+    if got is None:
+        tally.declined += 1
+        if not isinstance(expected, Exception):
+            tally.needless.append(args)
+
+        return
+    assert not isinstance(expected, Exception), f"fast gave {got}, click: {expected!r}"
+    assert got == expected
+    tally.answered += 1
+    tally.help += got[2] is None
+
+
+@FAST_SETTINGS
+@given(data=st.data())
+def test_resolve_equals_click(data: st.DataObject, files: dict[str, str], tally: Tally) -> None:
+    args = data.draw(command_lines(files), label="args")
+    env = data.draw(ENVIRONMENTS, label="env")
+    compare_resolve(args, env, tally)
+
+
+def test_resolve_answered_often(tally: Tally) -> None:
+    """The differential test above compared something: fast answered a good share of the
+    command lines (commands and help), and declined others."""
+    total = tally.answered + tally.declined
+    assert total >= 200
+    assert tally.answered >= total // 5 and tally.declined >= total // 10
+    assert tally.help >= 10 and tally.answered - tally.help >= 20
+    # where click gives values and fast declines: only click's leniencies fast leaves to it
+    # (a required option whose default is None, a NaN or infinite number, a command name
+    # that is an option after '--')
+    assert len(tally.needless) <= total // 20, tally.needless
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+def run_fast(args: list[str], **env: str | None) -> tuple[int | None, bytes, bytes]:
+    """``fast.main(args)``: (exit code or None when declined, stdout, stderr)."""
+    with environment(**env), Captured() as io_:
+        code = fast.main(list(args))
+    return code, io_.output, io_.errors
+
+
+def run_click(args: list[str], **env: str | None) -> tuple[int, bytes, bytes]:
+    """click's own run of ``args`` (``cli.main``, not standalone): (exit code, stdout,
+    stderr) of a help page or a usage error."""
+    with environment(**env), Captured() as io_:
+        try:
+            code = cli.main(list(args), prog_name="opcard", standalone_mode=False)
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+    return code, io_.output, io_.errors
+
+
+@pytest.mark.parametrize("columns", ["80", "120", "200", "61"])
+def test_help_equals_click(columns: str) -> None:
+    answered = 0
+    for path in PATHS:
+        words = path.split()
+        for args in ([*words, "-h"], [*words, "--help"], ["--debug", *words, "-h"]):
+            code, out, err = run_fast(args, COLUMNS=columns)
+            if code is None:
+                assert columns == "61", f"declined {args}"  # 59 columns: not stored
+                assert out == err == b""
+                continue
+            assert (code, out, err) == run_click(args, COLUMNS=columns), args
+            assert out.startswith(f"Usage: opcard {path}".rstrip().encode())
+            answered += 1
+    assert answered == (0 if columns == "61" else 3 * len(PATHS))
+
+
+def test_help_options_between_and_after() -> None:
+    """-h after other options, bundled with a flag, before arguments: the page of the command
+    it is given to; with a usage error before it, click's error (fast declines)."""
+    cases = [
+        ["sign", "--slot", "aut", "-h", "file"],
+        ["status", "--json", "-h", "extra"],
+        ["-vh", "status"],
+        ["-v", "--reader", "R", "cert", "-h", "export"],
+        ["cert", "export", "--slot", "bogus", "-h"],
+        ["cert", "export", "-h", "--slot", "bogus"],
+        ["tls", "connect", "-qh"],
+        ["--card-timeout", "x", "status", "-h"],
+        ["status", "-h", "--bogus"],
+        ["sign", "--", "-h"],
+    ]
+    for args in cases:
+        code, out, err = run_fast(args, COLUMNS="80")
+        expected = run_click(args, COLUMNS="80")
+        if code is None:
+            assert out == err == b""
+            assert expected[0] != 0 or not expected[1].startswith(b"Usage:"), args
+        else:
+            assert (code, out, err) == expected, args
+
+
+# --- completion, differential ------------------------------------------------------------------
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+def completion_env(shell: str, args: list[str], incomplete: str) -> dict[str, str | None]:
+    """The variables the shell's completion script sets for ``opcard ARGS INCOMPLETE<TAB>``."""
+    if shell == "fish":  # commandline -cp, commandline -t
+        words = " ".join(["opcard", *args]) + " " + incomplete
+        cword = incomplete
+    else:
+        words = " ".join(["opcard", *args, incomplete])
+        cword = str(len(args) + 1)
+    return {"_OPCARD_COMPLETE": f"{shell}_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
+
+
+def fast_complete(env: dict[str, str | None]) -> bytes | None:
+    code, out, err = run_fast([], **env)
+    assert err == b""
+    if code is None:
+        assert out == b""
+        return None
+    assert code == 0
+    return out
+
+
+def click_complete(env: dict[str, str | None]) -> bytes | Exception:
+    from click.shell_completion import shell_complete
+
+    with environment(**env), Captured() as io_:
+        try:
+            shell_complete(cli, {}, "opcard", "_OPCARD_COMPLETE", str(env["_OPCARD_COMPLETE"]))
+        except Exception as e:  # click's own failure (a traceback for the user)
+            return e
+    return io_.output
+
+
+def completion_cases() -> list[tuple[list[str], str]]:
+    """(complete words, incomplete word) for every command path: sub-command prefixes,
+    option names and their prefixes, option values (choices, paths, files), ``--opt=``
+    forms, ``--``, repeated options, unknown words."""
+    cases: list[tuple[list[str], str]] = []
+    for path in PATHS:
+        words = path.split()
+        node = NODES[path]
+        for i in range(len(words)):  # every prefix of the path
+            cases += [(words[:i], words[i][:1]), (words[:i], words[i])]
+        cases += [(words, ""), (words, "-"), (words, "--"), (words, "x"), (words, "=")]
+        cases += [([*words, "--"], ""), ([*words, "--"], "-"), ([*words, "bogus"], "")]
+        cases += [([*words, "--bogus"], ""), (["--debug", *words], "--")]
+        for name in node["sub"] or {}:
+            cases.append((words, name[:2]))
+        for p in node["params"]:
+            if p["argument"]:
+                continue
+            for name in (*p["opts"], *p["secondary"]):
+                cases += [(words, name), (words, name[:3])]
+            name = p["opts"][-1]
+            if p["flag"]:
+                cases += [([*words, name], "-"), ([*words, name], "")]
+                continue
+            values = list(p["type"][3]) if p["type"][0] == "choice" else ["", "v"]
+            cases += [([*words, name], ""), ([*words, name], "-")]
+            cases += [([*words, name, values[0]], "-"), ([*words, name, values[0]], "")]
+            for v in values:
+                cases += [([*words, name], v[:1]), (words, f"{name}={v[:1]}")]
+                cases += [([*words, name], v.upper()[:2])]
+            cases.append(([*words, name], "/tmp/x"))
+    return cases
+
+
+CASES = completion_cases()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_completion_equals_click(shell: str) -> None:
+    for args, incomplete in CASES:
+        env = completion_env(shell, args, incomplete)
+        got = fast_complete(env)
+        expected = click_complete(env)
+        assert got is not None or "socket" in env["COMP_WORDS"], f"declined {env}"
+        if got is not None:
+            assert got == expected, env
+
+
+def vocabulary() -> list[str]:
+    words = {w for path in PATHS for w in path.split()}
+    for node in NODES.values():
+        for p in node["params"]:
+            words.update(p["opts"] if not p["argument"] else ())
+            words.update(p["secondary"])
+            if p["type"][0] == "choice":
+                words.update(p["type"][1])
+    words.update(["--", "-", "=", "-vh", "-o-", "--slot=", "--format=d", "x", "0", "-1", "--bogus"])
+    return sorted(words)
+
+
+VOCABULARY = vocabulary()
+PLAIN_WORD = st.one_of(
+    st.sampled_from(VOCABULARY),
+    st.sampled_from(VOCABULARY).map(lambda w: w[: max(1, len(w) // 2)]),
+    st.text("abcdefghijklmnopqrstuvwxyz-=_.,:/0123456789ÄéŁ", min_size=1, max_size=6),
+)
+
+
+@FAST_SETTINGS
+@given(
+    shell=st.sampled_from(SHELLS),
+    words=st.lists(PLAIN_WORD, max_size=8),
+    incomplete=st.one_of(st.just(""), PLAIN_WORD),
+    cword_shift=st.sampled_from([0, 0, 0, 0, -1, -2, 1]),
+    spacing=st.sampled_from([" ", " ", "  ", "\t", " \n "]),
+)
+def test_completion_words_equal_click(
+    shell: str, words: list[str], incomplete: str, cword_shift: int, spacing: str
+) -> None:
+    """Command lines of plain words (commands, options, values, prefixes, garbage; the cursor
+    anywhere for bash and zsh): fast answers, as click does."""
+    env = completion_env(shell, words, incomplete)
+    env["COMP_WORDS"] = str(env["COMP_WORDS"]).replace(" ", spacing)
+    if shell != "fish":
+        env["COMP_CWORD"] = str(max(0, len(words) + 1 + cword_shift))
+    got = fast_complete(env)
+    expected = click_complete(env)
+    if got is None:
+        assert "--socket" in words, f"declined {env}"
+    else:
+        assert got == expected, env
