@@ -11,6 +11,7 @@ import click
 
 from opcard.cli.state import (
     SLOTS,
+    Failure,
     State,
     UsageProblem,
     binary_stdout,
@@ -23,6 +24,7 @@ from opcard.cli.state import (
 
 __all__ = [
     "SLOTS",
+    "Failure",
     "State",
     "UsageProblem",
     "binary_stdout",
@@ -49,6 +51,11 @@ def pass_state(f: F) -> F:
             raise RuntimeError("no opcard State in the click context")
         try:
             return ctx.invoke(f, state, *args, **kwargs)
+        except Failure as e:
+            from opcard.cli.errors import CliError
+            from opcard.exitcodes import ExitCode
+
+            raise CliError(e.message, ExitCode(e.code), e.hint) from e
         except UsageProblem as e:
             if e.invalid_value:
                 raise click.BadParameter(e.message, param_hint=e.param_hint) from None

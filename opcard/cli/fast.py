@@ -38,13 +38,15 @@ if TYPE_CHECKING:
 
 __all__ = ["RUNNERS", "Decline", "main", "parse", "resolve"]
 
-#: The commands run here: path → (module, function, whether it takes the State first). Each
-#: function takes the command's parameters by name, as its click command passes them.
-RUNNERS: dict[str, tuple[str, str, bool]] = {
-    "list": ("opcard.cli.run.status", "list_readers", False),
-    "status": ("opcard.cli.run.status", "show_status", True),
-    "cert export": ("opcard.cli.run.cert", "export_certificate", True),
-    "sign": ("opcard.cli.run.sign", "sign", True),
+#: The commands run here: path → (module, function, whether it takes the State first, and the
+#: module's function saying whether it runs these values here or None: always). Each function
+#: takes the command's parameters by name, as its click command passes them.
+RUNNERS: dict[str, tuple[str, str, bool, str | None]] = {
+    "list": ("opcard.cli.run.status", "list_readers", False, None),
+    "status": ("opcard.cli.run.status", "show_status", True, None),
+    "cert export": ("opcard.cli.run.cert", "export_certificate", True, None),
+    "sign": ("opcard.cli.run.sign", "sign", True, None),
+    "serve": ("opcard.cli.run.serve", "serve_stdio", True, "runs_here"),
 }
 
 _UTF8 = frozenset({"utf-8", "utf8"})
@@ -346,10 +348,13 @@ def _run(args: list[str]) -> int:
     runner = RUNNERS.get(path)
     if runner is None:
         raise Decline
-    files = _open_files(node, values)
     import importlib
 
-    function: Callable[..., None] = getattr(importlib.import_module(runner[0]), runner[1])
+    module = importlib.import_module(runner[0])
+    if runner[3] is not None and not getattr(module, runner[3])(values):
+        raise Decline
+    function: Callable[..., None] = getattr(module, runner[1])
+    files = _open_files(node, values)
     return _invoke(function, runner[2], root, values, files, node)
 
 
@@ -363,9 +368,12 @@ def _invoke(
 ) -> int:
     """Run a command as the click root group runs it (:class:`opcard.cli.app.OpcardGroup`):
     the card closed after it, every failure one or two lines and an exit code."""
-    from opcard.cli.state import UsageProblem, begin, echo, error_lines
+    from opcard.cli.state import Failure, UsageProblem, begin, echo, error_lines
 
     state, restore = begin(**root)
+    code: int
+    message: str
+    hint: str
     try:
         try:
             if takes_state:
@@ -389,6 +397,8 @@ def _invoke(
         from opcard.exitcodes import ExitCode
 
         code, message, hint = ExitCode.Interrupted, "interrupted", ""
+    except Failure as e:
+        code, message, hint = e.code, e.message, e.hint
     except Exception as exc:
         if state.debug:
             import traceback

@@ -27,7 +27,6 @@ from opcard.serve.stdio import EscapingFormatter as _EscapingFormatter  # noqa: 
 if TYPE_CHECKING:
     from opcard.serve.confirm import Confirmation
     from opcard.serve.pcsc import PcscMonitor
-    from opcard.serve.slots import Registry
 
 __all__ = ["serve"]
 
@@ -221,6 +220,7 @@ def serve(
       ssh -I /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so host
     """
     from opcard.cli.backend import PcscBackend, current
+    from opcard.cli.run.serve import attach_backend_cards, check_limits, serve_stdio
     from opcard.serve.activation import listen_sockets
     from opcard.serve.errors import SocketError
     from opcard.serve.limits import HANDSHAKE_TIMEOUT, SLOW_AFTER, Limits
@@ -228,11 +228,7 @@ def serve(
     from opcard.serve.slots import Registry
     from opcard.serve.stdio import configure_logging, operator_login
 
-    if max_per_process > max_connections:
-        raise click.BadParameter(
-            f"must not exceed --max-connections ({max_connections})",
-            param_hint="--max-per-process",
-        )
+    check_limits(max_connections, max_per_process)
     if sum((status, install, uninstall, stdio)) > 1:
         raise click.UsageError("choose one of --status, --install, --uninstall, --stdio")
     if (shared or systemd_units is not None) and not install:
@@ -257,21 +253,18 @@ def serve(
     confirmation = _confirmation(confirm, confirm_command, confirm_timeout)
     if stdio and socket_path is not None:
         raise click.UsageError("--stdio serves standard input/output, not a --socket")
-    if stdio and login and pin is None and pin_file is None and not os.environ.get("OPCARD_PIN"):
-        raise click.UsageError(
-            "--stdio cannot ask for the PIN (standard input is the protocol): give --pin-file "
-            "or OPCARD_PIN with --login, or let the client log in"
-        )
+    if stdio:
+        serve_stdio(
+            state, readers=readers, serials=serials, login=login, pin=pin, pin_file=pin_file,
+            log_level=log_level, poll=poll, max_connections=max_connections,
+            max_per_process=max_per_process, frame_timeout=frame_timeout,
+            idle_timeout=idle_timeout, confirmation=confirmation,
+        )  # fmt: skip
+        return
     if state.reader:
         readers = (*readers, state.reader)
     if state.serial:
         serials = (*serials, state.serial)
-    if stdio:
-        _serve_stdio(
-            readers, serials, log_level, poll, frame_timeout, idle_timeout, confirmation,
-            login, pin, pin_file,
-        )  # fmt: skip
-        return
     try:
         activated = listen_sockets()
     except SocketError as e:
@@ -292,7 +285,7 @@ def serve(
             monitor = PcscMonitor(registry, readers=readers, serials=serials, interval=poll)
             monitor.scan()
         else:  # an embedder's (or the tests') cards
-            _attach_backend_cards(registry, readers, serials)
+            attach_backend_cards(registry, readers, serials)
         if login or pin is not None or pin_file is not None:
             if monitor is not None and not registry.slots(present_only=True):
                 in_use = monitor.in_use_error()  # nothing to log in to: say why
@@ -393,58 +386,6 @@ def _status(path: Path) -> None:
     echo(f"P11_KIT_SERVER_ADDRESS=unix:path={found.path}")
     for t in found.tokens:
         echo(f"  {t.label}: card {t.serial} ({t.model}, {t.manufacturer}), slot {t.slot:#x}")
-
-
-def _serve_stdio(
-    readers: tuple[str, ...],
-    serials: tuple[str, ...],
-    log_level: str | None,
-    poll: float,
-    frame_timeout: float,
-    idle_timeout: float | None,
-    confirmation: Confirmation | None,
-    login: bool,
-    pin: str | None,
-    pin_file: str | None,
-) -> None:
-    """``--stdio``: :func:`opcard.serve.stdio.serve_stdio`, the same function as ``python -m
-    opcard.serve --stdio`` (the command line adds the PIN options, ``--confirm`` and its
-    backend's cards in tests and embedders)."""
-    from opcard.cli.backend import PcscBackend, current
-    from opcard.serve.errors import SocketError
-    from opcard.serve.stdio import STDIO_LOG_LEVEL, serve_stdio, stdio_limits
-
-    def login_pin() -> str:
-        return read_pin(USER, pin, pin_file, prompt="User PIN")
-
-    def attach(registry: Registry) -> None:
-        _attach_backend_cards(registry, readers, serials)
-
-    try:
-        serve_stdio(
-            readers,
-            serials,
-            log_level=log_level or STDIO_LOG_LEVEL,
-            poll=poll,
-            limits=stdio_limits(frame_timeout, idle_timeout),
-            confirmation=confirmation,
-            login_pin=login_pin if login or pin is not None or pin_file is not None else None,
-            attach=None if isinstance(current(), PcscBackend) else attach,
-        )
-    except SocketError as e:
-        raise CliError(str(e)) from e
-
-
-def _attach_backend_cards(
-    registry: Registry, readers: tuple[str, ...], serials: tuple[str, ...]
-) -> None:
-    from opcard.cli.backend import current
-
-    backend = current()
-    wanted: list[tuple[str | None, str | None]] = [(s, None) for s in serials]
-    wanted += [(None, r) for r in readers]
-    for serial, reader in wanted or [(None, None)]:
-        registry.attach(backend.open_card(serial=serial, reader=reader))
 
 
 def _wait_for_a_signal() -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SLOTS",
     "State",
+    "Failure",
     "UsageProblem",
     "begin",
     "binary_stdout",
@@ -140,6 +141,17 @@ def begin(
             os.environ[name] = old
 
     return state, restore
+
+
+class Failure(Exception):
+    """A failure the command itself describes: ``opcard: error: MESSAGE`` (and the hint) with
+    ``code`` as exit code — click's :class:`opcard.cli.errors.CliError`, without click."""
+
+    def __init__(self, message: str, code: int = 1, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.hint = hint
 
 
 def to_slot(name: str) -> KeySlot:
