@@ -80,9 +80,9 @@ def list_readers(as_json: bool) -> None:
 def _iso(timestamp: int | None) -> str | None:
     if not timestamp:
         return None
-    from datetime import UTC, datetime
+    import time  # not datetime (~1.4 ms to import): the same text for the card's 4-byte times
 
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def _text(data: bytes | None) -> str | None:
