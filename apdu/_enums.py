@@ -1,4 +1,4 @@
-"""Integer enumerations that cost a third of a class statement to create (issue #15).
+"""Integer enumerations that cost less than half a class statement to create (issue #15).
 
 The protocol layer names about two hundred numbers (instructions, data object tags, status
 words, …) as :class:`~enum.IntEnum` and :class:`~enum.IntFlag` members, and every command of
@@ -7,9 +7,9 @@ and 40 µs per class in :class:`~enum.EnumType`'s checks, some 3 ms of a start-u
 few tens. The standard library builds its own large enumerations (``re.RegexFlag``,
 ``http.HTTPStatus``) with ``enum._simple_enum``, which turns an ordinary class into the same
 enumeration without those checks; this module does the same, checked the same way
-(tests/unit/test_enums.py compares every enumeration built here with the one a class statement
-builds, with ``enum._test_simple_enum`` and by behaviour: members, values, repr, str, format,
-pickling, lookups, flag arithmetic).
+(tests/unit/test_enums.py and test_enums_opcard.py compare each enumeration built here with the
+one a class statement builds, with ``enum._test_simple_enum`` and by behaviour: members,
+values, repr, str, format, pickling, lookups, flag arithmetic, where the members are kept).
 
 Usage — the body is an ordinary enumeration's; type checkers see an ``IntEnum``::
 
@@ -19,9 +19,10 @@ Usage — the body is an ordinary enumeration's; type checkers see an ``IntEnum`
         PW1_OTHER = 0x82
 
 The result is a real ``IntEnum`` (``IntFlag`` for :class:`IntFlagBody`): same members, values,
-methods, properties and docstring. Values must be unique (what ``@enum.unique`` checks: an alias
-raises ValueError). Without ``enum._simple_enum`` (another Python), the class is built by
-:class:`~enum.EnumType` itself, as a class statement would.
+methods, properties and docstring (None without one, as a class statement leaves it). Values
+must be unique (what ``@enum.unique`` checks: an alias raises ValueError). Without
+``enum._simple_enum`` (another Python), the class is built by :class:`~enum.EnumType` itself, as
+a class statement would.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ else:
             enum_class = _simple_enum(etype)(cls)
         else:
             enum_class = _by_class_statement(cls, etype)
+        if cls.__dict__.get("__doc__") is None:  # _simple_enum writes 'An enumeration.'
+            type.__setattr__(enum_class, "__doc__", None)  # a class statement leaves none
         members: Any = enum_class.__members__
         if len(members) != len(enum_class._value2member_map_):
             aliases = ", ".join(f"{n} -> {m.name}" for n, m in members.items() if n != m.name)

@@ -160,6 +160,18 @@ def test_fast_enum_refuses_duplicate_values_as_unique_does() -> None:
             B = 1
 
 
+def test_fast_enum_without_a_docstring_has_none_as_a_class_statement() -> None:
+    @fast_enum
+    class Bare(IntEnumBody):
+        A = 1
+
+    class Statement(IntEnum):
+        A = 1
+
+    assert Bare.__doc__ is None and Statement.__doc__ is None
+    assert repr(Bare.A) == "<Bare.A: 1>"
+
+
 def test_fast_enum_makes_flags() -> None:
     @fast_enum
     class Bits(IntFlagBody):
