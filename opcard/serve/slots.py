@@ -78,6 +78,7 @@ class Slot:
     """One card's slot. Touch ``card`` and ``session`` only while holding ``lock``."""
 
     __slots__ = (
+        "_session",
         "card",
         "description",
         "generation",
@@ -85,7 +86,6 @@ class Slot:
         "lock",
         "number",
         "operator_login",
-        "session",
         "slot_id",
         "version",
     )
@@ -110,7 +110,7 @@ class Slot:
         self.description = description
         self.lock = threading.RLock() if lock is None else lock
         self.card = card
-        self.session = session
+        self._session = session
         #: Changes whenever the token goes or comes: sessions opened before are stale.
         self.generation = generation
         #: The login was given to the daemon (``opcard serve --login``): C_Logout keeps it.
@@ -126,8 +126,23 @@ class Slot:
         return self.card is not None
 
     @property
+    def session(self) -> Session | None:
+        """The daemon's one session on the card (None without a card). Made when first used,
+        not when the card is attached: opening the session loads :mod:`opcard.session` and
+        the signing rules (3 ms), which the first C_GetSlotList of an on-demand server does
+        not need (issue #15). Making it sends nothing to the card."""
+        session = self._session
+        if session is None and self.card is not None:
+            session = self._session = self.card.session()
+        return session
+
+    @session.setter
+    def session(self, session: Session | None) -> None:
+        self._session = session
+
+    @property
     def logged_in(self) -> bool:
-        session = self.session
+        session = self._session  # a session not made yet has no login
         return session is not None and session.user_logged_in
 
     def login_operator(self, pin: str | bytes) -> None:
@@ -255,7 +270,7 @@ class Registry:
                     logger.warning("card %s is already served in slot %#x", card.serial, slot_id)
                 return slot
             slot.card = card
-            slot.session = card.session()
+            slot.session = None  # the card's session, made when first used (Slot.session)
             slot.description = name
             slot.version = card.aid.version
             slot.operator_login = False
@@ -282,7 +297,7 @@ class Registry:
                     slot.description,
                 )
         with slot.lock:
-            card, session = slot.card, slot.session
+            card, session = slot.card, slot._session  # (a session never made: none to close)
             if card is None:
                 return
             slot.card = slot.session = None

@@ -8,7 +8,8 @@ lazy must not silently go.
   and :mod:`socket` (the stdio server binds no socket: the C socket type serves),
   :mod:`datetime`, :mod:`argparse` (a plain command line is read without it) nor the exit
   codes (loaded when something failed): without a reader, and with the emulated card (marked
-  ``pcsc``: the session the server opens on the card loads none of them either);
+  ``pcsc``: the card's slot makes its session when first used, so not even
+  :mod:`opcard.session` is loaded);
 - the command line's ``python -m opcard.serve`` options read without argparse are the values
   argparse gives (a fuzzed comparison), and argparse still reads and refuses the others;
 - ``opcard sign``'s library path (``opcard.session``, ``opcard.pkcs11.mechanisms``: log in,
@@ -55,11 +56,8 @@ NOT_BEFORE_THE_FIRST_ANSWER = (
     "selectors",
     "opcard.exitcodes",
 )
-#: What opening the card (the monitor's scan, the session the registry opens) loads.
-CARD_MODULES = ("opcard.card", "opcard.session", "apdu.openpgp.applet")
-#: What the session brings of the list above (the hash rows and the signing rules, which
-#: load neither the PKCS#11 constants nor cryptography: 1 ms).
-SESSION_MODULES = ("opcard.pkcs11.mechanisms", "opcard.hashes")
+#: What opening the card (the monitor's scan) loads.
+CARD_MODULES = ("opcard.card", "apdu.openpgp.applet")
 
 #: Runs ``python -m opcard.serve`` and prints, when the serving child ends, the modules it
 #: loaded (the started process exits through os._exit: it prints nothing).
@@ -143,16 +141,15 @@ def test_stdio_route_without_a_reader() -> None:
 
 @pytest.mark.pcsc
 def test_stdio_route_with_a_card(emulator: Callable[..., Any]) -> None:
-    """The card is opened and its session made (the registry's), the token listed: still none
-    of the tables, cryptography, logging or argparse (a reader name with spaces, a log level,
-    a poll interval: the plain command line ``--install`` writes)."""
+    """The card is opened and its token listed: none of the tables, cryptography, logging or
+    argparse, and no session yet (a reader name with spaces, a log level, a poll interval: the
+    plain command line ``--install`` writes)."""
     emu = emulator(profile="extended", personalize="demo-ecc")
     argv = ["--stdio", "--reader", emu.reader, "--log-level", "warning", "--poll=0.5"]
     count, modules, log = first_slot_list(argv)
     assert count == 1 and log == []
     assert set(CARD_MODULES) <= modules
-    forbidden = tuple(m for m in NOT_BEFORE_THE_FIRST_ANSWER if m not in SESSION_MODULES)
-    assert offending(modules, forbidden) == []
+    assert offending(modules, (*NOT_BEFORE_THE_FIRST_ANSWER, "opcard.session")) == []
 
 
 def test_log_lines_load_logging_when_written() -> None:
