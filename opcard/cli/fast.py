@@ -209,9 +209,11 @@ def _convert(p: Param, raw: Any) -> Any:
             return raw
         try:
             st = os.stat(raw)
-        except (OSError, ValueError):
+        except OSError:
             if not exists:
                 return raw
+            raise Decline from None
+        except ValueError:  # a NUL: click.Path lets os.stat's ValueError through
             raise Decline from None
         import stat
 
@@ -258,7 +260,12 @@ def _open_files(node: Node, values: dict[str, Any]) -> list[Any]:
         if p["plain"] and p["type"][0] == "file" and values.get(p["name"]) is not None:
             raw = values[p["name"]]
             if raw == "-":
-                values[p["name"]] = sys.stdin.buffer
+                stdin = getattr(sys.stdin, "buffer", None)
+                if stdin is None:  # no standard input: click's business (it fails)
+                    for g in opened:
+                        g.close()
+                    raise Decline
+                values[p["name"]] = stdin
                 continue
             try:
                 f = open(raw, "rb")  # noqa: SIM115 - closed after the command
@@ -461,8 +468,14 @@ def _complete(instruction: str) -> int:
             lines.append(f"{kind},{value}\t{flat}")
         else:
             lines.append(f"{kind},{value}")
-    out = sys.stdout.buffer
-    out.write(("\n".join(lines) + "\n").encode())
+    try:
+        data = ("\n".join(lines) + "\n").encode()
+    except UnicodeEncodeError:  # a word that was not UTF-8: click fails on it, not us
+        raise Decline from None
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # no standard output, or a text-only one: click's business
+        raise Decline
+    out.write(data)
     out.flush()
     return 0
 
@@ -532,5 +545,7 @@ def _value_completions(p: Param, incomplete: str) -> list[tuple[str, str, str | 
     if kind[0] == "file":
         return [("file", incomplete, None)]
     if kind[0] == "other":
+        if len(kind) > 1:  # a path or file click converts otherwise: completed alike
+            return [(kind[1], incomplete, None)]
         raise Decline
     return []

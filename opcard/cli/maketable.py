@@ -37,7 +37,10 @@ HELPTEXT = HERE / "helptext.py"
 
 def _type(param: click.Parameter, ctx: click.Context) -> tuple[Any, ...]:
     """The parameter's type as a tuple :mod:`opcard.cli.fast` converts with (or ``("other",)``:
-    the fast front end then leaves the command to click)."""
+    the fast front end then leaves the command to click; ``("other", "file"|"dir")`` for a path
+    or file it does not convert but completes as click does)."""
+    if getattr(param, "_custom_shell_complete", None) is not None:
+        return ("other",)  # completed by a function of its own
     kind = param.type
     if isinstance(kind, click.Choice):
         choices = tuple(str(c) for c in kind.choices)
@@ -50,7 +53,7 @@ def _type(param: click.Parameter, ctx: click.Context) -> tuple[Any, ...]:
         return (name, kind.min, kind.max, bool(kind.min_open), bool(kind.max_open), kind.clamp)
     if isinstance(kind, click.Path):
         if kind.type is not None or kind.resolve_path or kind.executable:
-            return ("other",)
+            return ("other", "dir" if kind.dir_okay and not kind.file_okay else "file")
         return (
             "path",
             bool(kind.exists),
@@ -62,7 +65,7 @@ def _type(param: click.Parameter, ctx: click.Context) -> tuple[Any, ...]:
         )
     if isinstance(kind, click.File):
         if kind.mode != "rb" or kind.lazy:
-            return ("other",)
+            return ("other", "file")
         return ("file", kind.mode)
     if isinstance(kind, click.types.StringParamType):
         return ("str",)
