@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 
 from apdu.record import Record, field
 from opcard.serve.log import logger
-from opcard.text import escape
 
 if TYPE_CHECKING:
     import subprocess
@@ -98,6 +97,8 @@ class PeerProcess(Record):
 
     def describe(self) -> str:
         """``pid 1234, /usr/bin/ssh: ssh -N -R … host`` (escaped, shortened)."""
+        from opcard.text import escape  # (unicodedata: not at the server's start-up)
+
         program = escape(self.exe) if self.exe is not None else "unknown program"
         command = escape(self.command)
         if len(command) > _COMMAND_SHOWN:
@@ -147,6 +148,8 @@ _OPERATIONS = {
 
 def prompt_text(use: KeyUse, peer: PeerProcess, *, forwarded: bool) -> str:
     """The prompt: the operation, the key, the card and the peer; every part escaped."""
+    from opcard.text import escape
+
     what = _OPERATIONS.get(use.operation, escape(use.operation))
     kind = "a forwarded connection" if forwarded else "a connection"
     return (
@@ -191,6 +194,8 @@ class Confirmation(Record):
         (and :meth:`cancel` was not called)."""
         if self._cancelled.is_set():
             return False
+        from opcard.text import escape
+
         prompt = prompt_text(use, peer, forwarded=peer.forwarded)
         env = dict(os.environ)
         env.update(

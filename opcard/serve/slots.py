@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -71,7 +70,19 @@ def abort_card_io(card: Card) -> bool:
 def held_slot_id(reader: str) -> int:
     """The slot id for ``reader`` while its card is held by another program (stable for the
     reader name; never equal to a card's :func:`slot_id_of`)."""
-    return _HELD_SLOT_BASE | zlib.crc32(reader.encode("utf-8", "surrogateescape"))
+    return _HELD_SLOT_BASE | _crc32(reader.encode("utf-8", "surrogateescape"))
+
+
+def _crc32(data: bytes) -> int:
+    """CRC-32 (ISO-HDLC, IEEE 802.3: what ``zlib.crc32`` computes) of a reader's name: a few
+    bytes, bit by bit, where loading zlib would cost the on-demand server 0.4 ms of start-up
+    (tests/unit/test_lazy_imports_serve.py compares the two)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
 
 
 class Slot:

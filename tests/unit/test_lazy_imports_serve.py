@@ -55,6 +55,8 @@ NOT_BEFORE_THE_FIRST_ANSWER = (
     "socket",
     "selectors",
     "opcard.exitcodes",
+    "zlib",
+    "opcard.text",
 )
 #: What opening the card (the monitor's scan) loads.
 CARD_MODULES = ("opcard.card", "apdu.openpgp.applet")
@@ -326,3 +328,22 @@ def test_signing_a_digest_loads_no_tables(variant: str) -> None:
     assert "opcard.session" in modules
     opcard_modules = {m for m in modules if m.startswith("opcard")}
     assert offending(opcard_modules, SIGN_PATH_FORBIDDEN) == []
+
+
+def test_held_slot_ids_are_zlib_s_crc32() -> None:
+    import zlib
+
+    from opcard.serve.slots import _HELD_SLOT_BASE, _crc32, held_slot_id
+
+    rng = random.Random(32)
+    samples = [
+        b"",
+        b"a",
+        b"Virtual PCD 00 00",
+        "Lecteur é \udcff".encode("utf-8", "surrogateescape"),
+    ]
+    samples += [rng.randbytes(rng.randrange(0, 80)) for _ in range(300)]
+    for data in samples:
+        assert _crc32(data) == zlib.crc32(data), data
+    reader = "Virtual PCD 00 01"
+    assert held_slot_id(reader) == _HELD_SLOT_BASE | zlib.crc32(reader.encode())
