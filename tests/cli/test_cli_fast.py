@@ -30,6 +30,7 @@ import io
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -668,3 +669,245 @@ def test_sign_from_closed_stdin_declines() -> None:
         with pytest.raises(fast.Decline):
             fast._open_files(NODES[path], values)
         assert open_fds() == before
+
+
+# --- both front ends on the emulated card (pcscd + vpcd) ----------------------------------------
+
+SERIAL = 0x0C11A0F5
+
+#: Runs opcard's entry point (fast first, click when it declines) or click alone, and writes
+#: the modules loaded at exit to the file named by $OPCARD_TEST_MODULES.
+ROUTE_CODE = """
+import atexit, os, sys
+def _modules():
+    with open(os.environ["OPCARD_TEST_MODULES"], "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+atexit.register(_modules)
+if sys.argv[1] == "fast":
+    del sys.argv[1]
+    from opcard.cli import main
+    main()
+else:
+    del sys.argv[1]
+    from opcard.cli.app import cli
+    cli.main(prog_name="opcard")
+"""
+
+
+class Route:
+    def __init__(
+        self, code: int, stdout: bytes, stderr: bytes, modules: set[str], apdus: list[Any]
+    ):
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+        self.modules, self.apdus = modules, apdus
+
+    def outcome(self) -> tuple[int, bytes, bytes]:
+        """Exit code, stdout and stderr; the times of ``-v``'s APDU lines left out."""
+        import re
+
+        return self.code, self.stdout, re.sub(rb"\d+\.\d+ ms\)", b"ms)", self.stderr)
+
+
+@pytest.fixture(scope="module")
+def rsa_card(pcscd: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The demo RSA card (extended profile) for the module, with an APDU log."""
+    from conftest import DEFAULT_PORT, Emulator
+
+    workdir = tmp_path_factory.mktemp("fast-card")
+    emulator = Emulator(
+        workdir,
+        profile="extended",
+        personalize="demo-rsa",
+        port=DEFAULT_PORT,
+        apdu_log=workdir / "apdu.log",
+        opts={"serial": SERIAL},
+    )
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def _settled_log(card: Any) -> list[tuple[str, str]]:
+    """The card's APDU log once it stops growing (the emulator may still be writing)."""
+    import time
+
+    last: list[tuple[str, str]] = []
+    for _ in range(100):
+        entries = [(e.direction, e.text) for e in card.log_entries()]
+        if entries == last:
+            return entries
+        last = entries
+        time.sleep(0.02)
+    return last
+
+
+def run_route(
+    card: Any,
+    route: str,
+    args: list[str],
+    tmp_path: Path,
+    *,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+) -> Route:
+    import subprocess
+
+    modules = tmp_path / f"modules-{route}"
+    environment_ = {k: v for k, v in os.environ.items() if not k.startswith("OPCARD_")}
+    environment_.pop("_OPCARD_COMPLETE", None)
+    environment_.update(env or {})
+    environment_["OPCARD_TEST_MODULES"] = str(modules)
+    before = len(_settled_log(card))
+    proc = subprocess.run(
+        [sys.executable, "-c", ROUTE_CODE, route, *args],
+        input=stdin,
+        capture_output=True,
+        env=environment_,
+        timeout=60,
+        check=False,
+    )
+    apdus = _settled_log(card)[before:]
+    return Route(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        set(modules.read_text().split()),
+        apdus,
+    )
+
+
+def both_routes(card: Any, args: list[str], tmp_path: Path, **kw: Any) -> tuple[Route, Route]:
+    """The command through opcard's entry point and through click alone: same stdout, stderr,
+    exit code and APDUs; the entry point without click."""
+    fast_ = run_route(card, "fast", args, tmp_path, **kw)
+    click_ = run_route(card, "click", args, tmp_path, **kw)
+    assert fast_.outcome() == click_.outcome(), args
+    assert fast_.apdus == click_.apdus, args
+    assert "click" in click_.modules
+    assert not {m for m in fast_.modules if m.split(".")[0] == "click"}, args
+    return fast_, click_
+
+
+@pytest.fixture
+def pin_file(tmp_path: Path) -> str:
+    from conftest import PW1
+
+    path = tmp_path / "pin"
+    path.write_text(PW1 + "\n")
+    return str(path)
+
+
+def test_card_list_and_status(rsa_card: Any, tmp_path: Path) -> None:
+    reader = rsa_card.reader
+    for args, env in [
+        (["list"], None),
+        (["list", "--json"], None),
+        (["--reader", reader, "status"], None),
+        (["status", "--json"], {"OPCARD_READER": reader}),
+        (["-v", "--serial", f"{SERIAL:08X}", "--reader", reader, "status"], None),
+    ]:
+        fast_, _ = both_routes(rsa_card, args, tmp_path, env=env)
+        assert fast_.code == 0, fast_.stderr
+        assert reader.encode() in fast_.stdout or args[0] != "list"
+        if args[0] != "list":
+            assert fast_.apdus and fast_.stdout
+
+
+def test_card_cert_export(rsa_card: Any, tmp_path: Path) -> None:
+    from cryptography import x509
+
+    reader = rsa_card.reader
+    pem, _ = both_routes(rsa_card, ["--reader", reader, "cert", "export"], tmp_path)
+    der, _ = both_routes(
+        rsa_card, ["--reader", reader, "cert", "export", "--format", "DER"], tmp_path
+    )
+    assert x509.load_pem_x509_certificate(pem.stdout) == x509.load_der_x509_certificate(der.stdout)
+    written = {}
+    for route in ("fast", "click"):
+        out = tmp_path / f"sig-{route}.pem"
+        result = run_route(
+            rsa_card,
+            route,
+            ["--reader", reader, "cert", "export", "--slot", "sig", "-o", str(out)],
+            tmp_path,
+        )
+        assert result.outcome() == (0, b"", b"")
+        written[route] = out.read_bytes()
+    assert written["fast"] == written["click"]
+    sig = x509.load_pem_x509_certificate(written["fast"])
+    assert "SIG" in sig.subject.rfc4514_string()
+
+
+def test_card_sign(rsa_card: Any, tmp_path: Path, pin_file: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    reader = rsa_card.reader
+    data = tmp_path / "data"
+    data.write_bytes(b"signed by both front ends\n")
+    cert = run_route(
+        rsa_card, "click", ["--reader", reader, "cert", "export", "--slot", "sig"], tmp_path
+    )
+    public = x509.load_pem_x509_certificate(cert.stdout).public_key()
+    for args, stdin, hash_ in [
+        (["sign", "--pin-file", pin_file, str(data)], b"", hashes.SHA256()),
+        (
+            ["sign", "--hash", "sha384", "--pin-file", pin_file, "-"],
+            data.read_bytes(),
+            hashes.SHA384(),
+        ),
+    ]:
+        fast_, _ = both_routes(rsa_card, ["--reader", reader, *args], tmp_path, stdin=stdin)
+        assert fast_.code == 0, fast_.stderr
+        public.verify(fast_.stdout, data.read_bytes(), padding.PKCS1v15(), hash_)  # type: ignore[union-attr]
+
+
+def test_card_errors(rsa_card: Any, tmp_path: Path, pin_file: str) -> None:
+    reader = rsa_card.reader
+    data = tmp_path / "data"
+    data.write_bytes(b"x")
+    usage, _ = both_routes(
+        rsa_card,
+        ["--reader", reader, "sign", "--slot", "dec", "--pin-file", pin_file, str(data)],
+        tmp_path,
+    )
+    assert usage.code == 2 and b"Invalid value for --slot" in usage.stderr and not usage.apdus
+    unreadable, _ = both_routes(
+        rsa_card,
+        ["--reader", reader, "sign", "--pin-file", str(tmp_path / "no-pin"), str(data)],
+        tmp_path,
+    )
+    assert unreadable.code == 2 and unreadable.stdout == b""
+    assert b"Error: Invalid value: cannot read " in unreadable.stderr
+    no_reader, _ = both_routes(rsa_card, ["--reader", "No Such Reader 00", "status"], tmp_path)
+    assert no_reader.code == 3 and no_reader.stderr.startswith(b"opcard: error: ")
+    # --debug: the same exceptions and error lines; the frames above the command's function
+    # are the front end's own (fast._invoke; click's invoke chain)
+    args = ["--debug", "--reader", "No Such Reader 00", "status"]
+    fast_ = run_route(rsa_card, "fast", args, tmp_path)
+    click_ = run_route(rsa_card, "click", args, tmp_path)
+    assert fast_.code == click_.code == 3 and fast_.stdout == click_.stdout == b""
+    assert [x for x in fast_.stderr.splitlines() if x[:1] != b" "] == [
+        x for x in click_.stderr.splitlines() if x[:1] != b" "
+    ]
+    assert fast_.stderr.count(b"Traceback") == 2 and "click" not in fast_.modules
+    # last (it changes the card): a slot without its certificate
+    from conftest import PW3
+
+    admin = tmp_path / "admin"
+    admin.write_text(PW3)
+    deleted = run_route(
+        rsa_card,
+        "click",
+        ["--reader", reader, "cert", "delete", "--slot", "dec", "--admin-pin-file", str(admin)],
+        tmp_path,
+    )
+    assert deleted.code == 0, deleted.stderr
+    missing, _ = both_routes(
+        rsa_card, ["--reader", reader, "cert", "export", "--slot", "dec"], tmp_path
+    )
+    assert missing.code == 10 and missing.stdout == b""
+    assert missing.stderr == b"opcard: error: there is no certificate in the DEC slot\n"
