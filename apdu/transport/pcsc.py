@@ -139,13 +139,8 @@ _SUCCESS: Final = scard.SCARD_S_SUCCESS
 _PROTOCOLS: Final = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
 _PNP_READER: Final = "\\\\?PnP?\\Notification"
 
-# PC/SC return codes by name, for messages.
-_NAMES: Final[dict[int, str]] = {
-    getattr(scard, n) & 0xFFFFFFFF: n
-    for n in dir(scard)
-    if n.startswith(("SCARD_E_", "SCARD_W_", "SCARD_F_", "SCARD_P_"))
-    and isinstance(getattr(scard, n), int)
-}
+# PC/SC return codes by name, for messages: built with the first message that names one.
+_names: dict[int, str] | None = None
 
 # Codes meaning "the connection to the card is gone" while connected: CardRemovedError.
 _LOST: Final[dict[int, str]] = {
@@ -186,8 +181,16 @@ _CONNECT: Final[dict[int, tuple[type[TransportError], str]]] = {
 
 
 def _code_name(code: int) -> str:
+    global _names
+    if _names is None:
+        _names = {
+            getattr(scard, n) & 0xFFFFFFFF: n
+            for n in dir(scard)
+            if n.startswith(("SCARD_E_", "SCARD_W_", "SCARD_F_", "SCARD_P_"))
+            and isinstance(getattr(scard, n), int)
+        }
     code &= 0xFFFFFFFF
-    return _NAMES.get(code, f"0x{code:08X}")
+    return _names.get(code, f"0x{code:08X}")
 
 
 def _suffix(code: int, during: str) -> str:

@@ -10,7 +10,8 @@ in fresh interpreters (subprocesses) so that the savings cannot silently come ba
   ``EnumType`` class statement runs for them), and are real ``IntEnum``/``IntFlag`` classes
   (tests/unit/test_enums.py compares them with the class statement's);
 - the card path loads neither :mod:`math` (the transport's time bounds compare with
-  ``float("inf")``) nor ``apdu.openpgp.kdf`` (loaded with the first PIN to send);
+  ``float("inf")``) nor ``apdu.openpgp.kdf`` (loaded with the first PIN to send), and the
+  transport names PC/SC codes from a table built with the first message that needs one;
 - what ``opcard list`` runs of this layer (``opcard.card`` and the PC/SC transport, then
   SELECT + GET DATA 4F on each card) loads no applet (``apdu.openpgp.applet``, ``quirks``):
   :class:`opcard.card.Card` imports it when a card is opened.
@@ -51,6 +52,15 @@ def test_the_card_path_loads_neither_math_nor_the_pin_derivation() -> None:
     modules = loaded(CARD_PATH)
     assert "apdu.openpgp.applet" in modules  # what cert export, status and sign run
     assert not modules & {"math", "apdu.openpgp.kdf", "hashlib"}
+
+
+def test_the_pcsc_code_names_are_built_with_the_first_message() -> None:
+    message = run(
+        "import apdu.transport.pcsc as pcsc\n"
+        "assert pcsc._names is None\n"
+        "str(pcsc.connect_error(pcsc.scard.SCARD_E_NO_SMARTCARD, 'R', 'SCardConnect'))"
+    )
+    assert message == "no card in 'R' (SCardConnect: SCARD_E_NO_SMARTCARD)"
 
 
 def test_listing_the_cards_loads_no_applet() -> None:
