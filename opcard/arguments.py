@@ -274,13 +274,15 @@ def mechanism(value: Mechanism | int | str) -> int:
 def hash_name(value: hashes.HashAlgorithm | type[hashes.HashAlgorithm] | str) -> str:
     """The hash name opcard uses (``"sha256"``) of a ``cryptography`` hash (an instance such
     as ``hashes.SHA256()``, or the class) or a name (``"sha256"``, ``"SHA-256"``)."""
-    from cryptography.hazmat.primitives import hashes as _hashes
-
     from opcard.pkcs11.mechanisms import hash_name_of
+
+    if isinstance(value, str):  # a name: no cryptography (~4 ms to import) on opcard sign
+        return hash_name_of(value)
+    from cryptography.hazmat.primitives import hashes as _hashes
 
     if isinstance(value, type) and issubclass(value, _hashes.HashAlgorithm):
         return hash_name_of(str(value.name))
-    if isinstance(value, str | _hashes.HashAlgorithm):
+    if isinstance(value, _hashes.HashAlgorithm):
         return hash_name_of(value)
     raise TypeError(
         "a hash is a cryptography hash (hashes.SHA256()) or its name ('sha256'), not "

@@ -27,10 +27,6 @@ def sign(
     """Sign ``file`` with the key of ``slot``: the raw signature (RSA PKCS#1 v1.5, ECDSA as
     DER, Ed25519 of the file itself), or with ``openpgp`` an armored OpenPGP detached
     signature."""
-    from opcard.errors import ObjectNotFoundError
-    from opcard.pkcs11 import KeyType, Mechanism
-    from opcard.pkcs11.mechanisms import ecdsa_raw_to_der
-
     key_slot = to_slot(slot)
     if key_slot.name == "DEC":
         raise UsageProblem(
@@ -48,18 +44,24 @@ def sign(
         return
     public = card.public_key(key_slot)
     if public is None:
+        from opcard.errors import ObjectNotFoundError
+
         raise ObjectNotFoundError(f"there is no key in the {key_slot.name} slot")
     name = (hash_name or "sha256").lower()
     if padding.lower() == "pss":
         # the mechanism rules refuse it with the reason (no RSA-PSS on OpenPGP cards)
-        from opcard.pkcs11 import MechanismFlag
+        from opcard.pkcs11 import Mechanism, MechanismFlag
         from opcard.pkcs11.mechanisms import check_mechanism
 
         info = state.session().key_info(key_slot)
         check_mechanism(Mechanism[f"{name.upper()}_RSA_PKCS_PSS"], info, MechanismFlag.SIGN)
         raise AssertionError("the mechanism rules accepted RSA-PSS")  # pragma: no cover
+    from opcard.pkcs11.keytype import KeyType
+
     session = state.session()
     if public.key_type is KeyType.EC_EDWARDS:
+        from opcard.pkcs11 import Mechanism
+
         data = file.read()
         session.login(read_pin(USER, pin, pin_file))
         write_output(session.sign(key_slot, data, Mechanism.EDDSA), output)
@@ -72,5 +74,7 @@ def sign(
     session.login(read_pin(USER, pin, pin_file))
     signature = session.sign_digest(key_slot, hasher.digest(), name)
     if public.key_type is KeyType.EC:
+        from opcard.pkcs11.mechanisms import ecdsa_raw_to_der
+
         signature = ecdsa_raw_to_der(signature)
     write_output(signature, output)
