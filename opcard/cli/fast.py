@@ -407,6 +407,9 @@ def _invoke(
     except Failure as e:
         code, message, hint = e.code, e.message, e.hint
     except Exception as exc:
+        clicks = _click_exit(exc)
+        if clicks is not None:
+            return clicks
         if state.debug:
             import traceback
 
@@ -420,6 +423,26 @@ def _invoke(
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
     return int(code)
+
+
+def _click_exit(exc: Exception) -> int | None:
+    """What click's ``main`` makes of one of click's own exceptions raised by the command
+    (:class:`opcard.cli.app.OpcardGroup` lets them through to it): the PIN prompt
+    (``click.prompt``, imported by :mod:`opcard.cli.pins` to ask) raises ``click.Abort`` when
+    the terminal says end of file or Ctrl-C: ``Aborted!`` and exit code 1. None for any other
+    exception (and always when click was never imported)."""
+    click = sys.modules.get("click")
+    if click is None:
+        return None
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.Abort):
+        click.echo("Aborted!", err=True)
+        return 1
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return int(exc.exit_code)
+    return None
 
 
 # --- shell completion, as click.shell_completion does ----------------------------------------

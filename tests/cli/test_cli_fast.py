@@ -32,6 +32,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import click
 import pytest
@@ -303,6 +304,7 @@ class Tally:
         self.answered = 0
         self.declined = 0
         self.help = 0
+        self.runs = self.runs_ok = self.runs_declined = 0
         self.needless: list[list[str]] = []  # declined where click gave values
 
 
@@ -544,6 +546,164 @@ def test_completion_words_equal_click(
     expected = click_complete(env)
     assert got is not None, f"declined {env}"
     assert got == expected, env
+
+
+# --- whole runs in process (emulated cards in loopback readers) ------------------------------
+
+RUN_PATHS = [p for p in PATHS if p in fast.RUNNERS and p != "serve"]
+PIN_VALUES = ["123456", "123456", "000000", "", "12345", "-"]
+
+
+@st.composite
+def run_lines(draw: st.DrawFn, files: dict[str, str]) -> tuple[list[str], bytes]:
+    """A command line of a command fast runs, mostly valid, and what standard input holds."""
+    path = draw(st.sampled_from(RUN_PATHS))
+    args: list[str] = []
+    for _ in range(draw(st.integers(0, 2))):
+        args += draw(
+            st.sampled_from(
+                [
+                    ["--reader", "Loopback 00"],
+                    ["--reader", "Loopback 01"],
+                    ["--reader=Nowhere"],
+                    ["--serial", "0C11A001"],
+                    ["--serial", "00000000"],
+                    ["-v"],
+                    ["--debug"],
+                    ["--card-timeout", "5"],
+                    ["--card-timeout=0"],
+                ]
+            )
+        )
+    args += path.split()
+    node = NODES[path]
+    for _ in range(draw(st.integers(0, 3))):
+        use = draw(option_use(node, files))
+        if use[:1] in (["--pin"], ["--pin-file"]) and len(use) == 2:
+            pin = files["pin"] if use[0] == "--pin-file" else draw(st.sampled_from(PIN_VALUES))
+            use = [use[0], draw(st.sampled_from([pin, pin, files["missing"]]))]
+        if use[:1] == ["-o"] or use[:1] == ["--output"]:
+            use = [use[0], draw(st.sampled_from([files["out"], "-", files["dir"]]))]
+        args += use
+    if path == "sign":
+        args.append(draw(st.sampled_from([files["file"], "-", files["file"]])))
+    stdin = draw(st.sampled_from([b"", b"data on standard input\n", b"123456\n"]))
+    return args, stdin
+
+
+def whole_run(
+    front: str, args: list[str], stdin: bytes, cards: dict[str, Any], workdir: Path
+) -> tuple[int | None, bytes, bytes, dict[str, bytes], list[bool]]:
+    """One run of ``args`` by ``front`` ("fast": opcard.cli.fast.main; "click": cli.main) in
+    ``workdir`` on copies of ``cards``: exit code (None: fast declined), stdout, stderr (APDU
+    times and the traceback frames of --debug left out: the front ends' frames differ), the
+    files written (removed again) and whether each card opened was closed."""
+    import copy
+    import re
+
+    from opcard.cli.backend import use_backend
+
+    backend = _loopback()
+    backend.cards.update({r: copy.deepcopy(c) for r, c in cards.items()})
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        with (
+            environment(),
+            use_backend(backend),
+            Captured(stdin) as io_,
+            mock.patch("getpass.getpass", _getpass),
+        ):
+            if front == "fast":
+                code = fast.main(list(args))
+            else:
+                try:
+                    cli.main(list(args), prog_name="opcard")
+                    code = 0
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(cwd)
+    written = {}
+    for path in sorted(workdir.iterdir()):
+        written[path.name] = path.read_bytes()
+        path.unlink()
+    closed = [c.channel.transport._closed for c in backend.opened]
+    err = re.sub(rb"\d+\.\d+ ms\)", b"ms)", io_.errors)
+    err = b"\n".join(x for x in err.split(b"\n") if x[:1] != b" ")
+    return code, io_.output, err, written, closed
+
+
+def _getpass(prompt: str) -> str:
+    """getpass.getpass for the tests: the PIN prompt reads standard input, never the
+    terminal."""
+    sys.stderr.write(prompt)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def _loopback() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_fast_cli_conftest", Path(__file__).with_name("conftest.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get("_fast_cli_conftest")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["_fast_cli_conftest"] = module
+        spec.loader.exec_module(module)
+    return module.LoopbackBackend()
+
+
+@pytest.fixture(scope="module")
+def loopback_cards() -> dict[str, Any]:
+    from fixtures.card import OpenPGPCard
+    from fixtures.personalize import personalize
+
+    card = OpenPGPCard("extended")
+    personalize(card, "demo-rsa")
+    card.power_on()
+    return {"Loopback 00": card}
+
+
+@pytest.fixture(scope="module")
+def run_files(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from conftest import PW1
+
+    base = tmp_path_factory.mktemp("fast-run")
+    (base / "pin").write_text(PW1 + "\n")
+    (base / "work").mkdir()
+    return {**files, "pin": str(base / "pin"), "out": "out.pem", "work": str(base / "work")}
+
+
+@settings(FAST_SETTINGS, max_examples=max(FAST_SETTINGS.max_examples // 2, 1))
+@given(data=st.data())
+def test_whole_runs_equal_click(
+    data: st.DataObject, run_files: dict[str, str], loopback_cards: dict[str, Any], tally: Tally
+) -> None:
+    """list, status, cert export and sign on emulated cards in loopback readers: whenever fast
+    runs the command line, the exit code, standard output and error and the file written are
+    click's."""
+    args, stdin = data.draw(run_lines(run_files), label="args")
+    workdir = Path(run_files["work"])
+    got = whole_run("fast", args, stdin, loopback_cards, workdir)
+    if got[0] is None:
+        assert got[1:] == (b"", b"", {}, [])  # declined before anything happened
+        tally.runs_declined += 1
+        return
+    assert all(got[4]), "a card left open"
+    assert got == whole_run("click", args, stdin, loopback_cards, workdir), args
+    tally.runs += 1
+    tally.runs_ok += got[0] == 0
+
+
+def test_whole_runs_ran(tally: Tally) -> None:
+    """The run comparison above compared runs: successful ones and failing ones."""
+    assert tally.runs >= 40 and tally.runs_ok >= 10 and tally.runs - tally.runs_ok >= 10
 
 
 # --- hostile input -----------------------------------------------------------------------------
