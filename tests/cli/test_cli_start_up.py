@@ -26,9 +26,13 @@ from opcard.cli import main
 main()
 """
 
-#: Never loaded by a command that does not ask for them: APDU logging (-v), JSON output
-#: (--json), pyscard's object layer, TLS and the daemon.
+#: Never loaded by a command that does not ask for them: click (these commands run through
+#: opcard.cli.fast), APDU logging (-v), JSON output (--json), pyscard's object layer, TLS and
+#: the daemon, datetime (times are written with time.strftime).
 NEVER = {
+    "click",
+    "opcard.cli.app",
+    "datetime",
     "logging",
     "json",
     "smartcard.Session",
@@ -54,15 +58,20 @@ FORBIDDEN: dict[str, set[str]] = {
     # opcard.errors (and the CK_RV table) come with the first error; these commands meet none
     "list": TOKEN_LAYER
     | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"}
-    | {"opcard.errors", "opcard.pkcs11"},
+    | {"opcard.errors", "opcard.pkcs11", "math"}
+    # the applet comes with the first card opened; list only reads each card's AID
+    | {"apdu.openpgp.applet", "apdu.openpgp.quirks", "apdu.openpgp.kdf"},
     # PEM through binascii: base64 would add itself and struct
     "cert export": TOKEN_LAYER
     | {"cryptography", "asn1crypto", "hashlib", "opcard.publickeys", "opcard.algorithms"}
-    | {"base64", "struct", "opcard.errors", "opcard.pkcs11"},
-    # status parses the certificates (cryptography.x509, which loads hashlib) and hashes them,
-    # nothing else of cryptography: the key algorithms come from opcard.algorithms
+    | {"base64", "struct", "opcard.errors", "opcard.pkcs11", "math", "apdu.openpgp.kdf"},
+    # status reads the certificates with opcard.certinfo and hashes them with CPython's own
+    # SHA-256 (not OpenSSL's _hashlib); the key algorithms come from opcard.algorithms
     "status": TOKEN_LAYER
     | {
+        "cryptography",
+        "hashlib",
+        "_hashlib",
         # opcard.errors and the CK_RV table come with the first error (a DO it cannot read)
         "opcard.errors",
         "opcard.pkcs11.rv",
@@ -72,6 +81,8 @@ FORBIDDEN: dict[str, set[str]] = {
         "cryptography.hazmat.primitives.ciphers",
     },
     "sign": {
+        "cryptography",  # the hash is named, the signature made by the card
+        "opcard.pkcs11.constants",
         "asn1crypto",
         "opcard.pkcs11.uri",
         "cryptography.x509",
