@@ -94,6 +94,7 @@ def serve_stdio(
     confirmation: Confirmation | None = None,
     login_pin: Callable[[], str] | None = None,
     attach: Callable[[Registry], None] | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the p11-kit client on standard input/output until it disconnects.
 
@@ -102,7 +103,8 @@ def serve_stdio(
     the cards are attached, and every card present is logged in with it (an operator login:
     the client's C_Logout keeps it). ``attach`` replaces the PC/SC readers by the caller's
     cards (the command line's backend in tests and embedders): it attaches them to the
-    registry itself.
+    registry itself. ``ready`` is called once the cards are attached and the server is made,
+    before the client is served.
 
     Raises :class:`~opcard.serve.errors.SocketError` when standard input is not a stream
     socket (before anything else happens); the library's errors (no card to log in to, a
@@ -154,6 +156,8 @@ def serve_stdio(
         log.info(
             "serving %d card(s) on standard input/output", len(registry.slots(present_only=True))
         )
+        if ready is not None:
+            ready()
         server.serve_stream(stream)
     finally:
         try:
@@ -349,10 +353,23 @@ def _fail(code: int, message: str, hint: str = "") -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _collect_again() -> None:
+    """The garbage collector back on after the start-up (:mod:`opcard.serve.__main__` turns it
+    off), what the start-up made frozen first: modules, classes and tables that live as long
+    as the server, which collections need not look at again (``gc.freeze``)."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
+
+
+def main(argv: Sequence[str] | None = None, *, collector_off: bool = False) -> int:
     """``python -m opcard.serve --stdio …``: the exit code (2 for a usage error, 1 when
     standard input is not a socket; after the fork the started process has exited 0 and a
-    failure of the serving child is its exit code with the command line's message)."""
+    failure of the serving child is its exit code with the command line's message).
+
+    ``collector_off``: the garbage collector was turned off for the start-up; it is turned
+    back on when the server is ready (:func:`_collect_again`)."""
     fast = _fast_args(sys.argv[1:] if argv is None else argv)
     # else argparse: it exits 2 with the usage on standard error when something is wrong
     args = fast if fast is not None else _parser().parse_args(argv)
@@ -368,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             poll=args.poll,
             limits=stdio_limits(args.frame_timeout, args.idle_timeout),
+            ready=_collect_again if collector_off else None,
         )
     except SocketError as e:
         from opcard.exitcodes import ExitCode  # (the exit codes: when something failed)

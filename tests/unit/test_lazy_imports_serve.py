@@ -10,6 +10,8 @@ lazy must not silently go.
   codes (loaded when something failed): without a reader, and with the emulated card (marked
   ``pcsc``: the card's slot makes its session when first used, so not even
   :mod:`opcard.session` is loaded);
+- the garbage collector, off while the server starts, is on again when it serves, the
+  start-up's objects frozen;
 - the command line's ``python -m opcard.serve`` options read without argparse are the values
   argparse gives (a fuzzed comparison), and argparse still reads and refuses the others;
 - ``opcard sign``'s library path (``opcard.session``, ``opcard.pkcs11.mechanisms``: log in,
@@ -61,13 +63,15 @@ NOT_BEFORE_THE_FIRST_ANSWER = (
 #: What opening the card (the monitor's scan) loads.
 CARD_MODULES = ("opcard.card", "apdu.openpgp.applet")
 
-#: Runs ``python -m opcard.serve`` and prints, when the serving child ends, the modules it
+#: Runs ``python -m opcard.serve`` and prints, when the serving child ends, whether its
+#: garbage collector was back on with the start-up's objects frozen, and the modules it
 #: loaded (the started process exits through os._exit: it prints nothing).
 WHAT_IT_LOADS = (
-    "import runpy, sys\n"
+    "import gc, runpy, sys\n"
     "try:\n"
     "    runpy.run_module('opcard.serve', run_name='__main__', alter_sys=True)\n"
     "finally:\n"
+    "    print('GC', gc.isenabled(), gc.get_freeze_count() > 10000, file=sys.stderr)\n"
     "    print('MODULES', sorted(sys.modules), file=sys.stderr)\n"
 )
 
@@ -119,9 +123,10 @@ def first_slot_list(argv: list[str]) -> tuple[int, set[str], list[str]]:
         ours.close()
     _, err = proc.communicate(timeout=60)  # to its end: the serving child holds the pipe
     lines = err.decode().splitlines()
+    assert lines[-2:-1] == ["GC True True"], lines  # collecting again, start-up frozen
     assert lines and lines[-1].startswith("MODULES "), lines
     modules = set(ast.literal_eval(lines[-1].removeprefix("MODULES ")))
-    return count, modules, lines[:-1]
+    return count, modules, lines[:-2]
 
 
 def offending(modules: set[str], forbidden: tuple[str, ...]) -> list[str]:
