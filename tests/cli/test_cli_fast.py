@@ -566,7 +566,9 @@ def run_lines(draw: st.DrawFn, files: dict[str, str]) -> tuple[list[str], bytes]
                     ["--reader", "Loopback 00"],
                     ["--reader", "Loopback 01"],
                     ["--reader=Nowhere"],
+                    ["--reader", "Loopback 02"],
                     ["--serial", "0C11A001"],
+                    ["--serial", "0c11a002"],
                     ["--serial", "00000000"],
                     ["-v"],
                     ["--debug"],
@@ -591,8 +593,23 @@ def run_lines(draw: st.DrawFn, files: dict[str, str]) -> tuple[list[str], bytes]
     return args, stdin
 
 
+RUN_ENVIRONMENTS = st.fixed_dictionaries(
+    {
+        "OPCARD_READER": st.sampled_from([None, None, "", "Loopback 00", "Nowhere"]),
+        "OPCARD_SERIAL": st.sampled_from([None, None, "", "0C11A002"]),
+        "OPCARD_CARD_TIMEOUT": st.sampled_from([None, None, "", "5", "x"]),
+        "OPCARD_PIN": st.sampled_from([None, None, "", "123456", "000000"]),
+    }
+)
+
+
 def whole_run(
-    front: str, args: list[str], stdin: bytes, cards: dict[str, Any], workdir: Path
+    front: str,
+    args: list[str],
+    stdin: bytes,
+    cards: dict[str, Any],
+    workdir: Path,
+    env: dict[str, str | None],
 ) -> tuple[int | None, bytes, bytes, dict[str, bytes], list[bool]]:
     """One run of ``args`` by ``front`` ("fast": opcard.cli.fast.main; "click": cli.main) in
     ``workdir`` on copies of ``cards``: exit code (None: fast declined), stdout, stderr (APDU
@@ -609,7 +626,7 @@ def whole_run(
     os.chdir(workdir)
     try:
         with (
-            environment(),
+            environment(**env),
             use_backend(backend),
             Captured(stdin) as io_,
             mock.patch("getpass.getpass", _getpass),
@@ -661,13 +678,23 @@ def _loopback() -> Any:
 
 @pytest.fixture(scope="module")
 def loopback_cards() -> dict[str, Any]:
+    """The demo RSA card; another one (serial 0C11A002); a card without keys or
+    certificates."""
     from fixtures.card import OpenPGPCard
     from fixtures.personalize import personalize
 
-    card = OpenPGPCard("extended")
-    personalize(card, "demo-rsa")
-    card.power_on()
-    return {"Loopback 00": card}
+    cards = {}
+    for reader, serial, personalisation in [
+        ("Loopback 00", 0x0C11A001, "demo-rsa"),
+        ("Loopback 01", 0x0C11A002, "demo-rsa"),
+        ("Loopback 02", 0x0C11A003, None),
+    ]:
+        card = OpenPGPCard("extended", serial=serial)
+        if personalisation:
+            personalize(card, personalisation)
+        card.power_on()
+        cards[reader] = card
+    return cards
 
 
 @pytest.fixture(scope="module")
@@ -689,14 +716,18 @@ def test_whole_runs_equal_click(
     runs the command line, the exit code, standard output and error and the file written are
     click's."""
     args, stdin = data.draw(run_lines(run_files), label="args")
+    env = data.draw(RUN_ENVIRONMENTS, label="env")
+    cards = {
+        r: c for r, c in loopback_cards.items() if r == "Loopback 00" or data.draw(st.booleans())
+    }
     workdir = Path(run_files["work"])
-    got = whole_run("fast", args, stdin, loopback_cards, workdir)
+    got = whole_run("fast", args, stdin, cards, workdir, env)
     if got[0] is None:
         assert got[1:] == (b"", b"", {}, [])  # declined before anything happened
         tally.runs_declined += 1
         return
     assert all(got[4]), "a card left open"
-    assert got == whole_run("click", args, stdin, loopback_cards, workdir), args
+    assert got == whole_run("click", args, stdin, cards, workdir, env), args
     tally.runs += 1
     tally.runs_ok += got[0] == 0
 
@@ -704,6 +735,18 @@ def test_whole_runs_equal_click(
 def test_whole_runs_ran(tally: Tally) -> None:
     """The run comparison above compared runs: successful ones and failing ones."""
     assert tally.runs >= 40 and tally.runs_ok >= 10 and tally.runs - tally.runs_ok >= 10
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "utf-16"])
+def test_streams_not_utf8_are_clicks(encoding: str) -> None:
+    """click writes through its own wrapper when a stream is not UTF-8: fast leaves help and
+    commands to it, before writing anything."""
+    for args in (["-h"], ["cert", "export", "-h"], ["--reader", "Nowhere", "status"]):
+        with environment(COLUMNS="80"), Captured() as io_:
+            sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+            assert fast.main(args) is None
+            assert sys.stdout.buffer.getvalue() == b""  # type: ignore[attr-defined]
+        assert io_.errors == b""
 
 
 # --- hostile input -----------------------------------------------------------------------------
