@@ -407,7 +407,7 @@ def _invoke(
     except Failure as e:
         code, message, hint = e.code, e.message, e.hint
     except Exception as exc:
-        clicks = _click_exit(exc)
+        clicks = _click_exit(exc, node)
         if clicks is not None:
             return clicks
         if state.debug:
@@ -425,12 +425,13 @@ def _invoke(
     return int(code)
 
 
-def _click_exit(exc: Exception) -> int | None:
+def _click_exit(exc: Exception, node: Node) -> int | None:
     """What click's ``main`` makes of one of click's own exceptions raised by the command
     (:class:`opcard.cli.app.OpcardGroup` lets them through to it): the PIN prompt
     (``click.prompt``, imported by :mod:`opcard.cli.pins` to ask) raises ``click.Abort`` when
-    the terminal says end of file or Ctrl-C: ``Aborted!`` and exit code 1. None for any other
-    exception (and always when click was never imported)."""
+    the terminal says end of file or Ctrl-C: ``Aborted!`` and exit code 1. A usage error
+    without a context shows the command's usage, as click's ``Context.invoke`` gives it one.
+    None for any other exception (and always when click was never imported)."""
     click = sys.modules.get("click")
     if click is None:
         return None
@@ -439,6 +440,11 @@ def _click_exit(exc: Exception) -> int | None:
     if isinstance(exc, click.Abort):
         click.echo("Aborted!", err=True)
         return 1
+    if isinstance(exc, click.UsageError) and exc.ctx is None:
+        before, after = node["usage_error"]
+        sys.stderr.write(f"{before}{exc.format_message()}{after}")
+        sys.stderr.flush()
+        return int(exc.exit_code)
     if isinstance(exc, click.ClickException):
         exc.show()
         return int(exc.exit_code)

@@ -749,6 +749,59 @@ def test_streams_not_utf8_are_clicks(encoding: str) -> None:
         assert io_.errors == b""
 
 
+class _Failing:
+    """A backend whose every call raises what ``make`` makes."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def open_card(self, **kw: Any) -> Any:
+        raise self.make()
+
+    def readers(self) -> Any:
+        raise self.make()
+
+
+def _failing_run(front: str, make: Any, args: list[str]) -> tuple[Any, bytes, bytes]:
+    from opcard.cli.backend import use_backend
+
+    with environment(), use_backend(_Failing(make)), Captured() as io_:
+        try:
+            code = fast.main(list(args)) if front == "fast" else cli.main(list(args), "opcard")
+        except SystemExit as e:
+            code = e.code
+    # --debug: the front ends' own frames differ, the exceptions and messages do not
+    err = b"\n".join(x for x in io_.errors.split(b"\n") if x[:1] != b" ")
+    return code, io_.output, err
+
+
+FAILURES = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "EOFError": EOFError,
+    "BrokenPipeError": lambda: BrokenPipeError(32, "Broken pipe"),
+    "OSError": lambda: OSError(5, "Input/output error"),
+    "RuntimeError": lambda: RuntimeError("unexpected"),
+    "SystemExit": lambda: SystemExit(5),
+    "UnicodeEncodeError": lambda: UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates"),
+    "MemoryError": MemoryError,
+    "NoCardError": lambda: __import__("opcard.errors").errors.NoCardError("no card"),
+    "click.Abort": lambda: click.Abort(),
+    "click.UsageError": lambda: click.UsageError("bad use"),
+    "click.BadParameter": lambda: click.BadParameter("bad value", param_hint="'--x'"),
+    "click.Exit": lambda: click.exceptions.Exit(7),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_failures_reported_as_click_reports_them(failure: str) -> None:
+    """Whatever the command raises (a PIN prompt's click.Abort included), fast reports it as
+    click's route does: same exit code, output and error lines."""
+    for args in (["status"], ["list", "--json"], ["--debug", "status"]):
+        fast_ = _failing_run("fast", FAILURES[failure], args)
+        assert fast_[0] is not None, "declined"
+        assert fast_ == _failing_run("click", FAILURES[failure], args), args
+
+
 # --- hostile input -----------------------------------------------------------------------------
 
 HOSTILE_ARGS = [
