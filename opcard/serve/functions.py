@@ -41,8 +41,6 @@ from opcard.errors import (
     NotLoggedInError,
     OpcardError,
 )
-from opcard.pkcs11.basic import ObjectClass, UserType
-from opcard.pkcs11.keytype import KeyType
 from opcard.pkcs11.rv import ReturnValue
 from opcard.serve.confirm import KeyUse
 from opcard.serve.errors import Pkcs11Error
@@ -424,6 +422,7 @@ class Client:
         Private objects need the login; with ``private_ok`` their use without it is
         CKR_USER_NOT_LOGGED_IN rather than an invalid handle."""
         from opcard.objects import card_objects
+        from opcard.pkcs11.basic import ObjectClass
 
         if handle >> _SLOT_SHIFT != cs.slot.number or handle & _SESSION_OBJECT:
             raise Pkcs11Error(RV.OBJECT_HANDLE_INVALID)
@@ -690,6 +689,8 @@ class Client:
 
     @_handles(Call.LOGIN)
     def c_login(self, r: Reader) -> Writer:
+        from opcard.pkcs11.basic import UserType
+
         cs = self._session(r.ulong())
         user_type = r.ulong()
         pin = r.array_of_bytes()
@@ -1135,6 +1136,8 @@ def _is_private(obj: CardObject) -> bool:
 
 
 def _is_key(obj: CardObject) -> bool:
+    from opcard.pkcs11.basic import ObjectClass
+
     return obj.object_class in (ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY)
 
 
@@ -1245,7 +1248,9 @@ def _template(attributes: list[WireAttribute]) -> dict[int, AttributeValue] | No
 
 def _derived_attributes(template: list[WireAttribute]) -> dict[int, AttributeValue]:
     """The attributes of a key C_DeriveKey makes from ``template`` (CKR_TEMPLATE_* errors)."""
+    from opcard.pkcs11.basic import ObjectClass
     from opcard.pkcs11.constants import Attribute, Mechanism
+    from opcard.pkcs11.keytype import KeyType
 
     given = _template(template)
     if given is None:
@@ -1284,6 +1289,8 @@ def _derived_attributes(template: list[WireAttribute]) -> dict[int, AttributeVal
 def _peer_point(data: bytes, info: KeyInfo) -> bytes:
     """The peer's public value as the card wants it: an uncompressed point (or the 32 bytes
     of an X25519 key); PKCS#11 also allows it wrapped in a DER OCTET STRING."""
+    from opcard.pkcs11.keytype import KeyType
+
     montgomery = info.key_type is KeyType.EC_MONTGOMERY
     expected = 32 if montgomery else 2 * ((info.bits + 7) // 8) + 1
     if len(data) == expected:

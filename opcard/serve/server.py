@@ -28,7 +28,6 @@ import _socket
 import contextlib
 import enum
 import errno
-import mmap
 import os
 import stat
 import struct
@@ -58,6 +57,7 @@ from opcard.serve.wire import (
 )
 
 if TYPE_CHECKING:
+    import mmap
     import socket
     from pathlib import Path
 
@@ -312,6 +312,8 @@ class _Body:
         self._map: mmap.mmap | None = None
         self.data: bytearray | mmap.mmap
         if length > small:
+            import mmap  # with the first large frame: not at start-up
+
             self._map = mmap.mmap(-1, length)
             self.data = self._map
         else:

@@ -59,6 +59,9 @@ NOT_BEFORE_THE_FIRST_ANSWER = (
     "opcard.exitcodes",
     "zlib",
     "opcard.text",
+    "mmap",
+    "opcard.pkcs11.keytype",
+    "opcard.pkcs11.basic",
 )
 #: What opening the card (the monitor's scan) loads.
 CARD_MODULES = ("opcard.card", "apdu.openpgp.applet")
