@@ -5,7 +5,7 @@ Layers: :mod:`apdu.command` (values), :mod:`apdu.errors` (exceptions), :mod:`apd
 (PC/SC and in-process transports), :mod:`apdu.openpgp` (the OpenPGP card application).
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is not imported at run time
 
 if TYPE_CHECKING:
     from apdu.command import Command, Response

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import enum
 from enum import EnumType, IntEnum, IntFlag
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing is not imported at run time
 
 #: The standard library's builder (private: every CPython from 3.11 to 3.14 has it; without it
 #: the enumerations are built by a class statement's route).
@@ -40,7 +41,7 @@ __all__ = ["IntEnumBody", "IntFlagBody", "fast_enum"]
 if TYPE_CHECKING:
     from enum import IntEnum as IntEnumBody
     from enum import IntFlag as IntFlagBody
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     _C = TypeVar("_C", bound=type)
 

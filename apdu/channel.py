@@ -56,7 +56,11 @@ from apdu.log import emit as _log_line
 from apdu.log import enabled as _traffic_enabled
 from apdu.log import format_command, format_response, note
 from apdu.record import Record
-from apdu.transport import Transport
+
+TYPE_CHECKING = False  # typing is not imported at run time
+
+if TYPE_CHECKING:
+    from apdu.transport import Transport
 
 __all__ = [
     "MAX_GET_RESPONSE",

@@ -26,10 +26,12 @@ command line without ``-v`` does not load :mod:`logging` at all (issue #15).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+
+TYPE_CHECKING = False  # typing is not imported at run time
 
 if TYPE_CHECKING:
     import logging
+    from typing import TextIO
 
     #: One line per APDU and response (the ``apdu.traffic`` logger).
     logger: logging.Logger

@@ -21,11 +21,13 @@ own ``__init__`` (setting the fields with ``object.__setattr__``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
+
+TYPE_CHECKING = False  # typing is not imported at run time (typing and its re: ~3.5 ms)
 
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, ClassVar, TypeVar, dataclass_transform
 
     # For the type checker only: at run time a bound given as a string becomes a
     # typing.ForwardRef, which compiles it, and a process's first compile() costs about 1 ms
@@ -79,7 +81,14 @@ def field(
 def _is_classvar(annotation: object) -> bool:
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
-    return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+    # An annotation evaluated at run time (a module without ``from __future__ import
+    # annotations``) that is ClassVar was made by typing, so typing is loaded already: asking
+    # sys.modules keeps this module from importing it.
+    typing = sys.modules.get("typing")
+    if typing is None:
+        return False
+    classvar = typing.ClassVar
+    return annotation is classvar or getattr(annotation, "__origin__", None) is classvar
 
 
 class _RecordMeta(type):
@@ -129,6 +138,14 @@ class _RecordMeta(type):
         cls._record_post_init = getattr(cls, "__post_init__", None)
         result: _RecordMeta = cls
         return result
+
+
+if not TYPE_CHECKING:
+    # typing.dataclass_transform only marks the class for type checkers (it sets an attribute
+    # that nothing reads at run time): an identity decorator here, so that defining records
+    # does not import typing (and the re it brings) into every command.
+    def dataclass_transform(**_: object) -> Callable[[type], type]:
+        return lambda cls: cls
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))

@@ -28,16 +28,20 @@ so that :mod:`opcard.card` stays cheap to import.
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import TYPE_CHECKING, TypeGuard, TypeVar
-
 from apdu.openpgp.constants import Do, KeySlot, UifMode
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
+    from enum import IntEnum
+    from typing import TypeGuard, TypeVar
+
     from cryptography.hazmat.primitives import hashes
 
     from apdu.openpgp.objects import ExtendedCapabilities
     from opcard.pkcs11.constants import Mechanism, ObjectClass
+
+    _E = TypeVar("_E", bound=IntEnum)
 
 __all__ = [
     "DATA_OBJECT_NAMES",
@@ -71,9 +75,6 @@ def _type_name(value: object) -> str:
 def _is_int(value: object) -> TypeGuard[int]:
     """An int, not a bool (``True`` is no slot, tag or mechanism)."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_E = TypeVar("_E", bound=IntEnum)
 
 
 def _member(enum: type[_E], value: int) -> _E | int:

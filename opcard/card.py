@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, ClassVar
 
 from apdu.channel import Channel
 from apdu.errors import (
@@ -47,12 +46,17 @@ from apdu.openpgp.objects import (
     Uif,
 )
 from apdu.record import Record, replace
-from apdu.transport import ReaderStatus, Transport
+from apdu.transport import ReaderStatus
 from opcard import arguments
 from opcard._translate import translated
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from apdu.openpgp.applet import OpenPgpApplet
+    from apdu.transport import Transport
     from opcard.algorithms import KeyAlgorithm
     from opcard.errors import CardInUseError, NoCardError, OpcardError
     from opcard.pkcs11 import TokenFlag

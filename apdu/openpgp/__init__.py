@@ -12,7 +12,7 @@ The names below are imported on first use (PEP 562): ``import apdu.openpgp.const
 load the applet, the data objects or the session layer.
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is not imported at run time
 
 if TYPE_CHECKING:
     from apdu.openpgp.applet import OpenPgpApplet, PinState

@@ -15,7 +15,6 @@ value PUT DATA takes (C1-C3, C4, D6-D8, F9, …). ``parse(bytes(x)) == x`` alway
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar, Self, TypeAlias
 
 from apdu import tlv
 from apdu.errors import TlvError
@@ -42,6 +41,13 @@ from apdu.openpgp.constants import (
 )
 from apdu.openpgp.errors import DataObjectError
 from apdu.record import Record, field
+
+TYPE_CHECKING = False  # typing is not imported at run time
+
+if TYPE_CHECKING:
+    # Annotations only (strings: ``from __future__ import annotations``); records skip fields
+    # annotated ClassVar by the annotation's text (apdu.record).
+    from typing import ClassVar, Self, TypeAlias
 
 __all__ = [
     "Aid",

@@ -2,8 +2,9 @@
 
 Two implementations: :mod:`apdu.transport.pcsc` (PC/SC through pyscard, the only module that
 imports it) and :mod:`apdu.transport.loopback` (an in-process card, for the emulator). Import
-them from their modules; this package only defines the interface, so importing it never loads
-pyscard.
+them from their modules; this package only defines the interface (:class:`Transport`, from
+:mod:`apdu.transport.interface` on first use) and :class:`ReaderStatus`, so importing it never
+loads pyscard.
 
 Failure contract of every transport:
 
@@ -17,41 +18,30 @@ Failure contract of every transport:
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
-
 from apdu.record import Record
+
+TYPE_CHECKING = False  # typing is not imported at run time
+
+if TYPE_CHECKING:
+    from apdu.transport.interface import Transport
 
 __all__ = ["ReaderStatus", "Transport"]
 
+if not TYPE_CHECKING:  # type checkers see the import above, and no catch-all attribute
 
-@runtime_checkable
-class Transport(Protocol):
-    """What :class:`apdu.channel.Channel` needs of a connection to a card."""
+    def __getattr__(name: str) -> object:
+        # Transport is a typing.Protocol (runtime_checkable): its module imports typing, which
+        # the transports and the commands do not otherwise need (PEP 562: loaded on first use).
+        if name == "Transport":
+            from apdu.transport.interface import Transport
 
-    #: The reader name (or "loopback").
-    name: str
+            globals()["Transport"] = Transport
+            return Transport
+        raise AttributeError(f"module 'apdu.transport' has no attribute {name!r}")
 
-    @property
-    def atr(self) -> bytes:
-        """The answer-to-reset of the connected card (cached: no I/O)."""
-        ...
 
-    def transmit(self, apdu: bytes) -> bytes:
-        """Send one command APDU; return the whole response including the status word."""
-        ...
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """Exclusive access to the card for the duration of the block (re-entrant)."""
-        ...
-
-    def reconnect(self) -> None:
-        """Restore the connection after :class:`~apdu.errors.CardRemovedError`."""
-        ...
-
-    def close(self) -> None:
-        """Release the card and the reader (idempotent)."""
-        ...
+def __dir__() -> list[str]:
+    return sorted({*globals(), "Transport"})
 
 
 class ReaderStatus(Record):

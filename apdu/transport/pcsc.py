@@ -55,7 +55,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from apdu.errors import (
     AmbiguousReaderError,
@@ -69,8 +68,13 @@ from apdu.errors import (
 )
 from apdu.transport import ReaderStatus
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
     from queue import SimpleQueue
+    from typing import Any, Final, TypeVar
+
+    _T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -256,9 +260,6 @@ def resolve_timeout(value: float | None, *, generate: bool = False) -> float | N
     if not value > 0:  # NaN too
         raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
     return None if value == _INFINITY else float(value)
-
-
-_T = TypeVar("_T")
 
 
 class _Link:

@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
 
 from apdu.record import Record
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
     from opcard.card import Card, CardInfo
+    from opcard.cli.backend_interface import Backend
 
 __all__ = ["Backend", "PcscBackend", "ReaderEntry", "current", "use_backend"]
+
+if not TYPE_CHECKING:  # type checkers see the import above, and no catch-all attribute
+
+    def __getattr__(name: str) -> object:
+        # Backend is a typing.Protocol: its module imports typing, which the commands do not
+        # otherwise need (PEP 562: loaded on first use).
+        if name == "Backend":
+            from opcard.cli.backend_interface import Backend
+
+            globals()["Backend"] = Backend
+            return Backend
+        raise AttributeError(f"module 'opcard.cli.backend' has no attribute {name!r}")
 
 
 class ReaderEntry(Record):
@@ -34,19 +48,6 @@ class ReaderEntry(Record):
     exclusive: bool = False
     #: The card did not answer when asked what it is (a stuck card or reader).
     silent: bool = False
-
-
-class Backend(Protocol):
-    """What the commands need: open one card, list the readers."""
-
-    def open_card(self, *, serial: str | None, reader: str | None) -> Card:
-        """The card chosen by serial and/or reader (or the only one); raises
-        :class:`~opcard.errors.NoCardError` / :class:`~opcard.errors.SeveralCardsError`."""
-        ...
-
-    def readers(self) -> list[ReaderEntry]:
-        """Every reader with what it holds."""
-        ...
 
 
 class PcscBackend:

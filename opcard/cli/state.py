@@ -9,11 +9,13 @@ a flush), so a command prints the same bytes whichever front end runs it.
 from __future__ import annotations
 
 import sys
-from typing import IO, TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing is not imported at run time
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
+    from typing import IO, Any
 
     from apdu.openpgp.constants import KeySlot
     from opcard.card import Card

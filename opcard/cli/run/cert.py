@@ -8,9 +8,10 @@ add itself and :mod:`struct` to the start-up for the same call).
 from __future__ import annotations
 
 import binascii
-from typing import TYPE_CHECKING
 
 from opcard.cli.state import to_slot, write_output
+
+TYPE_CHECKING = False  # typing is not imported at run time
 
 if TYPE_CHECKING:
     from opcard.cli.state import State

@@ -9,11 +9,13 @@ says the options are this mode's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from opcard.cli.state import Failure, UsageProblem
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from opcard.cli.state import State
     from opcard.serve.confirm import Confirmation
     from opcard.serve.slots import Registry

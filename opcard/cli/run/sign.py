@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO
-
 from opcard.cli.pins import USER, read_pin
 from opcard.cli.state import UsageProblem, to_slot, write_output
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from opcard.cli.state import State
 
 __all__ = ["sign"]

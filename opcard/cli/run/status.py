@@ -4,12 +4,14 @@ runs them without it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from apdu.openpgp.constants import Sex
 from opcard.cli.state import echo, echo_json, shown
 
+TYPE_CHECKING = False  # typing is not imported at run time
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from opcard.card import Card, CardFeatures
     from opcard.cli.state import State
 
