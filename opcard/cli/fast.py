@@ -324,7 +324,9 @@ def resolve(args: list[str]) -> tuple[str, dict[str, Any], dict[str, Any] | None
     root: dict[str, Any] = {}
     while True:
         _usable(node)
-        if not rest and node["sub"] is not None:
+        if not node["plain"]:
+            raise Decline  # a deprecated command: click warns
+        if not rest and (node["sub"] is not None or node["no_args_is_help"]):
             raise Decline  # no command: click shows the help (or "Missing command")
         opts, rest = parse(node, rest)
         for p in node["params"]:

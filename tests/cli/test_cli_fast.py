@@ -367,6 +367,38 @@ def test_resolve_answered_often(tally: Tally) -> None:
     assert len(tally.needless) <= total // 20, tally.needless
 
 
+def test_what_the_table_says_fast_cannot_do_is_clicks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of today's commands is deprecated or takes no arguments as a request for help,
+    and no parameter has a callback, a prompt, a count, several values or a type of its own;
+    should one come, the table says so and fast leaves the command line to click."""
+    import copy
+
+    def changed(path: str, param: str | None, **change: Any) -> None:
+        nodes = copy.deepcopy(NODES)
+        target = nodes[path]
+        if param is not None:
+            target = next(p for p in target["params"] if p["name"] == param)
+        target.update(change)
+        monkeypatch.setattr(fast, "NODES", nodes)
+
+    assert fast.resolve(["cert", "export", "--slot", "sig"])[0] == "cert export"
+    for path, param, change in [
+        ("cert export", None, {"plain": False}),  # deprecated: click warns when it runs
+        ("cert export", None, {"no_args_is_help": True}),
+        ("cert export", "slot", {"plain": False}),  # a callback, a prompt, nargs 2...
+        ("cert export", "slot", {"type": ("other",)}),
+        ("cert export", "fmt", {"plain": False}),  # even when not given
+    ]:
+        changed(path, param, **change)
+        with pytest.raises(fast.Decline):
+            fast.resolve(["cert", "export"] + (["--slot", "sig"] if param == "slot" else []))
+    changed("cert export", "slot", type=("other",))
+    env = {"_OPCARD_COMPLETE": "bash_complete", "COMP_CWORD": "4"}
+    with environment(**env, COMP_WORDS="opcard cert export --slot "), Captured() as io_:
+        assert fast.main([]) is None  # its own completion
+    assert io_.output == b""
+
+
 # --- help --------------------------------------------------------------------------------------
 
 
