@@ -30,6 +30,11 @@ __all__ = ["HELP_WIDTHS", "build", "main"]
 #: terminal (78) and for terminals of 102 columns or more (98). Other widths: click renders.
 HELP_WIDTHS = (78, 98)
 
+#: The context settings the fast front end follows (from the table) where a command sets them.
+_FOLLOWED_SETTINGS = frozenset(
+    {"help_option_names", "max_content_width", "allow_interspersed_args", "allow_extra_args"}
+)
+
 HERE = Path(__file__).resolve().parent
 TABLE = HERE / "table.py"
 HELPTEXT = HERE / "helptext.py"
@@ -98,9 +103,12 @@ def _param(
         "eager": bool(param.is_eager),
         "is_help": param is help_option,
         # what click would do that the fast front end does not: a callback, a prompt, more
-        # than one value (tests/cli/test_cli_fast.py compares both front ends on every option)
+        # than one value, a default computed when the command runs, several environment
+        # variables (tests/cli/test_cli_fast.py compares both front ends on every option)
         "plain": not (
             (param.callback is not None and not param.is_eager)
+            or callable(param.default)
+            or (param.envvar is not None and not isinstance(param.envvar, str))
             or getattr(param, "prompt", None) is not None
             or (flag and not param.is_bool_flag)  # type: ignore[attr-defined]
             or param.nargs != 1
@@ -136,7 +144,21 @@ def _node(
         "extra_args": ctx.allow_extra_args,
         "no_args_is_help": command.no_args_is_help,
         "max_width": ctx.max_content_width,
-        "plain": not command.deprecated,
+        # what click does with a command that the fast front end does not: warn that it is
+        # deprecated, chain sub-commands, run a group without one, or a context setting it
+        # does not follow (token normalisation, unknown options ignored, a fixed width...)
+        "plain": not (
+            command.deprecated
+            or (
+                isinstance(command, click.Group)
+                and (command.chain or command.invoke_without_command)
+            )
+            or set(command.context_settings) - _FOLLOWED_SETTINGS
+            or ctx.token_normalize_func is not None
+            or ctx.ignore_unknown_options
+            or ctx.auto_envvar_prefix is not None
+            or ctx.default_map
+        ),
     }
     for width in HELP_WIDTHS:
         ctx.terminal_width = width

@@ -399,6 +399,52 @@ def test_what_the_table_says_fast_cannot_do_is_clicks(monkeypatch: pytest.Monkey
     assert io_.output == b""
 
 
+def test_maketable_marks_what_fast_cannot_follow() -> None:
+    """maketable marks a command or parameter not plain (fast then declines it) for what
+    click does that fast does not: here on small click commands of the test's own."""
+
+    def table(command: click.Command, **context: Any) -> dict[str, Any]:
+        nodes: dict[str, Any] = {}
+        with command.make_context("opcard", [], resilient_parsing=True, **context) as ctx:
+            maketable._node(command, ctx, nodes, {w: {} for w in maketable.HELP_WIDTHS})
+        return nodes
+
+    def params(command: click.Command) -> dict[str, bool]:
+        return {p["name"]: p["plain"] for p in table(command)[""]["params"] if not p["is_help"]}
+
+    @click.command()
+    @click.option("--a")
+    @click.option("--b", default=lambda: "computed")
+    @click.option("--c", envvar=["X1", "X2"])
+    @click.option("--d", callback=lambda ctx, p, v: v)
+    @click.option("--e", prompt=True)
+    @click.option("--f", nargs=2)
+    @click.option("--g", count=True)
+    @click.option("--h", is_flag=True, flag_value="x")
+    @click.option("--i", deprecated=True)
+    def command(**kw: Any) -> None:
+        pass
+
+    assert params(command) == dict.fromkeys("abcdefghi", False) | {"a": True}
+    assert table(command)[""]["plain"]
+    for context in (
+        {"token_normalize_func": str.lower},
+        {"ignore_unknown_options": True},
+        {"auto_envvar_prefix": "OPCARD"},
+        {"default_map": {"a": "1"}},
+    ):
+        assert not table(command, **context)[""]["plain"], context
+    command.context_settings = {"terminal_width": 120}
+    assert not table(command)[""]["plain"]
+    command.context_settings = {"allow_interspersed_args": False}
+    assert table(command)[""]["plain"]
+    command.deprecated = True
+    assert not table(command)[""]["plain"]
+    for group in (click.Group("g", chain=True), click.Group("g", invoke_without_command=True)):
+        assert not table(group)[""]["plain"]
+    assert table(click.Group("g"))[""]["plain"]
+
+
 # --- help --------------------------------------------------------------------------------------
 
 
