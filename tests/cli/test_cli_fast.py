@@ -620,13 +620,19 @@ PLAIN_WORD = st.one_of(
     incomplete=st.one_of(st.just(""), PLAIN_WORD),
     cword_shift=st.sampled_from([0, 0, 0, 0, -1, -2, 1]),
     spacing=st.sampled_from([" ", " ", "  ", "\t", " \n "]),
+    variables=ENVIRONMENTS,
 )
 def test_completion_words_equal_click(
-    shell: str, words: list[str], incomplete: str, cword_shift: int, spacing: str
+    shell: str,
+    words: list[str],
+    incomplete: str,
+    cword_shift: int,
+    spacing: str,
+    variables: dict[str, str | None],
 ) -> None:
     """Command lines of plain words (commands, options, values, prefixes, garbage; the cursor
-    anywhere for bash and zsh): fast answers, as click does."""
-    env = completion_env(shell, words, incomplete)
+    anywhere for bash and zsh; OPCARD_* set, empty or wrong): fast answers, as click does."""
+    env = {**variables, **completion_env(shell, words, incomplete)}
     env["COMP_WORDS"] = str(env["COMP_WORDS"]).replace(" ", spacing)
     if shell != "fish":
         env["COMP_CWORD"] = str(max(0, len(words) + 1 + cword_shift))
