@@ -89,35 +89,50 @@ __all__ = [
 ]
 
 
+def _register_unexecuted(name: str) -> None:
+    """Put the package ``name`` in ``sys.modules`` without running its ``__init__``, which runs
+    the first time someone asks the package for an attribute (PEP 562), under a lock."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    loader = spec.loader if spec is not None else None
+    if spec is None or loader is None or not spec.submodule_search_locations:
+        return  # not a package as pyscard's: imported as usual
+    package = importlib.util.module_from_spec(spec)
+    lock = threading.Lock()
+
+    def finish_import(attribute: str) -> object:
+        with lock:
+            if package.__dict__.pop("__getattr__", None) is not None:
+                loader.exec_module(package)
+        return getattr(package, attribute)
+
+    package.__dict__["__getattr__"] = finish_import
+    sys.modules[name] = package
+    parent, _, child = name.rpartition(".")
+    if parent:  # as the import system binds a sub-module (no __getattr__ of the parent's runs)
+        setattr(sys.modules[parent], child, package)
+
+
 def _import_scard() -> ModuleType:
-    """pyscard's ``smartcard.scard`` (the SCard* calls), without running the ``smartcard``
-    package's ``__init__`` first when nothing has imported it yet.
+    """pyscard's SCard* calls and constants: its C extension ``smartcard.scard._scard``,
+    without running the ``__init__`` of the ``smartcard`` and ``smartcard.scard`` packages
+    first when nothing has imported them yet.
 
-    That ``__init__`` loads pyscard's object layer (Session, System, the reader factories,
-    the observer machinery: about 5 ms, a tenth of a command's start-up) which this module does
-    not use. The package is registered unexecuted, its ``__init__`` runs the first time someone
-    asks it for an attribute (PEP 562: ``import smartcard; smartcard.listReaders()`` or
-    ``from smartcard import Session`` work as always), and its ``scard`` sub-package is
-    imported as usual.
+    The ``smartcard`` package's ``__init__`` loads pyscard's object layer (Session, System, the
+    reader factories, the observer machinery: about 5 ms, a tenth of a command's start-up)
+    which this module does not use. ``smartcard.scard``'s is ``from smartcard.scard.scard
+    import *``: SWIG's wrapper of the extension, whose functions only call the extension's with
+    the same arguments, and whose one import, ``typing`` (unused), brings :mod:`re` with it
+    (about 3.5 ms together). Both packages are registered unexecuted; each ``__init__`` runs
+    the first time someone asks its package for an attribute (``import smartcard;
+    smartcard.listReaders()``, ``from smartcard import Session``, ``from smartcard.scard import
+    *`` work as always, the wrapper then using the extension loaded here).
     """
-    if "smartcard" not in sys.modules:
-        import importlib.util
-
-        spec = importlib.util.find_spec("smartcard")
-        loader = spec.loader if spec is not None else None
-        if spec is not None and loader is not None and spec.submodule_search_locations:
-            package = importlib.util.module_from_spec(spec)
-            lock = threading.Lock()
-
-            def finish_import(name: str) -> object:
-                with lock:
-                    if package.__dict__.pop("__getattr__", None) is not None:
-                        loader.exec_module(package)
-                return getattr(package, name)
-
-            package.__dict__["__getattr__"] = finish_import
-            sys.modules["smartcard"] = package
-    import smartcard.scard as module  # the attribute: bound by the import, no __getattr__
+    for package in ("smartcard", "smartcard.scard"):
+        if package not in sys.modules:
+            _register_unexecuted(package)
+    import smartcard.scard._scard as module  # the attribute: bound by the import
 
     assert isinstance(module, ModuleType)
     return module

@@ -26,7 +26,9 @@ keep the command line's start-up short must not silently become eager again.
 - nothing on the card path uses :mod:`dataclasses` (value classes are ``apdu.record.Record``);
 - ``apdu.log`` and the channel do not load :mod:`logging` until someone else has;
 - ``apdu.transport.pcsc`` loads pyscard's ``smartcard.scard`` without the ``smartcard``
-  package's object layer, which still loads (and works) on first use.
+  package's object layer, which still loads (and works) on first use, and the C extension
+  ``smartcard.scard._scard`` without SWIG's wrapper ``smartcard.scard.scard`` (it imports
+  typing), which loads on first use of the package and calls the same extension.
 
 - neither ``opcard --help`` nor shell completion (``_OPCARD_COMPLETE``) loads the protocol layer,
   pyscard, the library's errors or token layer, or a command module other than the one being
@@ -378,17 +380,23 @@ def test_pyscard_object_layer_loads_on_first_use() -> None:
     modules = loaded_after("import apdu.transport.pcsc")
     assert {"smartcard", "smartcard.scard"} <= modules
     assert not modules & {"smartcard.Session", "smartcard.System", "smartcard.CardConnection"}
+    assert "smartcard.scard.scard" not in modules  # SWIG's wrapper (it imports typing)
     code = (
         "import apdu.transport.pcsc as pcsc\n"
         "import smartcard\n"
         "from smartcard import Session\n"
         "from smartcard.System import readers\n"
         "assert callable(smartcard.listReaders) and 'Session' in smartcard.__all__\n"
-        "assert smartcard.scard is pcsc.scard and '__getattr__' not in vars(smartcard)\n"
+        "assert smartcard.scard._scard is pcsc.scard and '__getattr__' not in vars(smartcard)\n"
+        "from smartcard.scard import *\n"  # the wrapper, on the extension pcsc loaded
+        "assert smartcard.scard.scard._scard is pcsc.scard and SCARD_S_SUCCESS == 0\n"
     )
     assert {"smartcard.Session", "smartcard.System"} <= loaded_after(code)
     # imported the usual way first: the transport uses that package as it is
-    code = "import smartcard\nimport apdu.transport.pcsc as p\nassert p.scard is smartcard.scard\n"
+    code = (
+        "import smartcard\nimport apdu.transport.pcsc as p\n"
+        "assert p.scard is smartcard.scard._scard\n"
+    )
     assert "smartcard.Session" in loaded_after(code)
 
 

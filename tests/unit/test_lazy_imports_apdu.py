@@ -27,8 +27,10 @@ import sys
 
 #: What opening a card and reading it loads (Card imports the applet when a card is opened).
 CARD_PATH = "import opcard.card, apdu.openpgp.applet, apdu.transport.pcsc, apdu.atr"
-#: What pyscard's smartcard.scard loads anyway (every floor script pays for these too).
-SHARED = "import typing, contextlib, threading"
+#: What the card path loads anyway (every floor script pays for these too; pyscard's SWIG
+#: wrapper also loads typing, which the card path does without: tests/unit/
+#: test_lazy_imports_typing.py).
+SHARED = "import contextlib, threading"
 
 
 def run(code: str) -> object:
