@@ -56,9 +56,10 @@ The tree::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum, IntEnum, unique
+from enum import IntEnum, unique
 
 from apdu import errors as apdu_errors
+from opcard._pinkind import PinKind
 from opcard._translate import translated
 from opcard.pkcs11.rv import ReturnValue
 
@@ -282,34 +283,6 @@ class CardNotAnsweringError(CardError):
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.reader, self.timeout))
 
-
-@unique
-class PinKind(Enum):
-    """Which secret a :class:`PinError` is about (``exc.pin``)."""
-
-    USER = "user PIN"
-    ADMIN = "admin PIN"
-    RESET_CODE = "reset code"
-
-    @property
-    def label(self) -> str:
-        """``"user PIN"``, ``"admin PIN"``, ``"reset code"``."""
-        return self.value
-
-    @property
-    def blocked_remedy(self) -> str:
-        """What to do when this secret is blocked, in Python API calls."""
-        return _BLOCKED_REMEDY[self]
-
-
-_BLOCKED_REMEDY = {
-    PinKind.USER: "unblock it with session.unblock_pin(new_pin, reset_code=code), or with "
-    "session.unblock_pin(new_pin) after session.login_admin(admin_pin)",
-    PinKind.ADMIN: "the admin PIN cannot be unblocked: only a factory reset "
-    "(session.factory_reset(), which erases the keys) makes the card writable again",
-    PinKind.RESET_CODE: "set a new one with session.set_reset_code(code) after "
-    "session.login_admin(admin_pin) (the admin PIN also unblocks the user PIN)",
-}
 
 _LOGIN_CALL = {
     PinKind.USER: "session.login(pin)",

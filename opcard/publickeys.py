@@ -31,7 +31,6 @@ from opcard.algorithms import (
     curve_algorithm,
     parse_algorithm,
 )
-from opcard.errors import UnsupportedKeyError
 from opcard.pkcs11 import KeyType
 
 __all__ = [
@@ -50,6 +49,8 @@ __all__ = [
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
+    from opcard.errors import UnsupportedKeyError as UnsupportedKeyError
+
     CryptographyPublicKey: TypeAlias = (
         rsa.RSAPublicKey
         | ec.EllipticCurvePublicKey
@@ -60,7 +61,12 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> object:
     # CryptographyPublicKey imports cryptography's key modules (3 ms) when asked for: a
-    # command that only signs (opcard sign) does not load them.
+    # command that only signs (opcard sign) does not load them; nor opcard.errors (2 ms),
+    # whose UnsupportedKeyError is importable from here too.
+    if name == "UnsupportedKeyError":
+        from opcard.errors import UnsupportedKeyError
+
+        return UnsupportedKeyError
     if name != "CryptographyPublicKey":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
@@ -146,8 +152,12 @@ class CardPublicKey(Record):
     ) -> CardPublicKey:
         algorithm = algorithm_of(attributes)
         if algorithm is None:
+            from opcard.errors import UnsupportedKeyError
+
             raise UnsupportedKeyError(f"unsupported algorithm attributes {attributes!r}")
         if isinstance(material, RsaPublicKey) != (algorithm.curve is None):
+            from opcard.errors import UnsupportedKeyError
+
             raise UnsupportedKeyError(
                 f"the card sent a {type(material).__name__} for a {algorithm} slot"
             )
@@ -165,6 +175,8 @@ class CardPublicKey(Record):
         curve = curve_of(key)
         if curve is None:
             assert isinstance(key, ec.EllipticCurvePublicKey)
+            from opcard.errors import UnsupportedKeyError
+
             raise UnsupportedKeyError(f"curve {key.curve.name} is not an OpenPGP card curve")
         from cryptography.hazmat.primitives import serialization
 
@@ -216,6 +228,8 @@ class CardPublicKey(Record):
                 ).public_key()
             return public_key_from_point(curve, self.point)
         except ValueError as e:
+            from opcard.errors import UnsupportedKeyError
+
             raise UnsupportedKeyError(
                 f"the card's {self.algorithm} public key is invalid: {e}"
             ) from e

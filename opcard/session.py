@@ -41,21 +41,8 @@ from apdu.openpgp.kdf import kdf_off, new_kdf_do
 from apdu.openpgp.keys import ec_import_template, rsa_import_template
 from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes, Uif
 from opcard import arguments
-from opcard.errors import (
-    AlgorithmRefusedError,
-    CardOperationError,
-    DataLengthError,
-    NotLoggedInError,
-    NotSupportedByCardError,
-    ObjectNotFoundError,
-    OpcardError,
-    PinFormatError,
-    PinKind,
-    UnsupportedKeyError,
-    UnsupportedMechanismError,
-    translate_error,
-    translated,
-)
+from opcard._pinkind import PinKind
+from opcard._translate import translated
 from opcard.pkcs11.basic import ObjectClass, UserType
 from opcard.pkcs11.keytype import KeyType
 from opcard.pkcs11.mechanisms import (
@@ -67,7 +54,6 @@ from opcard.pkcs11.mechanisms import (
     prepare_sign_input,
     signing_operation,
 )
-from opcard.pkcs11.rv import ReturnValue
 from opcard.publickeys import (
     RSA_SIZES,
     CardPublicKey,
@@ -184,12 +170,16 @@ def _pin_bytes(pin: str | bytes, secret: Secret, what: str) -> bytes:
     value = pin.encode("utf-8") if isinstance(pin, str) else bytes(pin)
     kind = _SECRET_KIND[secret]
     if len(value) < secret.minimum_length:
+        from opcard.errors import PinFormatError
+
         raise PinFormatError(
             f"the {what} must be at least {secret.minimum_length} characters; nothing was sent "
             "to the card",
             pin=kind,
         )
     if len(value) > secret.maximum_length:
+        from opcard.errors import PinFormatError
+
         raise PinFormatError(f"the {what} is too long; nothing was sent to the card", pin=kind)
     return value
 
@@ -225,6 +215,8 @@ def require_feature(card: Card, feature: str, what: str | None = None) -> None:
     signature counter and FA): call it before asking for a PIN."""
     if not card.supports(feature):
         text = what or _FEATURE_TEXT.get(feature, feature)
+        from opcard.errors import NotSupportedByCardError
+
         raise NotSupportedByCardError(f"{text} is not supported by this card", feature)
 
 
@@ -246,6 +238,8 @@ def algorithm_attributes(
     from apdu.openpgp import quirks
 
     if algorithm.curve is None and algorithm.bits not in RSA_SIZES:
+        from opcard.errors import UnsupportedKeyError
+
         raise UnsupportedKeyError(
             f"RSA-{algorithm.bits}: OpenPGP cards take RSA 2048, 3072 or 4096 (nothing was written)"
         )
@@ -257,6 +251,8 @@ def algorithm_attributes(
     caps = ard.extended_capabilities
     if caps is not None and not caps.flags & ExtendedCapability.ALGORITHM_ATTRIBUTES_CHANGEABLE:
         held = card.algorithm(slot)
+        from opcard.errors import NotSupportedByCardError
+
         raise NotSupportedByCardError(
             f"this card cannot change the algorithm of a key slot (its extended capabilities "
             f"say so): the {slot.name} slot takes {held.name if held else 'its current one'}, "
@@ -268,6 +264,8 @@ def algorithm_attributes(
         names = ", ".join(dict.fromkeys(a.name for a in listed.get(slot, ()))) or "none"
         exact = card.listed_attributes(slot, algorithm)
         if exact is None or algorithm not in listed.get(slot, ()):
+            from opcard.errors import UnsupportedKeyError
+
             raise UnsupportedKeyError(
                 f"this card does not support {algorithm.name} in the {slot.name} slot "
                 f"(it supports: {names})"
@@ -312,8 +310,13 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(OpcardError):
+        try:
             self.logout()
+        except Exception as e:  # (opcard.errors: imported when something failed)
+            from opcard.errors import OpcardError
+
+            if not isinstance(e, OpcardError):
+                raise
 
     def token_info(self) -> TokenInfo:
         return self.card.token_info()
@@ -426,13 +429,19 @@ class Session:
         state = self.login_state
         if pw is Pw.PW3:
             if not state.admin:
+                from opcard.errors import NotLoggedInError
+
                 raise NotLoggedInError.needs(PinKind.ADMIN)
             return
         if not state.user:
+            from opcard.errors import NotLoggedInError
+
             raise NotLoggedInError.needs(PinKind.USER)
         if pw is Pw.PW1 and not state.signing:
             pin = state._kept_pin(Pw.PW1)
             if pin is None:
+                from opcard.errors import NotLoggedInError
+
                 raise NotLoggedInError(
                     "signing with the SIG key needs the user PIN again (the card's PW1 policy) "
                     "and this session did not keep it (keep_pin=False): log in again with "
@@ -466,6 +475,8 @@ class Session:
         kind = _PIN_KIND[pw]
         self.login_state.forget(pw)
         self.card.pin_tried(pw, accepted=False)  # C4 is read again for tries/flags
+        from opcard.errors import NotLoggedInError
+
         raise NotLoggedInError(
             f"the card forgot this session's {kind.label} verification and its retry "
             f"counter went down from {before} to {now} since the login: some program was "
@@ -724,6 +735,8 @@ class Session:
         slot = _slot(slot)
         algorithm = self.card.algorithm(slot) if self.card.key_present(slot) else None
         if algorithm is None:
+            from opcard.errors import ObjectNotFoundError
+
             raise ObjectNotFoundError(f"there is no key in the {slot.name} slot")
         return KeyInfo(slot, algorithm.key_type, algorithm.bits)
 
@@ -751,6 +764,9 @@ class Session:
                 KeyType.EC_EDWARDS: Mechanism.EDDSA,
             }.get(info.key_type)
             if default is None:  # X25519: a key agreement key
+                from opcard.errors import UnsupportedMechanismError
+                from opcard.pkcs11.rv import ReturnValue
+
                 raise UnsupportedMechanismError(
                     f"the {slot.name} key ({info.key_type.name}) cannot sign",
                     return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
@@ -776,6 +792,8 @@ class Session:
 
     def _card_sign(self, slot: KeySlot, prepared: SignInput) -> bytes:
         if not prepared.data:  # EdDSA of b"": the card's command needs a data field
+            from opcard.errors import DataLengthError
+
             raise DataLengthError("an OpenPGP card cannot sign an empty message")
         return self.perform(prepared.operation, prepared.data, f"sign with the {slot.name} key")
 
@@ -809,6 +827,8 @@ class Session:
         except apdu_errors.ApduError as e:
             if pw is Pw.PW1:
                 self.login_state.signing = False
+            from opcard.errors import translate_error
+
             raise translate_error(e, what or _OPERATION_TEXT[operation], PinKind.USER) from e
         if pw is Pw.PW1 and not self.pw1_valid_for_several():
             self.login_state.signing = False
@@ -854,17 +874,25 @@ class Session:
             mechanism = arguments.mechanism(mechanism)
         info = self.key_info(slot)
         if slot is not KeySlot.DEC:
+            from opcard.errors import UnsupportedMechanismError
+            from opcard.pkcs11.rv import ReturnValue
+
             raise UnsupportedMechanismError(
                 f"the {slot.name} key cannot decrypt: only the DEC key decrypts (an RSA one)",
                 return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
             )
         if info.key_type is not KeyType.RSA:
+            from opcard.errors import UnsupportedMechanismError
+            from opcard.pkcs11.rv import ReturnValue
+
             raise UnsupportedMechanismError(
                 f"the DEC key ({info.key_type.name}) cannot decrypt: an ECC DEC key derives a "
                 "shared secret (session.derive)",
                 return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
             )
         if mechanism not in (None, Mechanism.RSA_PKCS):
+            from opcard.errors import UnsupportedMechanismError
+
             raise UnsupportedMechanismError("OpenPGP cards decrypt PKCS#1 v1.5 (CKM_RSA_PKCS) only")
         return self.perform(
             CardOperation.DECIPHER, cmds.decipher_input_rsa(data), "decrypt with the DEC key"
@@ -877,11 +905,17 @@ class Session:
         peer_point = arguments.data(peer_point, "the peer's public point")
         info = self.key_info(slot)
         if slot is not KeySlot.DEC:
+            from opcard.errors import UnsupportedMechanismError
+            from opcard.pkcs11.rv import ReturnValue
+
             raise UnsupportedMechanismError(
                 f"the {slot.name} key cannot derive: only the DEC key does (an ECC one)",
                 return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
             )
         if info.key_type is KeyType.RSA:
+            from opcard.errors import UnsupportedMechanismError
+            from opcard.pkcs11.rv import ReturnValue
+
             raise UnsupportedMechanismError(
                 "the DEC key (RSA) cannot derive: an RSA DEC key decrypts (session.decrypt)",
                 return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
@@ -974,8 +1008,12 @@ class Session:
             apdu_errors.TransportError,
             apdu_errors.ProtocolError,
         ) as e:
+            from opcard.errors import translate_error
+
             raise translate_error(e, what, PinKind.ADMIN) from e
         except apdu_errors.CardStatusError as e:
+            from opcard.errors import AlgorithmRefusedError
+
             raise AlgorithmRefusedError(
                 f"the card refused {alg.name} for the {slot.name} slot (SW {e.sw:04X}): it may "
                 "not support this algorithm; nothing on the card was changed",
@@ -1117,6 +1155,8 @@ class Session:
             self.card.applet.set_fingerprint(slot, fingerprint)
             self.card.applet.set_generation_time(slot, created)
         except apdu_errors.CardStatusError as e:
+            from opcard.errors import CardOperationError
+
             raise CardOperationError(
                 f"the {slot.name} key is on the card, but writing its fingerprint and "
                 f"generation time failed ({e}); GnuPG and OpenSC may not show it until they "
@@ -1174,6 +1214,8 @@ class Session:
         slot = _slot(slot)
         mode = arguments.touch_mode(mode)
         if slot not in self.card.touch_slots():
+            from opcard.errors import NotSupportedByCardError
+
             raise NotSupportedByCardError(
                 f"touch (UIF) is not supported by this card for the {slot.name} key", "touch"
             )
@@ -1220,6 +1262,8 @@ class Session:
             self.card.applet.factory_reset(admin_pin=pin, life_cycle=life_cycle)
         except (apdu_errors.InsNotSupportedError, apdu_errors.ClaNotSupportedError) as e:
             changed = False
+            from opcard.errors import NotSupportedByCardError
+
             raise NotSupportedByCardError(
                 "a factory reset (TERMINATE DF) is not supported by this card; nothing on the "
                 "card was changed",
@@ -1227,14 +1271,20 @@ class Session:
             ) from e
         except apdu_errors.SecurityStatusNotSatisfiedError as e:
             changed = False
+            from opcard.errors import NotLoggedInError
+
             raise NotLoggedInError(
                 "this card is reset only after the admin PIN (it does not declare the "
                 "specification's life cycle, so blocking the PINs might leave it unusable): "
                 "give the admin PIN; nothing on the card was changed"
             ) from e
         except (apdu_errors.WrongPinError, apdu_errors.PinBlockedError) as e:
+            from opcard.errors import translate_error
+
             raise translate_error(e, "admin PIN", PinKind.ADMIN) from e
         except apdu_errors.ApduError as e:
+            from opcard.errors import translate_error
+
             raise translate_error(e, "factory reset", PinKind.ADMIN) from e
         else:
             self.card.kdf_changed()  # KDF is off after a factory reset
@@ -1260,6 +1310,9 @@ class DigestSigner:
         self.slot = slot
         self.key = session.key_info(slot)
         if slot is KeySlot.DEC:
+            from opcard.errors import UnsupportedMechanismError
+            from opcard.pkcs11.rv import ReturnValue
+
             raise UnsupportedMechanismError(
                 "the DEC key cannot sign: sign with the SIG or AUT key",
                 return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
@@ -1369,6 +1422,8 @@ def load_private_key(
                 return load(password())
         return load(password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        from opcard.errors import UnsupportedKeyError
+
         raise UnsupportedKeyError(
             f"not a private key this card can take (PEM or DER, PKCS#8 or traditional, or "
             f"an OpenSSH key): {e}"
@@ -1387,6 +1442,8 @@ def _importable(private_key: object) -> ImportableKey:
         | ed25519.Ed25519PrivateKey
         | x25519.X25519PrivateKey,
     ):
+        from opcard.errors import UnsupportedKeyError
+
         raise UnsupportedKeyError(f"{type(private_key).__name__} keys cannot go on an OpenPGP card")
     return private_key
 

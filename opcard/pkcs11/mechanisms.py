@@ -29,10 +29,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from apdu._enums import IntEnumBody, fast_enum
 from apdu.openpgp.constants import KeySlot
 from apdu.record import Record
-from opcard.errors import DataLengthError, MechanismError, UnsupportedMechanismError
 from opcard.hashes import HASHES, Hash, hash_named, unsupported_hash_message
 from opcard.pkcs11.keytype import KeyType
-from opcard.pkcs11.rv import ReturnValue
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives import hashes
@@ -132,6 +130,8 @@ _MAX_DIGEST = max(h.digest_size for h in HASHES.values())
 def _hash(name: str | hashes.HashAlgorithm) -> Hash:
     found = hash_named(name)
     if found is None:
+        from opcard.errors import MechanismError
+
         raise MechanismError(unsupported_hash_message(name))
     return found
 
@@ -145,6 +145,8 @@ def digest_info(hash_name: str, digest: bytes) -> bytes:
     """RFC 8017 §9.2 DigestInfo DER encoding of ``digest`` (EMSA-PKCS1-v1_5 step 2)."""
     row = HASHES.get(hash_name) or _hash(hash_name)  # accepts "SHA-256"
     if len(digest) != row.digest_size:
+        from opcard.errors import DataLengthError
+
         raise DataLengthError(f"a {row.name} digest is {row.digest_size} bytes, not {len(digest)}")
     return row.digest_info_prefix + digest
 
@@ -153,6 +155,8 @@ def parse_digest_info(data: bytes) -> tuple[str, bytes]:
     """RFC 8017 §9.2 DigestInfo → (hash name, digest); the DER forms of note 1 only."""
     entry = _DIGEST_INFO_BY_LENGTH.get(len(data))
     if entry is None or not data.startswith(entry[1]):
+        from opcard.errors import MechanismError
+
         raise MechanismError("not a DigestInfo for SHA-1/224/256/384/512")
     return entry[0], bytes(data[len(entry[1]) :])
 
@@ -171,6 +175,8 @@ def normalise_hash(digest: bytes, field_bits: int) -> bytes:
     if field_bits <= 0:
         raise ValueError(f"field_bits must be positive, not {field_bits}")
     if not digest:
+        from opcard.errors import DataLengthError
+
         raise DataLengthError("empty digest")
     size = (field_bits + 7) // 8
     length = len(digest)
@@ -187,6 +193,8 @@ def normalise_hash(digest: bytes, field_bits: int) -> bytes:
 def ecdsa_raw_to_der(rs: bytes) -> bytes:
     """ECDSA ``r‖s`` (two equal halves, as the card and PKCS#11 give it) → DER Ecdsa-Sig-Value."""
     if not rs or len(rs) % 2:
+        from opcard.errors import MechanismError
+
         raise MechanismError(f"raw ECDSA signature of {len(rs)} bytes: r and s must be equal")
     half = len(rs) // 2
     body = _der_integer(rs[:half]) + _der_integer(rs[half:])
@@ -217,9 +225,13 @@ def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
     try:
         r, s = decode_dss_signature(der)
     except ValueError as e:
+        from opcard.errors import MechanismError
+
         raise MechanismError("not a DER ECDSA signature") from e
     limit = 1 << (8 * size)
     if not (0 < r < limit and 0 < s < limit):
+        from opcard.errors import MechanismError
+
         raise MechanismError(f"ECDSA signature values do not fit {size} bytes")
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
@@ -238,6 +250,9 @@ def signing_operation(slot: KeySlot) -> CardOperation:
     for DEC, which does not sign."""
     operation = _SIGN_SLOTS.get(slot)
     if operation is None:
+        from opcard.errors import UnsupportedMechanismError
+        from opcard.pkcs11.rv import ReturnValue
+
         raise UnsupportedMechanismError(
             f"the {slot.name} key cannot sign",
             return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
@@ -382,17 +397,27 @@ def check_mechanism(mechanism: int, key: KeyInfo, usage: MechanismFlag) -> None:
     name = _mechanism_name(mechanism)
     reason = rules.impossible.get(mechanism)
     if reason is not None:
+        from opcard.errors import UnsupportedMechanismError
+
         raise UnsupportedMechanismError(f"{name}: {reason}")
     key_types = rules.key_types.get(mechanism)
     if key_types is None:
+        from opcard.errors import UnsupportedMechanismError
+
         raise UnsupportedMechanismError(f"{name} is not supported by OpenPGP cards")
     if key.key_type not in key_types:
+        from opcard.errors import UnsupportedMechanismError
+        from opcard.pkcs11.rv import ReturnValue
+
         raise UnsupportedMechanismError(
             f"{name} needs a {' or '.join(t.name for t in key_types)} key; the "
             f"{_key_name(key)} cannot do it",
             return_value=ReturnValue.KEY_TYPE_INCONSISTENT,
         )
     what = {MechanismFlag.SIGN: "sign", MechanismFlag.DECRYPT: "decrypt"}.get(usage, "derive")
+    from opcard.errors import UnsupportedMechanismError
+    from opcard.pkcs11.rv import ReturnValue
+
     raise UnsupportedMechanismError(
         f"the {_key_name(key)} cannot {what} with {name}",
         return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
@@ -413,15 +438,21 @@ def _check_rsa_length(key: KeyInfo, data: bytes) -> bytes:
     if key.slot is KeySlot.AUT:
         # spec 7.2.13: the input must not exceed 40 % of the modulus length
         if len(data) * 10 > modulus * 4:
+            from opcard.errors import DataLengthError
+
             raise DataLengthError(
                 f"INTERNAL AUTHENTICATE takes at most 40 % of the modulus ({modulus * 4 // 10} "
                 f"bytes for RSA-{key.bits}), not {len(data)}"
             )
     elif len(data) > modulus - 11:
+        from opcard.errors import DataLengthError
+
         raise DataLengthError(
             f"PKCS#1 v1.5 signs at most {modulus - 11} bytes with RSA-{key.bits}, not {len(data)}"
         )
     if not data:
+        from opcard.errors import DataLengthError
+
         raise DataLengthError("nothing to sign")
     return data
 
@@ -461,6 +492,8 @@ def prepare_sign_input(mechanism: int, key: KeyInfo, data: bytes) -> SignInput:
     if output is SignatureFormat.PKCS1_V1_5:
         return SignInput(_check_rsa_length(key, bytes(data)), operation, output)
     if not 0 < len(data) <= max(_MAX_DIGEST, (key.bits + 7) // 8):
+        from opcard.errors import DataLengthError
+
         raise DataLengthError(f"CKM_ECDSA takes a hash, not {len(data)} bytes")
     return SignInput(normalise_hash(data, key.bits), operation, output)
 
@@ -473,6 +506,9 @@ def prepare_digest_sign_input(key: KeyInfo, hash_name: str, digest: bytes) -> Si
     """
     operation = _SIGN_SLOTS.get(key.slot)
     if operation is None:
+        from opcard.errors import UnsupportedMechanismError
+        from opcard.pkcs11.rv import ReturnValue
+
         raise UnsupportedMechanismError(
             f"the {_key_name(key)} cannot sign",
             return_value=ReturnValue.KEY_FUNCTION_NOT_PERMITTED,
@@ -486,8 +522,13 @@ def prepare_digest_sign_input(key: KeyInfo, hash_name: str, digest: bytes) -> Si
     if key.key_type is KeyType.EC:
         size = (HASHES.get(hash_name) or _hash(hash_name)).digest_size
         if len(digest) != size:
+            from opcard.errors import DataLengthError
+
             raise DataLengthError(f"a {hash_name} digest is {size} bytes, not {len(digest)}")
         return SignInput(normalise_hash(digest, key.bits), operation, SignatureFormat.ECDSA_RAW)
+    from opcard.errors import UnsupportedMechanismError
+    from opcard.pkcs11.rv import ReturnValue
+
     raise UnsupportedMechanismError(
         f"the {_key_name(key)} signs whole messages (PureEdDSA), not digests",
         return_value=ReturnValue.KEY_TYPE_INCONSISTENT,

@@ -152,8 +152,13 @@ class Slot:
         self._session = session
 
     @property
+    def made_session(self) -> Session | None:
+        """The session if it was made (:attr:`session` makes it)."""
+        return self._session
+
+    @property
     def logged_in(self) -> bool:
-        session = self._session  # a session not made yet has no login
+        session = self.made_session  # a session not made yet has no login
         return session is not None and session.user_logged_in
 
     def login_operator(self, pin: str | bytes) -> None:
@@ -308,7 +313,7 @@ class Registry:
                     slot.description,
                 )
         with slot.lock:
-            card, session = slot.card, slot._session  # (a session never made: none to close)
+            card, session = slot.card, slot.made_session  # (never made: none to close)
             if card is None:
                 return
             slot.card = slot.session = None

@@ -175,6 +175,7 @@ def _opcard_layers(where: str, module: str, name: str) -> list[str]:
         and not _within(name, "apdu.errors")
         and not _within(name, "opcard.pkcs11.rv")
         and not _within(name, "opcard._translate")  # its translated(), importable without it
+        and not _within(name, "opcard._pinkind")  # its PinKind, likewise
     ):
         found.append(f"{where}: opcard.errors imports only apdu.errors and opcard.pkcs11.rv")
     if (

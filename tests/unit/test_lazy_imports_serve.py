@@ -16,7 +16,8 @@ lazy must not silently go.
   argparse gives (a fuzzed comparison), and argparse still reads and refuses the others;
 - ``opcard sign``'s library path (``opcard.session``, ``opcard.pkcs11.mechanisms``: log in,
   ``sign_digest``, ``ecdsa_raw_to_der``) loads neither ``cryptography`` nor the PKCS#11
-  constants nor ``opcard.objects``.
+  constants, ``opcard.objects`` or ``opcard.errors`` (and its CK_RV table): the errors are
+  imported where one is raised.
 """
 
 from __future__ import annotations
@@ -291,6 +292,8 @@ SIGN_PATH_FORBIDDEN = (
     "opcard.pkcs11.template",
     "opcard.objects",
     "opcard.keys",
+    "opcard.errors",  # imported where an error is raised (opcard._pinkind names the PINs)
+    "opcard.pkcs11.rv",
 )
 
 
@@ -355,3 +358,19 @@ def test_held_slot_ids_are_zlib_s_crc32() -> None:
         assert _crc32(data) == zlib.crc32(data), data
     reader = "Virtual PCD 00 01"
     assert held_slot_id(reader) == _HELD_SLOT_BASE | zlib.crc32(reader.encode())
+
+
+def test_errors_still_raised_and_reexported() -> None:
+    """What the sign path imports where it raises is the same error as before."""
+    from opcard import errors, publickeys
+    from opcard._pinkind import PinKind
+    from opcard.errors import DataLengthError, MechanismError
+    from opcard.pkcs11.mechanisms import digest_info, ecdsa_raw_to_der
+
+    assert (
+        errors.PinKind is PinKind and publickeys.UnsupportedKeyError is errors.UnsupportedKeyError
+    )
+    with pytest.raises(DataLengthError, match="a sha256 digest is 32 bytes, not 3"):
+        digest_info("sha256", b"abc")
+    with pytest.raises(MechanismError, match="r and s must be equal"):
+        ecdsa_raw_to_der(b"abc")
