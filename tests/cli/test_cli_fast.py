@@ -934,7 +934,7 @@ HOSTILE_ARGS = [
     ["--card-timeout", "9" * 5000, "status"],
     ["--card-timeout", "1" + "0" * 400, "status"],
     ["-" + "v" * 20000 + "h"],
-    ["-v"] * 30000 + ["status", "-h"],
+    ["-v"] * 10000 + ["status", "-h"],
     ["--reader", "x"] * 10000 + ["status", "--json"] * 100,
     ["cert", "export", *["--slot", "sig"] * 5000, "-h"],
 ]
