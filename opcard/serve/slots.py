@@ -305,13 +305,23 @@ class Registry:
         slot = self.get(slot_id)
         if slot is None:
             return
-        if grace is not None and not slot.lock.acquire(timeout=grace):
+        held = grace is not None and slot.lock.acquire(timeout=grace)
+        if grace is not None and not held:
             card = slot.card
             if card is not None and abort_card_io(card):
                 logger.warning(
                     "the card in %r does not answer: its operation in progress is aborted",
                     slot.description,
                 )
+        try:
+            self._drop_card(slot)
+        finally:
+            if held:  # the acquisition above (it was left held: the slot stayed locked)
+                slot.lock.release()
+
+    def _drop_card(self, slot: Slot) -> None:
+        """Detach ``slot``'s card (see :meth:`detach`)."""
+        slot_id = slot.slot_id
         with slot.lock:
             card, session = slot.card, slot.made_session  # (never made: none to close)
             if card is None:
