@@ -66,11 +66,14 @@ def pass_state(f: F) -> F:
 
 def slot_option(default: str | None = None, help: str = "Key slot.") -> Callable[[F], F]:
     """``--slot sig|dec|aut``: required unless ``default`` is given."""
+    # no default=None with required: click 8.5 counts an explicit None as a value given, and
+    # the command would run without a slot
+    extra: dict[str, Any] = {"default": default} if default is not None else {}
     return click.option(
         "--slot",
         type=click.Choice(SLOTS, case_sensitive=False),
-        default=default,
         required=default is None,
         show_default=default is not None,
         help=help,
+        **extra,
     )

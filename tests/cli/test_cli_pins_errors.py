@@ -277,6 +277,11 @@ def test_usage_errors(run, card) -> None:
     assert run("cert", "export", "--slot", "xyz").exit_code == ExitCode.Usage
     assert run("nonsense").exit_code == ExitCode.Usage
     assert run("key", "generate", "--slot", "sig").exit_code == ExitCode.Usage  # no --algo
+    # --slot is required where it has no default (click 8.5 took default=None for a value)
+    for command in (("cert", "delete"), ("key", "generate", "--algo", "rsa2048")):
+        result = run(*command)
+        assert result.exit_code == ExitCode.Usage, result.output
+        assert "Missing option '--slot'" in result.stderr
 
 
 @pytest.mark.parametrize("command", [("status",), ("cert", "export"), ("pin", "status")])

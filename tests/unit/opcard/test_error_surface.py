@@ -31,6 +31,7 @@ from opcard.pkcs11 import ReturnValue
 PRIVATE = {
     "opcard.cli.errors.CliError",  # click's exception carrying an exit code and a hint
     "opcard.cli.state.UsageProblem",  # a usage error found by a command: click's UsageError
+    "opcard.cli.state.Failure",  # a failure a command describes: CliError without click
     "opcard.cli.fast.Decline",  # the fast front end leaving a command line to click
     "opcard.serve.errors.ServeError",  # the RPC server's own: frames, CK_RV replies, socket
     "opcard.serve.errors.FrameError",
