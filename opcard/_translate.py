@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from apdu.errors import ApduError
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms per command)
 
 if TYPE_CHECKING:
     from opcard.errors import PinKind
