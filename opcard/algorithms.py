@@ -9,12 +9,12 @@ naming a card's keys (:meth:`opcard.Card.algorithm`, ``opcard status``) does not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apdu.openpgp.constants import Curve, KeySlot
 from apdu.openpgp.objects import AlgorithmAttributes, EcAttributes, RsaAttributes
 from apdu.record import Record
 from opcard.pkcs11.keytype import KeyType
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     from opcard.errors import UnsupportedKeyError

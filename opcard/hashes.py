@@ -20,9 +20,9 @@ that GnuPG and TLS pair with an ECDSA key of a curve.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apdu.record import Record, field
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives import hashes

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Literal, overload
 
 from apdu import errors as apdu_errors
 from apdu.openpgp import commands as cmds
@@ -62,8 +61,10 @@ from opcard.publickeys import (
     parse_algorithm,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
+
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Literal, TypeAlias, overload
 
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
@@ -659,51 +660,54 @@ class Session:
             template[Attribute.LABEL] = label
         return find_one(self, DataObject, ObjectClass.DATA, template)
 
-    @overload
-    def get_key(
-        self,
-        slot: KeySlot | str | int | None = None,
-        *,
-        object_class: Literal[ObjectClass.PRIVATE_KEY] = ...,
-        label: str | None = None,
-        id: bytes | int | None = None,
-    ) -> PrivateKey: ...
-    @overload
-    def get_key(
-        self,
-        slot: KeySlot | str | int | None = None,
-        *,
-        object_class: Literal[ObjectClass.PUBLIC_KEY],
-        label: str | None = None,
-        id: bytes | int | None = None,
-    ) -> PublicKey: ...
-    @overload
-    def get_key(
-        self,
-        slot: KeySlot | str | int | None = None,
-        *,
-        object_class: Literal[ObjectClass.CERTIFICATE],
-        label: str | None = None,
-        id: bytes | int | None = None,
-    ) -> Certificate: ...
-    @overload
-    def get_key(
-        self,
-        slot: KeySlot | str | int | None = None,
-        *,
-        object_class: Literal[ObjectClass.DATA],
-        label: str | None = None,
-        id: bytes | int | None = None,
-    ) -> DataObject: ...
-    @overload
-    def get_key(
-        self,
-        slot: KeySlot | str | int | None = None,
-        *,
-        object_class: ObjectClass | int | str,
-        label: str | None = None,
-        id: bytes | int | None = None,
-    ) -> CardObject: ...
+    if TYPE_CHECKING:  # (typing.overload: not at run time)
+
+        @overload
+        def get_key(
+            self,
+            slot: KeySlot | str | int | None = None,
+            *,
+            object_class: Literal[ObjectClass.PRIVATE_KEY] = ...,
+            label: str | None = None,
+            id: bytes | int | None = None,
+        ) -> PrivateKey: ...
+        @overload
+        def get_key(
+            self,
+            slot: KeySlot | str | int | None = None,
+            *,
+            object_class: Literal[ObjectClass.PUBLIC_KEY],
+            label: str | None = None,
+            id: bytes | int | None = None,
+        ) -> PublicKey: ...
+        @overload
+        def get_key(
+            self,
+            slot: KeySlot | str | int | None = None,
+            *,
+            object_class: Literal[ObjectClass.CERTIFICATE],
+            label: str | None = None,
+            id: bytes | int | None = None,
+        ) -> Certificate: ...
+        @overload
+        def get_key(
+            self,
+            slot: KeySlot | str | int | None = None,
+            *,
+            object_class: Literal[ObjectClass.DATA],
+            label: str | None = None,
+            id: bytes | int | None = None,
+        ) -> DataObject: ...
+        @overload
+        def get_key(
+            self,
+            slot: KeySlot | str | int | None = None,
+            *,
+            object_class: ObjectClass | int | str,
+            label: str | None = None,
+            id: bytes | int | None = None,
+        ) -> CardObject: ...
+
     def get_key(
         self,
         slot: KeySlot | str | int | None = None,

@@ -15,7 +15,7 @@ loaded on first use (PEP 562), so that ``import opcard.errors`` stays cheap. Thi
 imports nothing of :mod:`opcard.tls`, :mod:`opcard.cli` or :mod:`opcard.serve`.
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     from opcard.pkcs11.constants import (

@@ -18,9 +18,10 @@ import contextlib
 import os
 import stat
 import threading
-from typing import TYPE_CHECKING
 
 from opcard.serve.errors import SocketError
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     import socket

@@ -30,10 +30,11 @@ import contextlib
 import enum
 import os
 import threading
-from typing import TYPE_CHECKING
 
 from apdu.record import Record, field
 from opcard.serve.log import logger
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     import subprocess

@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from apdu.errors import ApduError, CardNotAnsweringError, SharingViolationError, TransportError
 from apdu.transport import ReaderStatus, pcsc
@@ -31,6 +30,8 @@ from opcard.card import Card, scdaemon_running
 from opcard.errors import CARD_IN_USE_REMEDY, CardInUseError, OpcardError
 from opcard.serve.log import logger
 from opcard.serve.slots import Registry, held_slot_id
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     from opcard.serve.server import Server

@@ -35,7 +35,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
 
 from apdu.record import Record, replace
 from opcard.pkcs11 import ReturnValue
@@ -55,6 +54,8 @@ from opcard.serve.wire import (
     Reader,
     check_arguments,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (with re: ~3.5 ms: issue #15)
 
 if TYPE_CHECKING:
     import mmap
@@ -737,7 +738,7 @@ class Server:
                 code, body, drawn = frame
                 try:
                     # read in place (Reader takes any buffer), no copy of a large body
-                    data = cast(bytes, memoryview(body.data))
+                    data: bytes = memoryview(body.data)  # type: ignore[assignment]
                     answer = self.answer(client, data, peer)
                     finalize = isinstance(answer, tuple) and answer[1] == ReturnValue.OK
                     finalize = finalize and Reader(data).u32() == Call.FINALIZE
