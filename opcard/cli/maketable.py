@@ -40,11 +40,22 @@ TABLE = HERE / "table.py"
 HELPTEXT = HERE / "helptext.py"
 
 
+def _completes_by_itself(param: click.Parameter, ctx: click.Context) -> bool:
+    """Whether ``param`` was given a completion function of its own (``shell_complete=``):
+    seen through click's public methods, as completions that differ from its type's."""
+    for probe in ("", "a", "-", "/"):
+        mine = [(i.type, i.value, i.help) for i in param.shell_complete(ctx, probe)]
+        types = [(i.type, i.value, i.help) for i in param.type.shell_complete(ctx, param, probe)]
+        if mine != types:
+            return True
+    return False
+
+
 def _type(param: click.Parameter, ctx: click.Context) -> tuple[Any, ...]:
     """The parameter's type as a tuple :mod:`opcard.cli.fast` converts with (or ``("other",)``:
     the fast front end then leaves the command to click; ``("other", "file"|"dir")`` for a path
     or file it does not convert but completes as click does)."""
-    if getattr(param, "_custom_shell_complete", None) is not None:
+    if _completes_by_itself(param, ctx):
         return ("other",)  # completed by a function of its own
     kind = param.type
     if isinstance(kind, click.Choice):
