@@ -29,12 +29,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     if hasattr(signals, "SIGPIPE"):
         signals.signal(signals.SIGPIPE, signals.SIG_DFL)
 
+    # The garbage collector off while the command starts: the imports make tens of thousands
+    # of objects that live to the end and free next to none, and the collector's passes over
+    # them cost about 2 ms (issue #15). The commands opcard.cli.fast runs are short and free
+    # what they make by reference counting; `serve --stdio` turns it back on when it is ready
+    # to serve (opcard.serve.stdio.collect_again), and click's commands run with it on.
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
     args = list(argv) if argv is not None else sys.argv[1:]
     from opcard.cli.fast import main as fast
 
-    code = fast(args)
+    try:
+        code = fast(args)
+    finally:
+        if collecting and argv is not None:  # called in-process (tests, embedders): as it was
+            gc.enable()
     if code is not None:
         sys.exit(code)
+    if collecting:
+        gc.enable()
     from opcard.cli.app import cli
 
     cli.main(args=args, prog_name="opcard")

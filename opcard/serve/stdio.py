@@ -354,10 +354,11 @@ def _fail(code: int, message: str, hint: str = "") -> int:
     return code
 
 
-def _collect_again() -> None:
-    """The garbage collector back on after the start-up (:mod:`opcard.serve.__main__` turns it
-    off), what the start-up made frozen first: modules, classes and tables that live as long
-    as the server, which collections need not look at again (``gc.freeze``)."""
+def collect_again() -> None:
+    """The garbage collector back on after the start-up (:mod:`opcard.serve.__main__` and
+    :func:`opcard.cli.main` turn it off), what the start-up made frozen first: modules,
+    classes and tables that live as long as the server, which collections need not look at
+    again (``gc.freeze``)."""
     import gc
 
     gc.freeze()
@@ -370,7 +371,7 @@ def main(argv: Sequence[str] | None = None, *, collector_off: bool = False) -> i
     failure of the serving child is its exit code with the command line's message).
 
     ``collector_off``: the garbage collector was turned off for the start-up; it is turned
-    back on when the server is ready (:func:`_collect_again`)."""
+    back on when the server is ready (:func:`collect_again`)."""
     fast = _fast_args(sys.argv[1:] if argv is None else argv)
     # else argparse: it exits 2 with the usage on standard error when something is wrong
     args = fast if fast is not None else _parser().parse_args(argv)
@@ -386,7 +387,7 @@ def main(argv: Sequence[str] | None = None, *, collector_off: bool = False) -> i
             log_level=args.log_level,
             poll=args.poll,
             limits=stdio_limits(args.frame_timeout, args.idle_timeout),
-            ready=_collect_again if collector_off else None,
+            ready=collect_again if collector_off else None,
         )
     except SocketError as e:
         from opcard.exitcodes import ExitCode  # (the exit codes: when something failed)

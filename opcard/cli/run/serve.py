@@ -87,6 +87,8 @@ def serve_stdio(
     """``--stdio``: :func:`opcard.serve.stdio.serve_stdio`, the same function as ``python -m
     opcard.serve --stdio`` (the command line adds the PIN options, ``--confirm`` and its
     backend's cards in tests and embedders)."""
+    import gc
+
     stdio_checks(login, pin, pin_file, max_connections, max_per_process)
     if state.reader:
         readers = (*readers, state.reader)
@@ -95,7 +97,7 @@ def serve_stdio(
     from opcard.cli.backend import PcscBackend, current
     from opcard.cli.pins import USER, read_pin
     from opcard.serve.errors import SocketError
-    from opcard.serve.stdio import STDIO_LOG_LEVEL, stdio_limits
+    from opcard.serve.stdio import STDIO_LOG_LEVEL, collect_again, stdio_limits
     from opcard.serve.stdio import serve_stdio as serve
 
     def login_pin() -> str:
@@ -114,6 +116,8 @@ def serve_stdio(
             confirmation=confirmation,
             login_pin=login_pin if login or pin is not None or pin_file is not None else None,
             attach=None if isinstance(current(), PcscBackend) else attach,
+            # opcard.cli.main turned the collector off for the start-up: on again when ready
+            ready=None if gc.isenabled() else collect_again,
         )
     except SocketError as e:
         raise Failure(str(e)) from e
