@@ -348,6 +348,14 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--keep", type=Path, help="build the venv in DIR and keep it")
     ap.add_argument(
+        "--floor-pyscard",
+        choices=("package", "extension"),
+        default="package",
+        help="how the floors load pyscard: 'from smartcard import scard' as a plain script does\n"
+        "(default), or its C extension alone as opcard's transport does (the package __init__s\n"
+        "and SWIG's wrapper, with typing and re, not run)",
+    )
+    ap.add_argument(
         "--importtime",
         action="store_true",
         help="also print where each command's imports go (-X importtime, per package, ms)",
@@ -379,7 +387,10 @@ def main() -> int:
             if "PCSCLITE_CSOCK_NAME" in os.environ:
                 env["PCSCLITE_CSOCK_NAME"] = os.environ["PCSCLITE_CSOCK_NAME"]
             with emulator(port, work, apdu_log), gnupg_home(work, env) as genv:
-                rows = measure(args.n, python, bindir, env, genv, pin_file, message, apdu_log)
+                floor_env = {"OPCARD_FLOOR_PYSCARD": args.floor_pyscard}
+                rows = measure(
+                    args.n, python, bindir, env, genv, pin_file, message, apdu_log, floor_env
+                )
                 profiles = [
                     f"{row.name}: {import_profile(python, row.run, 8)}"
                     for row in rows
@@ -396,7 +407,12 @@ def main() -> int:
         f"{args.n} interleaved runs of each; Python {platform.python_version()}, "
         f"{os.cpu_count()} cores, load average {load_start[0]:.2f} at the start, "
         f"{load_end[0]:.2f} at the end; the emulated card through "
-        f"{'the machine' if args.shared_pcscd else 'a private'} pcscd"
+        f"{'the machine' if args.shared_pcscd else 'a private'} pcscd; the floors load pyscard "
+        + (
+            "as a plain script does (from smartcard import scard)"
+            if args.floor_pyscard == "package"
+            else "'s C extension alone, as opcard does"
+        )
     )
     print(header)
     for note in notes:
@@ -416,6 +432,7 @@ def measure(
     pin_file: Path,
     message: Path,
     apdu_log: Path,
+    floor_env: dict[str, str] | None = None,
 ) -> list[Row]:
     py = str(python)
     opcard = [str(bindir / "opcard")]
@@ -425,7 +442,7 @@ def measure(
         return Process(argv, dict(env, **(extra or {})))
 
     def floor(name: str, *fargs: str) -> Callable[[], tuple[float, bytes]]:
-        return proc([py, str(FLOORS / f"floor_{name}.py"), *fargs])
+        return proc([py, str(FLOORS / f"floor_{name}.py"), *fargs], floor_env)
 
     sign_args = ["--slot", "sig", "--pin-file", str(pin_file), str(message)]
     complete = {"_OPCARD_COMPLETE": "bash_complete"}

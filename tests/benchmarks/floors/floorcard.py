@@ -7,7 +7,24 @@ disconnects and releases the context. A PC/SC failure ends the script with the r
 APDU's name. (A class, not contextlib: a floor loads nothing opcard does not need either.)
 """
 
-from smartcard import scard as sc
+import os
+
+if os.environ.get("OPCARD_FLOOR_PYSCARD") == "extension":
+    # startup.py --floor-pyscard extension: pyscard's C extension alone, loaded as opcard's PC/SC
+    # transport loads it (apdu/transport/pcsc.py): the smartcard and smartcard.scard packages
+    # registered without running their __init__ (pyscard's object layer; SWIG's wrapper, which
+    # imports typing and with it re). A plain script does not do this: the default floor is
+    # ``from smartcard import scard``; this variant shows how much of opcard's margin that is.
+    import importlib.util
+    import sys
+
+    for _name in ("smartcard", "smartcard.scard"):
+        _spec = importlib.util.find_spec(_name)
+        assert _spec is not None
+        sys.modules[_name] = importlib.util.module_from_spec(_spec)
+    import smartcard.scard._scard as sc
+else:
+    from smartcard import scard as sc
 
 SELECT = bytes.fromhex("00A4040006D27600012401")
 
