@@ -11,8 +11,7 @@ same APDUs and print the same lines.
 
 import sys
 
-from floorcard import SELECT, manufacturer_name
-from smartcard import scard as sc
+from floorcard import SELECT, manufacturer_name, sc  # pyscard's scard, as floorcard loads it
 
 GET_AID = bytes.fromhex("00CA004F00")
 
