@@ -64,6 +64,8 @@ def _from_file(path: str) -> str:
 
 
 def _warn_command_line(kind: PinKind) -> None:
+    if sys.stderr is None:  # no standard error (2>&-): click.echo wrote nothing either
+        return
     sys.stderr.write(
         f"opcard: warning: the {kind.name} on the command line is visible to other users and "
         f"stays in the shell history; use {kind.file_option} FILE or ${kind.env}\n"

@@ -165,8 +165,10 @@ def to_slot(name: str) -> KeySlot:
 def binary_stdout() -> IO[bytes]:
     """Standard output for bytes (the one click's test runner installs, too)."""
     buffer: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
-    if buffer is None:  # pragma: no cover - a text-only stream
-        raise UsageProblem("standard output cannot take binary data")
+    if buffer is None:  # no standard output (>&-), or a text-only stream
+        import click  # click's error, as before the commands ran without click: exit code 1
+
+        raise click.ClickException("standard output cannot take binary data")
     return buffer
 
 
@@ -180,6 +182,14 @@ def shown(value: object) -> str:
 
 def _write(text: str, err: bool) -> None:
     stream = sys.stderr if err else sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str) or encoding.lower() not in ("utf-8", "utf8"):
+        # No stream (>&-: click.echo writes nothing), or one click.echo handles its own way
+        # (an ASCII one gets UTF-8): click's echo, which opcard.cli.fast leaves such streams to
+        import click
+
+        click.echo(text, err=err)
+        return
     stream.write(text + "\n")
     stream.flush()
 
