@@ -45,12 +45,6 @@ RESET_CODE = PinKind("reset code", "--reset-code", "OPCARD_RESET_CODE")
 NEW = PinKind("new PIN", "--new-pin", "OPCARD_NEW_PIN")
 
 
-USER = PinKind("user PIN", "--pin", "OPCARD_PIN")
-ADMIN = PinKind("admin PIN", "--admin-pin", "OPCARD_ADMIN_PIN")
-RESET_CODE = PinKind("reset code", "--reset-code", "OPCARD_RESET_CODE")
-NEW = PinKind("new PIN", "--new-pin", "OPCARD_NEW_PIN")
-
-
 def _from_file(path: str) -> str:
     if path == "-":
         line = sys.stdin.readline()
