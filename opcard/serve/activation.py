@@ -101,6 +101,16 @@ def stdio_socket() -> _socket.socket:
     return sock
 
 
+def _other_threads() -> bool:
+    """Whether another thread of this process runs: the system's count, which also sees the
+    threads started without :mod:`threading` (the PC/SC watchdog: ``_thread``), and
+    :func:`threading.active_count` where there is no /proc."""
+    try:
+        return len(os.listdir("/proc/self/task")) > 1
+    except OSError:
+        return threading.active_count() > 1
+
+
 def serve_in_a_child() -> bool:
     """Fork: the process that was started exits at once (status 0), the child carries on and
     serves. For ``--stdio``: at C_Finalize p11-kit closes the socket, then waits for the
@@ -112,7 +122,7 @@ def serve_in_a_child() -> bool:
     Only before any other thread runs (a fork keeps the calling thread only) and before any
     PC/SC context exists (the caller's duty); returns False and does nothing when another
     thread runs, True in the child."""
-    if threading.active_count() > 1:
+    if _other_threads():
         return False
     if os.fork():
         os._exit(0)  # no atexit handlers, no buffers: nothing of ours was written yet
