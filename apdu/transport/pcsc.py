@@ -132,7 +132,12 @@ def _import_scard() -> ModuleType:
     for package in ("smartcard", "smartcard.scard"):
         if package not in sys.modules:
             _register_unexecuted(package)
-    import smartcard.scard._scard as module  # the attribute: bound by the import
+    try:
+        import smartcard.scard._scard as module  # the attribute: bound by the import
+    except ImportError:  # a pyscard built otherwise: its public module (its __init__ runs)
+        import smartcard.scard as module
+    if not hasattr(module, "SCardTransmit"):  # an extension of that name with other calls
+        import smartcard.scard as module
 
     assert isinstance(module, ModuleType)
     return module
