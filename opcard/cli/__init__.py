@@ -25,7 +25,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # (`opcard status | head`) instead of reporting a broken pipe as an error. Through
     # _signal, the C half of signal: the signal module would add its enums (enum, functools,
     # collections: about 2 ms, a fifth of Python's start) to `opcard --help` and completion.
-    signals = __import__("_signal")
+    try:
+        signals = __import__("_signal")
+    except ImportError:  # an interpreter without CPython's C half
+        import signal as signals
     if hasattr(signals, "SIGPIPE"):
         signals.signal(signals.SIGPIPE, signals.SIG_DFL)
 
