@@ -1,5 +1,7 @@
 """The PIN options of the click commands (``--pin``/``--pin-file`` and the admin PIN, reset
-code and new PIN ones); reading a PIN is :mod:`opcard.cli.pins` (without click)."""
+code and new PIN ones); reading a PIN is :mod:`opcard.cli.pins` (without click; its usage
+errors become click's in :func:`opcard.cli.common.pass_state`, which every command using a PIN
+goes through)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from opcard.cli.pins import ADMIN, NEW, RESET_CODE, USER, PinKind
-from opcard.cli.pins import read_new_pin as _read_new_pin
-from opcard.cli.pins import read_pin as _read_pin
-from opcard.cli.state import UsageProblem
+from opcard.cli.pins import ADMIN, NEW, RESET_CODE, USER, PinKind, read_new_pin, read_pin
 
 __all__ = [
     "ADMIN",
@@ -67,32 +66,3 @@ def reset_code_options(f: F) -> F:
 
 def new_pin_options(f: F) -> F:
     return _options(NEW)(f)
-
-
-def _click_error(e: UsageProblem) -> click.UsageError:
-    if e.invalid_value:
-        return click.BadParameter(e.message, param_hint=e.param_hint)
-    return click.UsageError(e.message)
-
-
-def read_pin(
-    kind: PinKind,
-    value: str | None,
-    file: str | None,
-    *,
-    prompt: str | None = None,
-    confirm: bool = False,
-) -> str:
-    """:func:`opcard.cli.pins.read_pin`, its usage errors as click's."""
-    try:
-        return _read_pin(kind, value, file, prompt=prompt, confirm=confirm)
-    except UsageProblem as e:
-        raise _click_error(e) from None
-
-
-def read_new_pin(name: str, value: str | None, file: str | None) -> str:
-    """:func:`opcard.cli.pins.read_new_pin`, its usage errors as click's."""
-    try:
-        return _read_new_pin(name, value, file)
-    except UsageProblem as e:
-        raise _click_error(e) from None
